@@ -1,0 +1,209 @@
+"""Running the short-lived BlueZ programs: ``hcitool``, ``hciconfig``, ``bluetoothctl``.
+
+Every run has a timeout, takes an argument list (never a shell string), reads
+no standard input, and turns a failure into a :class:`~pygatt.exceptions.ToolError`
+that quotes the program's own words. ``sudo -n`` is used when privileges are
+asked for and we are not root, so a password prompt is an error, never a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from pygatt.backends.gatttool.parser import ANSI_REGEX, parse_lescan_line
+from pygatt.exceptions import BLEError, PermissionDeniedError, ToolError
+
+log = logging.getLogger(__name__)
+
+PERMISSION_HINTS = (
+    "Operation not permitted",
+    "Permission denied",
+    "a password is required",
+    "a terminal is required",
+)
+SUDO_ADVICE = (
+    "run as root, use run_as_root=True with passwordless sudo for hcitool, "
+    "or grant capabilities: sudo setcap 'cap_net_raw,cap_net_admin+eip' $(readlink -f $(which hcitool))"
+)
+
+
+def _env() -> Dict[str, str]:
+    return dict(os.environ, LC_ALL="C", LANG="C", TERM="dumb")
+
+
+def with_privileges(argv: Sequence[str], as_root: bool) -> List[str]:
+    """``argv`` prefixed with ``sudo -n`` when ``as_root`` and we are not root."""
+    if as_root and os.geteuid() != 0:
+        return ["sudo", "-n", *argv]
+    return list(argv)
+
+
+def clean(text: str) -> str:
+    """Output without colour codes and carriage returns, stripped."""
+    return ANSI_REGEX.sub("", text).replace("\r", "").strip()
+
+
+def run_tool(argv: Sequence[str], timeout: float, what: str) -> str:
+    """Run a program to completion; return its combined output.
+
+    Raises :class:`PermissionDeniedError` when it says it lacks privileges,
+    :class:`ToolError` when it cannot start, times out, or exits non-zero.
+    """
+    log.debug("Running %s", argv)
+    try:
+        proc = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            env=_env(),
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise ToolError(f"{what}: {argv[0]} is not installed ({exc.strerror}); install BlueZ (apt-get install bluez)")
+    except subprocess.TimeoutExpired as exc:
+        output = clean((exc.output or b"").decode("utf-8", "replace"))
+        raise ToolError(f"{what}: {argv[0]} gave no answer within {timeout} s: {output!r}", output, None)
+    output = clean(proc.stdout.decode("utf-8", "replace"))
+    if proc.returncode != 0:
+        raise failure(what, argv, output, proc.returncode)
+    return output
+
+
+def failure(what: str, argv: Sequence[str], output: str, returncode: Optional[int]) -> ToolError:
+    """The error for a tool that failed with ``output``."""
+    if returncode is not None and returncode < 0:
+        status = f"was killed by signal {-returncode}"
+    else:
+        status = f"exited with status {returncode}"
+    words = output or "(no output)"
+    if any(hint in output for hint in PERMISSION_HINTS):
+        return PermissionDeniedError(
+            f"{what}: {argv[0]} lacks permissions: {words!r}. To fix: {SUDO_ADVICE}", output, returncode
+        )
+    return ToolError(f"{what}: {' '.join(argv)} {status}: {words!r}", output, returncode)
+
+
+class Scanner:
+    """Runs ``hcitool lescan`` on a pty (its output is block-buffered on a pipe).
+
+    :meth:`run` collects advertisements until the timeout, then stops the scan
+    with SIGINT so hcitool disables scanning on the adapter (a SIGKILL would
+    leave the controller scanning and make the next scan fail). :meth:`kill`
+    ends a running scan early from another thread.
+    """
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self._argv = list(argv)
+        self._child: Any = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def run(self, timeout: float) -> List[Dict[str, Any]]:
+        """Scan for ``timeout`` seconds; return [{'address', 'name'}, ...]."""
+        import pexpect
+
+        try:
+            child = pexpect.spawn(
+                self._argv[0], self._argv[1:], env=_env(), encoding="utf-8", codec_errors="replace", timeout=None
+            )
+        except pexpect.ExceptionPexpect as exc:
+            raise ToolError(f"scan: could not start {self._argv[0]}: {exc}; install BlueZ (apt-get install bluez)")
+        with self._lock:
+            self._child = child
+        chunks: List[str] = []
+        try:
+            deadline = time.monotonic() + timeout
+            while not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    chunks.append(child.read_nonblocking(65536, timeout=min(remaining, 0.25)))
+                except pexpect.TIMEOUT:
+                    continue
+                except pexpect.EOF:
+                    break
+            chunks.append(self._interrupt(child))
+        finally:
+            with self._lock:
+                self._child = None
+            self._stop.clear()
+        output = "".join(chunks)
+        returncode = child.exitstatus if child.signalstatus is None else -child.signalstatus
+        if returncode not in (0, None) or "LE Scan ..." not in output:
+            raise failure("scan", self._argv, clean(output), returncode)
+        return devices_from_lescan(output)
+
+    @staticmethod
+    def _interrupt(child: Any) -> str:
+        """SIGINT, collect the last output, and make sure the process is gone."""
+        import pexpect
+
+        tail = []
+        if child.isalive():
+            try:
+                child.kill(signal.SIGINT)
+            except OSError as exc:
+                log.debug("SIGINT to hcitool failed: %s", exc)
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                try:
+                    tail.append(child.read_nonblocking(65536, timeout=0.1))
+                except pexpect.TIMEOUT:
+                    if not child.isalive():
+                        break
+                except pexpect.EOF:
+                    break
+        try:
+            child.close(force=True)
+        except Exception as exc:  # pexpect raises its own and OS errors here
+            log.debug("Closing hcitool: %s", exc)
+        return "".join(tail)
+
+    def kill(self) -> None:
+        """Stop a running scan early (from any thread); it returns what it found."""
+        self._stop.set()
+
+
+def devices_from_lescan(output: str) -> List[Dict[str, Any]]:
+    """Merge ``hcitool lescan`` lines: one dict per address, a name beats ``(unknown)``."""
+    devices: Dict[str, Dict[str, Any]] = {}
+    for line in output.splitlines():
+        parsed = parse_lescan_line(line)
+        if parsed is None:
+            continue
+        address, name = parsed
+        known = devices.get(address)
+        if known is None:
+            devices[address] = {"address": address, "name": name}
+        elif known["name"] is None and name is not None:
+            known["name"] = name
+    return list(devices.values())
+
+
+RSSI_LINE = re.compile(r"RSSI return value:\s*(-?\d+)")
+
+
+def parse_rssi(output: str) -> Optional[int]:
+    """The RSSI in ``hcitool rssi`` output, or None."""
+    match = RSSI_LINE.search(output)
+    return int(match.group(1)) if match else None
+
+
+def check_removed(output: str, address: Optional[str]) -> bool:
+    """Whether ``bluetoothctl remove`` removed something; BLEError on other output."""
+    if "Device has been removed" in output:
+        return True
+    if "not available" in output:
+        log.info("No bond to clear for %s", address or "any device")
+        return False
+    raise BLEError(f"clear_bond: bluetoothctl said {output!r}")

@@ -1,0 +1,402 @@
+"""A pure parser for the output of ``gatttool -I`` (BlueZ 5.66).
+
+No I/O and no threads: :class:`OutputDecoder` is fed text as it arrives from the
+terminal, in chunks of any size, and returns :data:`Event` tuples. Every line
+shape gatttool prints is one entry of :data:`LINE_PATTERNS`; the entries are
+compiled into a single alternation, so a line costs one regex match.
+
+What the decoder takes care of (see ``shared/gatttool-output.md``):
+
+* ANSI colour codes, ``ESC[K``, bracketed-paste codes and readline's ``\\x01`` /
+  ``\\x02`` markers are stripped before matching;
+* the prompt ``[AA:BB:CC:DD:EE:FF][LE]> `` becomes a :class:`Prompt` event whose
+  ``connected`` flag is the prompt's blue colour, wherever it appears in a line,
+  and also when it ends the text received so far (no newline follows a prompt);
+* asynchronous lines are framed as ``\\r`` + clear + text + ``\\r\\n`` + prompt, so a
+  line is split on ``\\r`` as well and blank pieces are dropped;
+* ``Error:`` and ``Command Failed:`` are recognised anywhere in a line.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+
+# -- events -----------------------------------------------------------------
+
+
+class Prompt(NamedTuple):
+    """A prompt was drawn. ``connected`` is True when the address is blue."""
+
+    address: Optional[str]
+    connected: bool
+
+
+class Notification(NamedTuple):
+    """A notification or (``indication=True``) an indication from the peer."""
+
+    handle: int
+    value: bytes
+    indication: bool
+
+
+class ReadValue(NamedTuple):
+    """``char-read-hnd`` answered: ``Characteristic value/descriptor: ...``."""
+
+    value: bytes
+
+
+class UUIDValue(NamedTuple):
+    """``char-read-uuid`` answered one match: ``handle: 0x.... \\t value: ...``."""
+
+    handle: int
+    value: bytes
+
+
+class CharacteristicFound(NamedTuple):
+    """One line of ``characteristics``."""
+
+    handle: int
+    properties: int
+    value_handle: int
+    uuid: uuid.UUID
+
+
+class DescriptorFound(NamedTuple):
+    """One line of ``char-desc``."""
+
+    handle: int
+    uuid: uuid.UUID
+
+
+class ServiceFound(NamedTuple):
+    """One line of ``primary`` (or of ``primary UUID``, where ``uuid`` is None)."""
+
+    start: int
+    end: int
+    uuid: Optional[uuid.UUID]
+
+
+class IncludedFound(NamedTuple):
+    """One line of ``included``."""
+
+    handle: int
+    start: int
+    end: int
+    uuid: uuid.UUID
+
+
+class NoIncluded(NamedTuple):
+    """``included`` found nothing (a plain line, not an error)."""
+
+
+class WriteAccepted(NamedTuple):
+    """``char-write-req`` succeeded."""
+
+
+class MTUExchanged(NamedTuple):
+    """``mtu`` succeeded; ``mtu`` is the MTU now in use."""
+
+    mtu: int
+
+
+class ConnectAttempt(NamedTuple):
+    """``connect`` started: ``Attempting to connect to ADDR``."""
+
+    address: str
+
+
+class Connected(NamedTuple):
+    """``Connection successful``."""
+
+
+class SecLevel(NamedTuple):
+    """``sec-level`` without argument: the level in use."""
+
+    level: str
+
+
+class Usage(NamedTuple):
+    """A plain-text complaint about arguments: ``Usage: ...`` or ``Allowed values: ...``."""
+
+    text: str
+
+
+class ErrorLine(NamedTuple):
+    """A red ``Error:`` (``command_failed=False``) or ``Command Failed:`` line.
+
+    ``operation`` names the command family the text belongs to (see
+    :data:`ERROR_OPERATIONS`), or is None for texts any command can print.
+    ``reason`` is the ATT error text at the end of the message, if any, and
+    ``att_error`` its code.
+    """
+
+    message: str
+    command_failed: bool
+    operation: Optional[str]
+    reason: Optional[str]
+    att_error: Optional[int]
+
+
+class LinkLost(NamedTuple):
+    """GLib's ``Invalid file descriptor`` warning: the link to the peer is gone."""
+
+    text: str
+
+
+class Other(NamedTuple):
+    """Anything else: the echo of a typed command, help text, garbage."""
+
+    text: str
+
+
+Event = Union[
+    Prompt,
+    Notification,
+    ReadValue,
+    UUIDValue,
+    CharacteristicFound,
+    DescriptorFound,
+    ServiceFound,
+    IncludedFound,
+    NoIncluded,
+    WriteAccepted,
+    MTUExchanged,
+    ConnectAttempt,
+    Connected,
+    SecLevel,
+    Usage,
+    ErrorLine,
+    LinkLost,
+    Other,
+]
+
+# -- ATT errors and error classification --------------------------------------
+
+ATT_ERRORS: Dict[str, int] = {
+    "Invalid handle": 0x01,
+    "Attribute can't be read": 0x02,
+    "Attribute can't be written": 0x03,
+    "Attribute PDU was invalid": 0x04,
+    "Attribute requires authentication before read/write": 0x05,
+    "Server doesn't support the request received": 0x06,
+    "Offset past the end of the attribute": 0x07,
+    "Attribute requires authorization before read/write": 0x08,
+    "Too many prepare writes have been queued": 0x09,
+    "No attribute found within the given range": 0x0A,
+    "Attribute can't be read/written using Read Blob Req": 0x0B,
+    "Encryption Key Size is insufficient": 0x0C,
+    "Attribute value length is invalid": 0x0D,
+    "Request attribute has encountered an unlikely error": 0x0E,
+    "Encryption required before read/write": 0x0F,
+    "Attribute type is not a supported grouping attribute": 0x10,
+    "Insufficient Resources to complete the request": 0x11,
+    "Internal application error: I/O": 0x80,
+    "A timeout occured": 0x81,
+    "The operation was aborted": 0x82,
+    "Unexpected error code": 0xFF,
+}
+
+# Message prefix -> the command family that prints it. Texts any command can
+# print (``Invalid handle: 0x..``, ``Protocol error``, ``Disconnected``) are absent.
+ERROR_OPERATIONS: Tuple[Tuple[str, str], ...] = (
+    ("Characteristic value/descriptor read failed", "char-read-hnd"),
+    ("Read characteristics by UUID failed", "char-read-uuid"),
+    ("Characteristic Write Request failed", "char-write-req"),
+    ("Discover all characteristics failed", "characteristics"),
+    ("Discover descriptors failed", "char-desc"),
+    ("Discover all primary services failed", "primary"),
+    ("No primary service found", "primary"),
+    ("Discover primary services by UUID failed", "primary"),
+    ("No service UUID found", "primary"),
+    ("Find included services failed", "included"),
+    ("Exchange MTU Request failed", "mtu"),
+    ("Error exchanging MTU", "mtu"),
+    ("Invalid value. Minimum MTU size is 23", "mtu"),
+    ("MTU exchange can only occur once per connection.", "mtu"),
+    ("Operation is only available for LE transport.", "mtu"),
+    ("socket(", "connect"),
+    ("l2cap_bind:", "connect"),
+    ("connect to ", "connect"),
+    ("connect error:", "connect"),
+    ("Remote Bluetooth address required", "connect"),
+    ("setsockopt(BT_SECURITY)", "connect"),
+)
+
+
+def classify_error(message: str, command_failed: bool) -> ErrorLine:
+    """Build an :class:`ErrorLine` from the text after ``Error:`` / ``Command Failed:``."""
+    operation = None
+    for prefix, name in ERROR_OPERATIONS:
+        if message.startswith(prefix):
+            operation = name
+            break
+    reason = None
+    code = None
+    head, sep, tail = message.rpartition(": ")
+    candidate = tail if sep else message
+    if candidate in ATT_ERRORS:
+        reason, code = candidate, ATT_ERRORS[candidate]
+    return ErrorLine(message, command_failed, operation, reason, code)
+
+
+# -- the line table -------------------------------------------------------------
+
+_H = r"0x([0-9a-fA-F]{1,4})"
+_UUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+_HEX = r"((?:[0-9a-fA-F]{2} ?)*)"
+
+
+def _hexbytes(text: str) -> bytes:
+    return bytes.fromhex(text)
+
+
+Builder = Callable[[Tuple[Optional[str], ...]], Event]
+
+# name, pattern (matched against the whole stripped line), builder from the groups.
+LINE_PATTERNS: Tuple[Tuple[str, str, Builder], ...] = (
+    (
+        "notification",
+        r"Notification handle = " + _H + r" value: ?" + _HEX,
+        lambda g: Notification(int(g[0], 16), _hexbytes(g[1]), False),
+    ),
+    (
+        "indication",
+        r"Indication   handle = " + _H + r" value: ?" + _HEX,
+        lambda g: Notification(int(g[0], 16), _hexbytes(g[1]), True),
+    ),
+    ("read_value", r"Characteristic value/descriptor: ?" + _HEX, lambda g: ReadValue(_hexbytes(g[0]))),
+    ("uuid_value", r"handle: " + _H + r" \t value: ?" + _HEX, lambda g: UUIDValue(int(g[0], 16), _hexbytes(g[1]))),
+    (
+        "characteristic",
+        r"handle: " + _H + r", char properties: 0x([0-9a-fA-F]{1,2}), char value handle: " + _H + r", uuid: " + _UUID,
+        lambda g: CharacteristicFound(int(g[0], 16), int(g[1], 16), int(g[2], 16), uuid.UUID(g[3])),
+    ),
+    (
+        "included",
+        r"handle: " + _H + r", start handle: " + _H + r", end handle: " + _H + r" uuid: " + _UUID,
+        lambda g: IncludedFound(int(g[0], 16), int(g[1], 16), int(g[2], 16), uuid.UUID(g[3])),
+    ),
+    ("descriptor", r"handle: " + _H + r", uuid: " + _UUID, lambda g: DescriptorFound(int(g[0], 16), uuid.UUID(g[1]))),
+    (
+        "primary",
+        r"attr handle: " + _H + r", end grp handle: " + _H + r" uuid: " + _UUID,
+        lambda g: ServiceFound(int(g[0], 16), int(g[1], 16), uuid.UUID(g[2])),
+    ),
+    (
+        "primary_range",
+        r"Starting handle: " + _H + r" Ending handle: " + _H,
+        lambda g: ServiceFound(int(g[0], 16), int(g[1], 16), None),
+    ),
+    ("no_included", r"No included services found for this range", lambda g: NoIncluded()),
+    ("write_ok", r"Characteristic value was written successfully", lambda g: WriteAccepted()),
+    ("mtu", r"MTU was exchanged successfully: ([0-9]+)", lambda g: MTUExchanged(int(g[0]))),
+    ("connecting", r"Attempting to connect to (\S+)", lambda g: ConnectAttempt(str(g[0]))),
+    ("connected", r"Connection successful", lambda g: Connected()),
+    ("sec_level", r"sec-level: (\S+)", lambda g: SecLevel(str(g[0]))),
+    ("usage", r"((?:Usage|Allowed values): .*)", lambda g: Usage(str(g[0]))),
+    ("error", r".*?Error: (.*)", lambda g: classify_error(str(g[0]), False)),
+    ("command_failed", r".*?Command Failed: (.*)", lambda g: classify_error(str(g[0]), True)),
+    ("link_lost", r"(.*GLib.*Invalid file descriptor.*)", lambda g: LinkLost(str(g[0]))),
+)
+
+
+def _compile_table() -> Tuple["re.Pattern[str]", Dict[str, Tuple[int, int, Builder]]]:
+    parts = []
+    slots: Dict[str, Tuple[int, int, Builder]] = {}
+    group = 1
+    for name, pattern, builder in LINE_PATTERNS:
+        inner = re.compile(pattern).groups
+        parts.append(f"(?P<{name}>{pattern})")
+        slots[name] = (group + 1, group + 1 + inner, builder)
+        group += 1 + inner
+    return re.compile("|".join(parts)), slots
+
+
+LINE_REGEX, _SLOTS = _compile_table()
+
+PROMPT_REGEX = re.compile(
+    r"(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> "
+)
+ANSI_REGEX = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x01\x02]")
+
+
+def parse_line(text: str) -> Event:
+    """Parse one line of gatttool output with the prompt and colours removed.
+
+    Never raises: a line that looks like a known shape but carries garbage (for
+    example bad hex) becomes :class:`Other`.
+    """
+    match = LINE_REGEX.fullmatch(text)
+    if match is None:
+        return Other(text)
+    name = match.lastgroup
+    assert name is not None
+    first, last, builder = _SLOTS[name]
+    try:
+        return builder(match.groups()[first - 1 : last - 1])
+    except ValueError:
+        return Other(text)
+
+
+class OutputDecoder:
+    """Turn chunks of raw terminal output into events. Keeps only the unfinished line."""
+
+    def __init__(self, max_pending: int = 1 << 20) -> None:
+        self._pending = ""
+        self._max_pending = max_pending
+
+    def feed(self, data: str) -> List[Event]:
+        """Consume ``data`` and return the events of every complete piece in it."""
+        events: List[Event] = []
+        text = self._pending + data
+        lines = text.split("\n")
+        tail = lines.pop()
+        for line in lines:
+            self._line(line, events)
+        if tail:
+            clean_tail = ANSI_REGEX.sub("", tail)
+            if clean_tail.endswith("]> ") and PROMPT_REGEX.search(tail):
+                # A prompt ends the output so far: nothing follows it until input.
+                self._line(tail, events)
+                tail = ""
+            elif len(tail) > self._max_pending:
+                events.append(Other(tail))
+                tail = ""
+        self._pending = tail
+        return events
+
+    def _line(self, line: str, events: List[Event]) -> None:
+        position = 0
+        if "]> " in line:
+            for match in PROMPT_REGEX.finditer(line):
+                self._text(line[position : match.start()], events)
+                address = match.group("address").strip() or None
+                events.append(Prompt(address, match.group("blue") is not None))
+                position = match.end()
+        self._text(line[position:], events)
+
+    @staticmethod
+    def _text(text: str, events: List[Event]) -> None:
+        if "\x1b" in text or "\x01" in text or "\x02" in text:
+            text = ANSI_REGEX.sub("", text)
+        for piece in text.split("\r"):
+            piece = piece.strip()
+            if piece:
+                events.append(parse_line(piece))
+
+
+# -- hcitool lescan -------------------------------------------------------------
+
+LESCAN_LINE = re.compile(r"([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}) (.*)")
+
+
+def parse_lescan_line(line: str) -> Optional[Tuple[str, Optional[str]]]:
+    """Parse one ``hcitool lescan`` line into (address, name or None)."""
+    line = ANSI_REGEX.sub("", line).strip("\r\n")
+    match = LESCAN_LINE.fullmatch(line)
+    if match is None:
+        return None
+    name = match.group(2).strip()
+    return match.group(1).upper(), (None if name in ("", "(unknown)") else name)

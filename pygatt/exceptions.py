@@ -1,0 +1,105 @@
+"""Exceptions raised by pygatt.
+
+``BLEError``, ``NotConnectedError`` and ``NotificationTimeout`` are the names
+pygatt 5.0.0 user code catches; every other exception here derives from one of
+them, so existing ``except`` clauses keep working while new code can be precise.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class BLEError(Exception):
+    """Exception raised by pygatt."""
+
+
+class NotConnectedError(BLEError):
+    """Raised when the device is not connected (or the connection was lost)."""
+
+
+class NotificationTimeout(BLEError):
+    """Raised when an expected answer from the device did not arrive in time.
+
+    ``gatttool_output`` keeps the recent output of gatttool, to show what the
+    tool said while the library waited.
+    """
+
+    def __init__(self, msg: Optional[str] = None, gatttool_output: Optional[str] = None) -> None:
+        super().__init__(msg)
+        self.gatttool_output = gatttool_output
+
+
+class GATTError(BLEError):
+    """A GATT operation failed with an error reported by gatttool or the peer.
+
+    :param operation: what was attempted, e.g. ``"char-read-hnd"``.
+    :param target: the handle (``"0x002a"``) or UUID the operation was about.
+    :param reason: gatttool's own words, e.g. ``"Attribute can't be read"``.
+    :param att_error: the ATT error code when gatttool's words name one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        operation: Optional[str] = None,
+        target: Optional[str] = None,
+        reason: Optional[str] = None,
+        att_error: Optional[int] = None,
+        gatttool_output: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.target = target
+        self.reason = reason
+        self.att_error = att_error
+        self.gatttool_output = gatttool_output
+
+
+class InvalidHandleError(GATTError):
+    """The attribute handle does not exist on the peer (ATT 0x01)."""
+
+
+class ReadNotPermittedError(GATTError):
+    """The attribute cannot be read (ATT 0x02)."""
+
+
+class WriteNotPermittedError(GATTError):
+    """The attribute cannot be written (ATT 0x03)."""
+
+
+class InsufficientAuthenticationError(GATTError):
+    """The attribute needs an authenticated (bonded) link (ATT 0x05)."""
+
+
+class InsufficientAuthorizationError(GATTError):
+    """The attribute needs authorization (ATT 0x08)."""
+
+
+class InsufficientEncryptionError(GATTError):
+    """The attribute needs an encrypted link (ATT 0x0f) or a longer key (ATT 0x0c)."""
+
+
+class AttributeNotFoundError(GATTError):
+    """No attribute matched within the range searched (ATT 0x0a)."""
+
+
+class InvalidValueLengthError(GATTError):
+    """The value has a length the peer does not accept (ATT 0x0d, 0x07)."""
+
+
+class ToolError(BLEError):
+    """An external BlueZ program (hcitool, hciconfig, bluetoothctl) failed.
+
+    ``output`` holds what the program printed; ``returncode`` its exit status
+    (negative for a signal, ``None`` when it had to be killed).
+    """
+
+    def __init__(self, message: str, output: str = "", returncode: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.output = output
+        self.returncode = returncode
+
+
+class PermissionDeniedError(ToolError):
+    """An external program needs more privileges (run as root or grant capabilities)."""

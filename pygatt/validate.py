@@ -1,0 +1,98 @@
+"""Argument checks shared by every backend.
+
+Everything a caller passes that ends up in a command line sent to a tool is
+checked here first, so a bad value fails with a clear ``ValueError`` or
+``TypeError`` naming the argument, and nothing (for example a newline inside an
+address) can ever smuggle a second command into a tool's input.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Union
+
+from pygatt.util import uuid16_to_uuid
+
+UUIDLike = Union[str, uuid.UUID]
+BytesLike = Union[bytes, bytearray, memoryview]
+
+MAX_HANDLE = 0xFFFF
+MAX_ATTRIBUTE_LENGTH = 512
+
+_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+_SHORT_UUID = re.compile(r"[0-9A-Fa-f]{4}|[0-9A-Fa-f]{8}")
+_LONG_UUID = re.compile(r"[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}")
+_HCI_DEVICE = re.compile(r"hci[0-9]{1,3}")
+
+
+def address(value: object, name: str = "address") -> str:
+    """Return a Bluetooth device address in ``AA:BB:CC:DD:EE:FF`` form (upper case)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str like 'AA:BB:CC:DD:EE:FF', got {type(value).__name__}")
+    if not _ADDRESS.fullmatch(value):
+        raise ValueError(f"{name} must look like 'AA:BB:CC:DD:EE:FF', got {value!r}")
+    return value.upper()
+
+
+def characteristic_uuid(value: object, name: str = "uuid") -> uuid.UUID:
+    """Return a :class:`uuid.UUID` from a UUID object or a string in any case.
+
+    Strings may be the full 128-bit form (with or without dashes) or a 16/32-bit
+    assigned number such as ``"2a37"``, which is expanded on the Bluetooth base UUID.
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or uuid.UUID, got {type(value).__name__}")
+    if _LONG_UUID.fullmatch(value):
+        return uuid.UUID(value)
+    if _SHORT_UUID.fullmatch(value):
+        number = int(value, 16)
+        if number <= 0xFFFF:
+            return uuid16_to_uuid(number)
+        return uuid.UUID(f"{number:08x}-0000-1000-8000-00805f9b34fb")
+    raise ValueError(f"{name} is not a UUID: {value!r}")
+
+
+def handle(value: object, name: str = "handle") -> int:
+    """Return an attribute handle, an int within 0x0001..0xFFFF."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 1 <= value <= MAX_HANDLE:
+        raise ValueError(f"{name} must be within 0x0001..0xFFFF, got {value}")
+    return value
+
+
+def value_bytes(value: object, name: str = "value", limit: int = MAX_ATTRIBUTE_LENGTH) -> bytes:
+    """Return the bytes of a bytes-like value (or a list of ints 0..255).
+
+    :param limit: the largest length accepted (an attribute value holds at most 512 bytes).
+    """
+    if value is None or isinstance(value, (str, int, float)):
+        raise TypeError(f"{name} must be bytes, bytearray or a list of ints, got {type(value).__name__}")
+    try:
+        data = bytes(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be bytes-like or a list of ints 0..255: {exc}") from None
+    if not data:
+        raise ValueError(f"{name} must not be empty")
+    if len(data) > limit:
+        raise ValueError(f"{name} is {len(data)} bytes long, more than the {limit} allowed")
+    return data
+
+
+def hci_device(value: object, name: str = "hci_device") -> str:
+    """Return an adapter name like ``hci0``."""
+    if not isinstance(value, str) or not _HCI_DEVICE.fullmatch(value):
+        raise ValueError(f"{name} must look like 'hci0', got {value!r}")
+    return value
+
+
+def positive_timeout(value: object, name: str = "timeout") -> float:
+    """Return a timeout in seconds: a number greater than zero."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not value > 0 or value != value:
+        raise ValueError(f"{name} must be greater than 0, got {value}")
+    return float(value)
