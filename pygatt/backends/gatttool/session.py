@@ -278,7 +278,10 @@ class GATTToolSession:
             with self._cond:
                 self._recent.append(data)
                 for event in events:
-                    self._apply(event)
+                    try:
+                        self._apply(event)
+                    except Exception:  # a bug here must not end the reader and strand every caller
+                        log.exception("Could not apply gatttool output %r", event)
                 self._cond.notify_all()
         self._on_exit()
 
@@ -334,7 +337,7 @@ class GATTToolSession:
             self.connected = True
         elif self.connected:
             self._link_down("the prompt shows the link is down")
-        for op in self._ops:
+        for op in list(self._ops):
             if op.done or op.abandoned_at is not None:
                 continue
             if op.kind.ends_at_prompt and op.echo_seen:
@@ -359,7 +362,7 @@ class GATTToolSession:
     def _apply_result(self, event: parser.Event) -> None:
         if type(event) is parser.Connected:
             self.connected = True
-        for op in self._ops:
+        for op in list(self._ops):
             if not op.done and isinstance(event, op.kind.results):
                 op.results.append(event)
                 if op.kind.listing and op.abandoned_at is None:

@@ -1,0 +1,467 @@
+"""GATTToolBackend and GATTToolBLEDevice against the mocked pexpect child."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+
+import pytest
+
+import pygatt
+from pygatt import exceptions
+from pygatt.backends import BLEAddressType
+from pygatt.util import uuid16_to_uuid
+from tests.conftest import ADDRESS
+
+HR = uuid16_to_uuid(0x2A37)
+BATTERY = uuid16_to_uuid(0x2A19)
+
+
+def wait_for(predicate, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+def test_start_spawns_gatttool_interactive_on_the_hci_device(fake_spawn):
+    backend = pygatt.GATTToolBackend(hci_device="hci1", cli_options=["--sec-level", "low"])
+    backend.start(reset_on_start=False)
+    try:
+        assert fake_spawn.argv[0] == ["gatttool", "--sec-level", "low", "-i", "hci1", "-I"]
+        assert fake_spawn.kwargs[0]["env"]["TERM"] == "dumb"
+    finally:
+        backend.stop()
+
+
+def test_cli_options_as_one_string_are_split_like_upstream(fake_spawn):
+    backend = pygatt.GATTToolBackend(cli_options="-t random --sec-level medium")
+    backend.start(reset_on_start=False)
+    try:
+        assert fake_spawn.argv[0][1:5] == ["-t", "random", "--sec-level", "medium"]
+    finally:
+        backend.stop()
+
+
+def test_start_twice_keeps_one_process(backend, fake_spawn):
+    backend.start(reset_on_start=False)
+    assert len(fake_spawn.children) == 1
+
+
+def test_connect_returns_a_connected_device(backend, fake_spawn):
+    device = backend.connect(ADDRESS)
+    assert isinstance(device, pygatt.backends.GATTToolBLEDevice)
+    assert device.connected and device.address == ADDRESS
+    assert fake_spawn.child.sent[-1] == f"connect {ADDRESS} public"
+
+
+def test_connect_random_address_type(backend, fake_spawn):
+    backend.connect(ADDRESS, address_type=BLEAddressType.random)
+    assert fake_spawn.child.sent[-1] == f"connect {ADDRESS} random"
+
+
+def test_connect_failure_raises_not_connected_with_gatttools_words(backend):
+    with pytest.raises(exceptions.NotConnectedError, match=r"Connection refused \(111\)"):
+        backend.connect("11:22:33:44:55:66")
+
+
+def test_connect_timeout_raises_not_connected_and_replaces_the_process(backend, fake_spawn):
+    fake_spawn.child.connect_result = "silent"
+    started = time.monotonic()
+    with pytest.raises(exceptions.NotConnectedError, match="Timed out connecting"):
+        backend.connect(ADDRESS, timeout=0.2)
+    assert time.monotonic() - started < 1.5
+    assert not fake_spawn.children[0].alive
+    assert backend.connect(ADDRESS).connected  # a fresh gatttool takes over
+    assert len(fake_spawn.children) == 2
+
+
+def test_connect_before_start_is_a_clear_error(fake_spawn):
+    with pytest.raises(exceptions.BLEError, match="start"):
+        pygatt.GATTToolBackend().connect(ADDRESS)
+
+
+def test_char_read_by_uuid_returns_bytearray(device, fake_spawn):
+    value = device.char_read("00002a19-0000-1000-8000-00805f9b34fb")
+    assert value == bytearray([0x5A]) and isinstance(value, bytearray)
+    assert fake_spawn.child.sent[-1] == "char-read-uuid 00002a19-0000-1000-8000-00805f9b34fb"
+
+
+def test_char_read_by_uuid_takes_the_first_of_several_matches(device, fake_spawn):
+    fake_spawn.child.extra_uuid_matches = 1
+    fake_spawn.child.add_characteristic(0x0020, 0x02, 0x2A19, b"\x11")
+    assert device.char_read(BATTERY) == bytearray([0x5A])
+    assert device.char_read_handle(0x0021) == bytearray([0x11])  # the extra line was not taken as this answer
+
+
+def test_char_read_handle(device, fake_spawn):
+    assert device.char_read_handle(0x0003) == bytearray(b"Pulse HR")
+    assert fake_spawn.child.sent[-1] == "char-read-hnd 0x0003"
+
+
+def test_read_not_permitted_is_a_typed_error_naming_handle_and_reason(device):
+    with pytest.raises(exceptions.ReadNotPermittedError) as info:
+        device.char_read_handle(0x0009)
+    error = info.value
+    assert isinstance(error, exceptions.BLEError)
+    assert error.att_error == 0x02 and error.target == "0x0009" and error.operation == "char-read-hnd"
+    assert "Attribute can't be read" in str(error)
+
+
+def test_read_of_unknown_uuid_is_attribute_not_found(device):
+    with pytest.raises(exceptions.AttributeNotFoundError, match="No attribute found"):
+        device.char_read("0000ffff-0000-1000-8000-00805f9b34fb")
+
+
+def test_read_timeout_raises_notification_timeout_with_output(device, fake_spawn):
+    fake_spawn.child.answer = False
+    started = time.monotonic()
+    with pytest.raises(exceptions.NotificationTimeout) as info:
+        device.char_read_handle(0x0003, timeout=0.2)
+    assert time.monotonic() - started < 1.0
+    assert "char-read-hnd 0x0003" in str(info.value)
+    assert "char-read-hnd 0x0003" in info.value.gatttool_output
+
+
+def test_late_answer_to_a_timed_out_read_is_not_taken_for_the_next(device, fake_spawn):
+    child = fake_spawn.child
+    child.answer = False
+    with pytest.raises(exceptions.NotificationTimeout):
+        device.char_read_handle(0x0003, timeout=0.1)
+    child.answer = True
+    child.later("Characteristic value/descriptor: de ad ")  # the late answer to the abandoned read
+    assert device.char_read_handle(0x000C) == bytearray([0x5A])
+
+
+def test_write_with_response(device, fake_spawn):
+    device.char_write_handle(0x000C, bytearray([0x01, 0x02]))
+    assert fake_spawn.child.sent[-1] == "char-write-req 0x000c 0102"
+    assert fake_spawn.child.attributes[0x000C].value == b"\x01\x02"
+
+
+def test_write_without_response_uses_write_cmd_and_waits_only_for_the_prompt(device, fake_spawn):
+    device.char_write_handle(0x000C, b"\x07", wait_for_response=False)
+    assert fake_spawn.child.sent[-1] == "char-write-cmd 0x000c 07"
+    assert fake_spawn.child.attributes[0x000C].value == b"\x07"
+
+
+def test_write_without_response_longer_than_mtu_is_refused_not_truncated(device, fake_spawn):
+    with pytest.raises(ValueError, match="20"):
+        device.char_write_handle(0x000C, bytes(21), wait_for_response=False)
+    assert not any(s.startswith("char-write-cmd") for s in fake_spawn.child.sent)
+
+
+def test_write_not_permitted(device):
+    with pytest.raises(exceptions.WriteNotPermittedError, match="0x0005"):
+        device.char_write_handle(0x0005, b"\x01")
+
+
+def test_char_write_by_uuid_discovers_and_writes_value_handle(device, fake_spawn):
+    device.char_write(str(BATTERY).upper(), b"\x42")
+    assert fake_spawn.child.sent[-1] == "char-write-req 0x000c 42"
+
+
+def test_long_read_and_write_use_read_hnd_and_write_req(device, fake_spawn):
+    payload = bytes(range(100))
+    device.char_write_long_handle(0x000C, payload)
+    assert fake_spawn.child.sent[-1] == "char-write-req 0x000c " + payload.hex()
+    assert device.char_read_long_handle(0x000C) == bytearray(payload)
+    assert device.char_read_long(BATTERY) == bytearray(payload)
+    device.char_write_long(BATTERY, b"\x01" * 30)
+    assert fake_spawn.child.attributes[0x000C].value == b"\x01" * 30
+
+
+def test_discover_characteristics_fills_descriptors(device):
+    characteristics = device.discover_characteristics()
+    assert set(characteristics) == {uuid16_to_uuid(n) for n in (0x2A00, 0x2A37, 0x2A38, 0x2A19)}
+    hr = characteristics[HR]
+    assert isinstance(hr, pygatt.backends.Characteristic) and hr.handle == 0x0006
+    assert hr.descriptors == {uuid16_to_uuid(0x2902): 0x0007}
+    assert characteristics[uuid16_to_uuid(0x2A00)].descriptors == {}
+    assert str(hr) == "<Characteristic uuid=00002a37-0000-1000-8000-00805f9b34fb handle=6>"
+
+
+def test_discovery_happens_once_and_get_handle_accepts_any_spelling(device, fake_spawn):
+    assert device.get_handle("00002A37-0000-1000-8000-00805F9B34FB") == 0x0006
+    assert device.get_handle(HR) == 0x0006
+    assert device.get_handle("2a19") == 0x000C
+    assert fake_spawn.child.sent.count("characteristics") == 1
+
+
+def test_get_handle_of_duplicate_uuid_is_the_lowest_value_handle(device, fake_spawn):
+    fake_spawn.child.add_characteristic(0x0020, 0x02, 0x2A19, b"\x01")
+    assert device.get_handle(BATTERY) == 0x000C
+
+
+def test_get_handle_unknown_uuid_raises_bleerror(device):
+    with pytest.raises(exceptions.BLEError, match="No characteristic found"):
+        device.get_handle("0000abcd-0000-1000-8000-00805f9b34fb")
+
+
+def test_subscribe_writes_cccd_and_delivers_notifications_in_order(device, fake_spawn):
+    received = []
+    device.subscribe(HR, callback=lambda h, v: received.append((h, v)))
+    assert fake_spawn.child.sent[-1] == "char-write-req 0x0007 0100"
+    for n in range(50):
+        fake_spawn.child.notify(0x0006, bytes([n, 0x48]))
+    assert wait_for(lambda: len(received) == 50)
+    assert [v[0] for _, v in received] == list(range(50))
+    assert all(h == 0x0006 and isinstance(v, bytearray) for h, v in received)
+
+
+def test_subscribe_indication_writes_0200_and_receives_indications(device, fake_spawn):
+    received = []
+    device.subscribe(BATTERY, callback=lambda h, v: received.append(v), indication=True)
+    assert fake_spawn.child.sent[-1] == "char-write-req 0x000d 0200"
+    fake_spawn.child.notify(0x000C, b"\x33", indication=True)
+    assert wait_for(lambda: received == [bytearray(b"\x33")])
+
+
+def test_subscribe_twice_writes_once_and_keeps_both_callbacks(device, fake_spawn):
+    a, b = [], []
+    device.subscribe(HR, callback=lambda h, v: a.append(v))
+    device.subscribe(HR, callback=lambda h, v: b.append(v))
+    assert fake_spawn.child.sent.count("char-write-req 0x0007 0100") == 1
+    fake_spawn.child.notify(0x0006, b"\x01")
+    assert wait_for(lambda: a == b == [bytearray(b"\x01")])
+
+
+def test_cccd_falls_back_to_value_handle_plus_one_when_not_listed(device, fake_spawn):
+    fake_spawn.child.hidden_from_desc.add(0x0007)  # char-desc no longer lists the CCCD
+    device.subscribe(HR)
+    assert fake_spawn.child.sent[-1] == "char-write-req 0x0007 0100"
+    assert device.discover_characteristics()[HR].descriptors == {}
+
+
+def test_unsubscribe_writes_0000_and_forgets_callbacks(device, fake_spawn):
+    received = []
+    device.subscribe(HR, callback=lambda h, v: received.append(v))
+    device.unsubscribe(HR)
+    assert fake_spawn.child.sent[-1] == "char-write-req 0x0007 0000"
+    fake_spawn.child.notify(0x0006, b"\x01")
+    device.char_read_handle(0x0003)  # let the reader pass the notification
+    time.sleep(0.05)
+    assert received == []
+
+
+def test_subscribe_handle_and_unsubscribe_handle(device, fake_spawn):
+    received = []
+    device.subscribe_handle(0x000C, callback=lambda h, v: received.append(v))
+    assert fake_spawn.child.sent[-1] == "char-write-req 0x000d 0100"
+    fake_spawn.child.notify(0x000C, b"\x10")
+    assert wait_for(lambda: received == [bytearray(b"\x10")])
+    device.unsubscribe_handle(0x000C)
+    assert fake_spawn.child.sent[-1] == "char-write-req 0x000d 0000"
+
+
+def test_a_raising_callback_is_logged_and_others_still_run(device, fake_spawn, caplog):
+    received = []
+
+    def bad(handle, value):
+        raise RuntimeError("boom")
+
+    device.subscribe(HR, callback=bad)
+    device.subscribe(HR, callback=lambda h, v: received.append(v))
+    fake_spawn.child.notify(0x0006, b"\x01")
+    fake_spawn.child.notify(0x0006, b"\x02")
+    assert wait_for(lambda: len(received) == 2)
+    assert "boom" in caplog.text
+    assert device.char_read_handle(0x0003) == bytearray(b"Pulse HR")  # the reader lives on
+
+
+def test_callbacks_run_off_the_reader_thread_and_may_read(device, fake_spawn):
+    results = []
+    threads = []
+
+    def callback(handle, value):
+        threads.append(threading.current_thread().name)
+        results.append(device.char_read_handle(0x000C))
+
+    device.subscribe(HR, callback=callback)
+    fake_spawn.child.notify(0x0006, b"\x01")
+    assert wait_for(lambda: results == [bytearray([0x5A])])
+    assert "reader" not in threads[0]
+
+
+def test_resubscribe_all_rewrites_every_cccd(device, fake_spawn):
+    device.subscribe(HR)
+    device.subscribe(BATTERY, indication=True)
+    fake_spawn.child.sent.clear()
+    device.resubscribe_all()
+    assert fake_spawn.child.sent == ["char-write-req 0x0007 0100", "char-write-req 0x000d 0200"]
+
+
+def test_receive_notification_calls_every_callback_with_bytearray():
+    device = pygatt.BLEDevice("C4:7C:8D:6A:3E:01")
+    got = []
+    device._callbacks[5] = [lambda h, v: got.append(("a", h, v)), lambda h, v: got.append(("b", h, v))]
+    device.receive_notification(5, b"\x01\x02")
+    assert got == [("a", 5, bytearray(b"\x01\x02")), ("b", 5, bytearray(b"\x01\x02"))]
+    assert isinstance(got[0][2], bytearray)
+
+
+def test_exchange_mtu_returns_int_and_raises_write_cmd_limit(device, fake_spawn):
+    assert device.exchange_mtu(100) == 100
+    assert fake_spawn.child.sent[-1] == "mtu 100"
+    device.char_write_handle(0x000C, bytes(97), wait_for_response=False)
+    assert fake_spawn.child.attributes[0x000C].value == bytes(97)
+
+
+def test_bond_sends_sec_level_medium(device, fake_spawn):
+    device.bond()
+    assert fake_spawn.child.sent[-1] == "sec-level medium"
+
+
+def test_disconnect_then_calls_raise_not_connected(device, fake_spawn):
+    device.disconnect()
+    assert fake_spawn.child.sent[-1] == "disconnect"
+    assert not device.connected
+    with pytest.raises(exceptions.NotConnectedError):
+        device.char_read_handle(0x0003)
+    with pytest.raises(exceptions.NotConnectedError):
+        device.disconnect()
+
+
+def test_disconnect_keeps_the_process_for_the_next_connect(backend, fake_spawn):
+    backend.connect(ADDRESS).disconnect()
+    again = backend.connect(ADDRESS)
+    assert again.connected and len(fake_spawn.children) == 1
+
+
+def test_remote_disconnect_fires_callbacks_once_and_fails_calls(device, fake_spawn):
+    fired = []
+    device.register_disconnect_callback(lambda d: fired.append(d))
+    fake_spawn.child.remote_disconnect()
+    fake_spawn.child.sync(f"\x1b[0;91mCommand Failed: \x1b[0mDisconnected")
+    assert wait_for(lambda: fired == [device])
+    time.sleep(0.05)
+    assert fired == [device]
+    with pytest.raises(exceptions.NotConnectedError):
+        device.char_read_handle(0x0003)
+
+
+def test_remove_disconnect_callback(device, fake_spawn):
+    fired = []
+    callback = fired.append
+    device.register_disconnect_callback(callback)
+    device.remove_disconnect_callback(callback)
+    device.remove_disconnect_callback(callback)
+    fake_spawn.child.remote_disconnect()
+    assert wait_for(lambda: not device.connected)
+    time.sleep(0.05)
+    assert fired == []
+
+
+def test_explicit_disconnect_does_not_fire_disconnect_callbacks(device):
+    fired = []
+    device.register_disconnect_callback(fired.append)
+    device.disconnect()
+    time.sleep(0.05)
+    assert fired == []
+
+
+def test_gatttool_dying_mid_read_fails_fast_and_fires_callback_once(device, fake_spawn):
+    fired = []
+    device.register_disconnect_callback(fired.append)
+    fake_spawn.child.answer = False
+    threading.Timer(0.1, fake_spawn.child.die).start()
+    started = time.monotonic()
+    with pytest.raises(exceptions.NotConnectedError, match="exited"):
+        device.char_read_handle(0x0003, timeout=10)
+    assert time.monotonic() - started < 2
+    assert wait_for(lambda: fired == [device])
+
+
+def test_auto_reconnect_reconnects_and_resubscribes(backend, fake_spawn):
+    device = backend.connect(ADDRESS, auto_reconnect=True)
+    device.subscribe(HR)
+    fake_spawn.child.sent.clear()
+    fake_spawn.child.remote_disconnect()
+    assert wait_for(lambda: "char-write-req 0x0007 0100" in fake_spawn.child.sent, timeout=3)
+    assert f"connect {ADDRESS} public" in fake_spawn.child.sent
+    assert device.connected
+
+
+def test_calls_on_a_disconnected_device_raise_not_connected(backend):
+    device = pygatt.backends.GATTToolBLEDevice(ADDRESS, backend)
+    for call in (lambda: device.char_read("2a19"), lambda: device.char_write_handle(1, b"\x00"), device.bond):
+        with pytest.raises(exceptions.NotConnectedError):
+            call()
+
+
+def test_sendline_goes_to_the_connected_session(device, fake_spawn):
+    device._backend.sendline("sec-level")
+    assert fake_spawn.child.sent[-1] == "sec-level"
+    with pytest.raises(ValueError):
+        device._backend.sendline("sec-level\nchar-write-req 0x0001 00")
+
+
+def test_gatttool_logfile_path_gets_the_session(fake_spawn, tmp_path):
+    path = tmp_path / "gatttool.log"
+    backend = pygatt.GATTToolBackend(gatttool_logfile=str(path))
+    backend.start(reset_on_start=False)
+    logfile = fake_spawn.kwargs[0]["logfile"]
+    backend.stop()
+    assert logfile.name == str(path) and logfile.closed
+
+
+def test_gatttool_logfile_object_is_passed_and_left_open(fake_spawn):
+    stream = io.StringIO()
+    backend = pygatt.GATTToolBackend(gatttool_logfile=stream)
+    backend.start(reset_on_start=False)
+    backend.stop()
+    assert fake_spawn.kwargs[0]["logfile"] is stream and not stream.closed
+
+
+def test_stop_is_bounded_and_idempotent_in_every_state(fake_spawn):
+    never_started = pygatt.GATTToolBackend()
+    never_started.stop()
+    backend = pygatt.GATTToolBackend()
+    backend.start(reset_on_start=False)
+    backend.connect(ADDRESS)
+    fake_spawn.child.die()  # gatttool already dead
+    started = time.monotonic()
+    backend.stop()
+    backend.stop()
+    assert time.monotonic() - started < 2
+
+
+def test_two_devices_get_two_sessions_and_their_own_notifications(backend, fake_spawn):
+    first = backend.connect(ADDRESS)
+    fake_spawn.configure = lambda child: setattr(child, "known_address", "C4:7C:8D:6A:3E:02")
+    second = backend.connect("C4:7C:8D:6A:3E:02")
+    assert len(fake_spawn.children) == 2
+    got = {1: [], 2: []}
+    first.subscribe(HR, callback=lambda h, v: got[1].append(v))
+    second.subscribe(HR, callback=lambda h, v: got[2].append(v))
+    fake_spawn.children[0].notify(0x0006, b"\x01")
+    fake_spawn.children[1].notify(0x0006, b"\x02")
+    assert wait_for(lambda: got == {1: [bytearray(b"\x01")], 2: [bytearray(b"\x02")]})
+    with pytest.raises(exceptions.BLEError, match="Several devices"):
+        backend.sendline("sec-level")
+    first.disconnect()
+    assert second.char_read_handle(0x000C) == bytearray([0x5A])
+
+
+def test_connect_same_address_twice_returns_the_same_device(backend):
+    assert backend.connect(ADDRESS) is backend.connect(ADDRESS)
+
+
+def test_backend_methods_take_the_device_first_like_upstream(device):
+    backend = device._backend
+    assert backend.char_read(device, "2a19") == bytearray([0x5A])
+    assert backend.char_read_handle(device, 0x000C, timeout=2) == bytearray([0x5A])
+    backend.char_write_handle(device, 0x000C, b"\x01", wait_for_response=True, timeout=2)
+    assert set(backend.discover_characteristics(device)) >= {HR, BATTERY}
+    assert backend.exchange_mtu(device, 50) == 50
+    other = pygatt.backends.GATTToolBLEDevice("11:22:33:44:55:66", backend)
+    with pytest.raises(exceptions.NotConnectedError):
+        backend.char_read_handle(other, 1)
+
+
+def test_uuid_objects_are_accepted_everywhere(device):
+    assert device.char_read(uuid.UUID("00002a19-0000-1000-8000-00805f9b34fb")) == bytearray([0x5A])
