@@ -38,6 +38,8 @@ ABANDONED_LIFETIME_S = 35.0
 #: After a multi-line listing (characteristics, char-desc, primary), how long the
 #: output must stay quiet after a prompt before the listing counts as complete.
 LISTING_SETTLE_S = 0.03
+#: How much of gatttool's latest output is kept for error messages.
+RECENT_OUTPUT_CHARS = 4096
 #: How long ``close`` waits for ``exit`` before killing the process.
 EXIT_GRACE_S = 0.5
 
@@ -146,7 +148,7 @@ class GATTToolSession:
         self._cond = threading.Condition()
         self._command_lock = threading.Lock()
         self._ops: Deque[_Operation] = collections.deque()
-        self._recent: Deque[str] = collections.deque(maxlen=64)
+        self._recent = ""  # the tail of gatttool's output, for error messages
         self._prompt_seen = False
         self._alive = False
         self._closing = False
@@ -262,7 +264,7 @@ class GATTToolSession:
     def recent_output(self, limit: int = 2000) -> str:
         """The last ``limit`` characters gatttool printed, colours removed."""
         with self._cond:
-            text = "".join(self._recent)
+            text = self._recent
         return parser.ANSI_REGEX.sub("", text)[-limit:]
 
     def _read_loop(self) -> None:
@@ -276,7 +278,7 @@ class GATTToolSession:
                 break
             events = self._decoder.feed(data)
             with self._cond:
-                self._recent.append(data)
+                self._recent = (self._recent + data[-RECENT_OUTPUT_CHARS:])[-RECENT_OUTPUT_CHARS:]
                 for event in events:
                     try:
                         self._apply(event)
