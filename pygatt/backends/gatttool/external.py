@@ -15,10 +15,10 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pygatt.backends.gatttool.parser import ANSI_REGEX, parse_lescan_line
-from pygatt.exceptions import BLEError, PermissionDeniedError, ToolError
+from pygatt.exceptions import PermissionDeniedError, ToolError
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +93,21 @@ def failure(what: str, argv: Sequence[str], output: str, returncode: Optional[in
 
 
 class Scanner:
-    """Runs ``hcitool lescan`` on a pty (its output is block-buffered on a pipe).
+    """Runs a scanning program (``hcitool lescan``, ``btmgmt find``) on a pty.
 
-    :meth:`run` collects advertisements until the timeout, then stops the scan
-    with SIGINT so hcitool disables scanning on the adapter (a SIGKILL would
-    leave the controller scanning and make the next scan fail). :meth:`kill`
-    ends a running scan early from another thread.
+    A pty, because hcitool's output is block-buffered on a pipe. :meth:`run`
+    collects output until the timeout, then stops the program with SIGINT so it
+    disables scanning on the adapter (a SIGKILL would leave the controller
+    scanning and make the next scan fail). :meth:`kill` ends a running scan
+    early from another thread.
     """
 
     def __init__(self, argv: Sequence[str]) -> None:
         self._argv = list(argv)
-        self._child: Any = None
-        self._lock = threading.Lock()
         self._stop = threading.Event()
 
-    def run(self, timeout: float) -> List[Dict[str, Any]]:
-        """Scan for ``timeout`` seconds; return [{'address', 'name'}, ...]."""
+    def run(self, timeout: float) -> Tuple[str, Optional[int]]:
+        """Scan for ``timeout`` seconds; return (output, exit status or -signal)."""
         import pexpect
 
         try:
@@ -117,31 +116,21 @@ class Scanner:
             )
         except pexpect.ExceptionPexpect as exc:
             raise ToolError(f"scan: could not start {self._argv[0]}: {exc}; install BlueZ (apt-get install bluez)")
-        with self._lock:
-            self._child = child
         chunks: List[str] = []
-        try:
-            deadline = time.monotonic() + timeout
-            while not self._stop.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    chunks.append(child.read_nonblocking(65536, timeout=min(remaining, 0.25)))
-                except pexpect.TIMEOUT:
-                    continue
-                except pexpect.EOF:
-                    break
-            chunks.append(self._interrupt(child))
-        finally:
-            with self._lock:
-                self._child = None
-            self._stop.clear()
-        output = "".join(chunks)
+        deadline = time.monotonic() + timeout
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                chunks.append(child.read_nonblocking(65536, timeout=min(remaining, 0.1)))
+            except pexpect.TIMEOUT:
+                continue
+            except pexpect.EOF:
+                break
+        chunks.append(self._interrupt(child))
         returncode = child.exitstatus if child.signalstatus is None else -child.signalstatus
-        if returncode not in (0, None) or "LE Scan ..." not in output:
-            raise failure("scan", self._argv, clean(output), returncode)
-        return devices_from_lescan(output)
+        return "".join(chunks), returncode
 
     @staticmethod
     def _interrupt(child: Any) -> str:
@@ -153,11 +142,11 @@ class Scanner:
             try:
                 child.kill(signal.SIGINT)
             except OSError as exc:
-                log.debug("SIGINT to hcitool failed: %s", exc)
-            deadline = time.monotonic() + 1.5
+                log.debug("SIGINT to the scan failed: %s", exc)
+            deadline = time.monotonic() + 1.0
             while time.monotonic() < deadline:
                 try:
-                    tail.append(child.read_nonblocking(65536, timeout=0.1))
+                    tail.append(child.read_nonblocking(65536, timeout=0.05))
                 except pexpect.TIMEOUT:
                     if not child.isalive():
                         break
@@ -166,7 +155,7 @@ class Scanner:
         try:
             child.close(force=True)
         except Exception as exc:  # pexpect raises its own and OS errors here
-            log.debug("Closing hcitool: %s", exc)
+            log.debug("Closing the scan: %s", exc)
         return "".join(tail)
 
     def kill(self) -> None:
@@ -175,7 +164,10 @@ class Scanner:
 
 
 def devices_from_lescan(output: str) -> List[Dict[str, Any]]:
-    """Merge ``hcitool lescan`` lines: one dict per address, a name beats ``(unknown)``."""
+    """Merge ``hcitool lescan`` lines: one dict per address, a name beats ``(unknown)``.
+
+    hcitool prints no signal strength, so 'rssi' is None.
+    """
     devices: Dict[str, Dict[str, Any]] = {}
     for line in output.splitlines():
         parsed = parse_lescan_line(line)
@@ -184,9 +176,39 @@ def devices_from_lescan(output: str) -> List[Dict[str, Any]]:
         address, name = parsed
         known = devices.get(address)
         if known is None:
-            devices[address] = {"address": address, "name": name}
+            devices[address] = {"address": address, "name": name, "rssi": None}
         elif known["name"] is None and name is not None:
             known["name"] = name
+    return list(devices.values())
+
+
+BTMGMT_FOUND = re.compile(
+    r"hci\d+ dev_found: ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}) type (LE Public|LE Random|BR/EDR) "
+    r"rssi (-?\d+) flags 0x([0-9a-fA-F]{4}) (?:AD flags 0x([0-9a-fA-F]{2}) )?(?:name (.*)|eir_len \d+)"
+)
+BTMGMT_ADDRESS_TYPES = {"LE Public": "public", "LE Random": "random", "BR/EDR": "bredr"}
+
+
+def devices_from_btmgmt(output: str) -> List[Dict[str, Any]]:
+    """Merge ``btmgmt find`` ``dev_found`` lines: one dict per address.
+
+    Keys: 'address', 'name' (None when not advertised), 'rssi' (dBm, the latest
+    report), 'address_type' ('public', 'random' or 'bredr') and 'flags' (the AD
+    flags byte, None when not reported).
+    """
+    devices: Dict[str, Dict[str, Any]] = {}
+    for line in output.splitlines():
+        match = BTMGMT_FOUND.search(ANSI_REGEX.sub("", line).rstrip("\r "))
+        if match is None:
+            continue
+        address = match.group(1).upper()
+        name = match.group(6).strip() if match.group(6) else None
+        device = devices.setdefault(address, {"address": address, "name": None})
+        device["rssi"] = int(match.group(3))
+        device["address_type"] = BTMGMT_ADDRESS_TYPES[match.group(2)]
+        device["flags"] = int(match.group(5), 16) if match.group(5) else device.get("flags")
+        if name:
+            device["name"] = name
     return list(devices.values())
 
 
@@ -197,13 +219,3 @@ def parse_rssi(output: str) -> Optional[int]:
     """The RSSI in ``hcitool rssi`` output, or None."""
     match = RSSI_LINE.search(output)
     return int(match.group(1)) if match else None
-
-
-def check_removed(output: str, address: Optional[str]) -> bool:
-    """Whether ``bluetoothctl remove`` removed something; BLEError on other output."""
-    if "Device has been removed" in output:
-        return True
-    if "not available" in output:
-        log.info("No bond to clear for %s", address or "any device")
-        return False
-    raise BLEError(f"clear_bond: bluetoothctl said {output!r}")

@@ -188,28 +188,46 @@ class GATTToolBackend(BLEBackend):
         argv = external.with_privileges([*self._tools.hciconfig, self._hci_device, "reset"], as_root=True)
         external.run_tool(argv, TOOL_TIMEOUT_S, f"reset {self._hci_device}")
 
-    def scan(self, timeout: float = 10, run_as_root: bool = False) -> List[Dict[str, Any]]:
-        """Scan for BLE devices with ``hcitool lescan``.
+    def scan(
+        self, timeout: float = 10, run_as_root: bool = False, *, tool: str = "hcitool"
+    ) -> List[Dict[str, Any]]:
+        """Scan for BLE devices.
 
         timeout -- seconds to scan for.
-        run_as_root -- run hcitool through ``sudo -n`` (passwordless sudo needed).
+        run_as_root -- run the scan through ``sudo -n`` (passwordless sudo needed).
+        tool -- ``"hcitool"`` (``hcitool lescan``, as pygatt 5.0.0) or ``"btmgmt"``
+            (``btmgmt find -l``, which also reports RSSI, address type and AD flags).
 
-        Returns a list of dicts with 'address' and 'name' (None for devices that
-        did not advertise one). Raises a BLEError that names the permission
-        problem when hcitool lacks privileges.
+        Returns a list of dicts with 'address', 'name' (None for devices that did
+        not advertise one) and 'rssi' (dBm; None with hcitool, which does not
+        print it). Raises a BLEError that names the permission problem when the
+        tool lacks privileges.
         """
         timeout = validate.positive_timeout(timeout)
-        argv = external.with_privileges([*self._tools.hcitool, "-i", self._hci_device, "lescan"], run_as_root)
+        if tool == "hcitool":
+            argv = [*self._tools.hcitool, "-i", self._hci_device, "lescan"]
+            parse, started = external.devices_from_lescan, "LE Scan ..."
+        elif tool == "btmgmt":
+            index = self._hci_device[3:]
+            argv = [*self._tools.btmgmt, "--timeout", str(int(timeout) + 1), "--index", index, "find", "-l"]
+            parse, started = external.devices_from_btmgmt, "dev_found"
+        else:
+            raise ValueError(f"tool must be 'hcitool' or 'btmgmt', got {tool!r}")
+        argv = external.with_privileges(argv, run_as_root)
         scanner = external.Scanner(argv)
         with self._lock:
             if self._scanner is not None:
                 raise BLEError("A scan is already running on this backend")
             self._scanner = scanner
         try:
-            devices = scanner.run(timeout)
+            output, returncode = scanner.run(timeout)
         finally:
             with self._lock:
                 self._scanner = None
+        failed = returncode not in (0, None, -2) or (returncode != 0 and started not in output)
+        if failed or any(hint in output for hint in external.PERMISSION_HINTS):
+            raise external.failure("scan", argv, external.clean(output), returncode)
+        devices = parse(output)
         log.info("Found %d BLE devices", len(devices))
         return devices
 

@@ -1,7 +1,8 @@
 """Which programs the GATTTool backend runs, and how to point it elsewhere.
 
 By default the backend runs the BlueZ programs found on ``PATH``: ``gatttool``,
-``hcitool``, ``hciconfig`` and ``bluetoothctl``, exactly as pygatt 5.0.0 did.
+``hcitool``, ``hciconfig`` and ``bluetoothctl``, exactly as pygatt 5.0.0 did, and
+``btmgmt`` for scans that report RSSI.
 
 Two documented ways replace them, for example with the simulated peripheral of
 :mod:`pygatt.testing`, without touching the code that uses pygatt:
@@ -32,15 +33,16 @@ def _prefix(program: str) -> List[str]:
 
 @dataclass(frozen=True)
 class ToolCommands:
-    """Argument-list prefixes for the four external programs the backend runs."""
+    """Argument-list prefixes for the external programs the backend runs."""
 
     gatttool: List[str] = field(default_factory=lambda: _prefix("gatttool"))
     hcitool: List[str] = field(default_factory=lambda: _prefix("hcitool"))
     hciconfig: List[str] = field(default_factory=lambda: _prefix("hciconfig"))
     bluetoothctl: List[str] = field(default_factory=lambda: _prefix("bluetoothctl"))
+    btmgmt: List[str] = field(default_factory=lambda: _prefix("btmgmt"))
 
     def __post_init__(self) -> None:
-        for name in ("gatttool", "hcitool", "hciconfig", "bluetoothctl"):
+        for name in ("gatttool", "hcitool", "hciconfig", "bluetoothctl", "btmgmt"):
             argv = getattr(self, name)
             if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
                 raise ValueError(f"ToolCommands.{name} must be a non-empty list of strings, got {argv!r}")
@@ -61,6 +63,7 @@ class ToolCommands:
             hcitool=base + ["hcitool", "--world", world, "--"],
             hciconfig=base + ["hciconfig", "--world", world, "--"],
             bluetoothctl=base + ["bluetoothctl", "--world", world, "--"],
+            btmgmt=base + ["btmgmt", "--world", world, "--"],
         )
 
     @classmethod
