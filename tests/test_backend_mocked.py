@@ -98,6 +98,23 @@ def test_char_read_by_uuid_takes_the_first_of_several_matches(device, fake_spawn
     assert device.char_read_handle(0x0021) == bytearray([0x11])  # the extra line was not taken as this answer
 
 
+def test_further_uuid_matches_arriving_late_are_not_the_next_reads_answer(device, fake_spawn):
+    child = fake_spawn.child
+    original = child.cmd_char_read_uuid
+    calls = []
+
+    def first_match_now_second_later(args):
+        calls.append(args)
+        original(args)
+        if len(calls) == 1:  # a second match of the first read, in a chunk of its own
+            child.later("handle: 0x0099 \t value: ee ")
+
+    child.cmd_char_read_uuid = first_match_now_second_later
+    assert device.char_read(BATTERY) == bytearray([0x5A])
+    time.sleep(0.05)
+    assert device.char_read("2a00") == bytearray(b"Pulse HR")
+
+
 def test_char_read_handle(device, fake_spawn):
     assert device.char_read_handle(0x0003) == bytearray(b"Pulse HR")
     assert fake_spawn.child.sent[-1] == "char-read-hnd 0x0003"

@@ -155,6 +155,9 @@ class GATTToolSession:
         self.connected = False
         self.address: Optional[str] = None
         self._expect_disconnect = False
+        # After char-read-uuid answered, its further matches are still to come;
+        # they all precede the echo of the next command (gatttool is single-threaded).
+        self._absorb_extra_matches = False
 
     # -- life cycle -------------------------------------------------------------
 
@@ -328,6 +331,7 @@ class GATTToolSession:
             op = self._live_op()
             if op is not None and op.command and event.text.endswith(op.command):
                 op.echo_seen = True
+                self._absorb_extra_matches = False
         else:
             self._apply_result(event)
 
@@ -364,6 +368,9 @@ class GATTToolSession:
     def _apply_result(self, event: parser.Event) -> None:
         if type(event) is parser.Connected:
             self.connected = True
+        elif type(event) is parser.UUIDValue and self._absorb_extra_matches:
+            log.debug("Dropping a further char-read-uuid match: %r", event)
+            return
         for op in list(self._ops):
             if not op.done and isinstance(event, op.kind.results):
                 op.results.append(event)
@@ -394,6 +401,8 @@ class GATTToolSession:
         op.done = True
         if op.abandoned_at is not None:
             log.debug("Discarding the late answer to %r", op.command)
+        elif op.kind.name == "char-read-uuid":
+            self._absorb_extra_matches = True
         try:
             self._ops.remove(op)
         except ValueError:
