@@ -100,18 +100,18 @@ def test_char_read_by_uuid_takes_the_first_of_several_matches(device, fake_spawn
 
 def test_further_uuid_matches_arriving_late_are_not_the_next_reads_answer(device, fake_spawn):
     child = fake_spawn.child
-    original = child.cmd_char_read_uuid
-    calls = []
+    original = child.sendline
+    reads = []
 
-    def first_match_now_second_later(args):
-        calls.append(args)
-        original(args)
-        if len(calls) == 1:  # a second match of the first read, in a chunk of its own
-            child.later("handle: 0x0099 \t value: ee ")
+    def sendline(line):
+        if line.startswith("char-read-uuid"):
+            reads.append(line)
+            if len(reads) == 2:  # the first read's second match is still in flight: it precedes this echo
+                child.later("handle: 0x0099 \t value: ee ")
+        return original(line)
 
-    child.cmd_char_read_uuid = first_match_now_second_later
+    child.sendline = sendline
     assert device.char_read(BATTERY) == bytearray([0x5A])
-    time.sleep(0.05)
     assert device.char_read("2a00") == bytearray(b"Pulse HR")
 
 
