@@ -150,7 +150,13 @@ def test_late_answer_to_a_timed_out_read_is_not_taken_for_the_next(device, fake_
     with pytest.raises(exceptions.NotificationTimeout):
         device.char_read_handle(0x0003, timeout=0.1)
     child.answer = True
-    child.later("Characteristic value/descriptor: de ad ")  # the late answer to the abandoned read
+    original = child.sendline
+
+    def sendline(line):
+        child.later("Characteristic value/descriptor: de ad ")  # the late answer to the abandoned read
+        return original(line)
+
+    child.sendline = sendline
     assert device.char_read_handle(0x000C) == bytearray([0x5A])
 
 
