@@ -21,7 +21,7 @@ class CallbackDispatcher:
     """A single daemon thread calling queued functions in FIFO order."""
 
     def __init__(self, name: str = "pygatt-callbacks") -> None:
-        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         self._name = name
         self._lock = threading.Lock()

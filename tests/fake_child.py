@@ -57,7 +57,7 @@ class FakeGatttool:
         self.mtu = 23
         self.extra_uuid_matches = 0
         self.hidden_from_desc: set = set()
-        self._queue: "queue.Queue[object]" = queue.Queue()
+        self._queue: queue.Queue[object] = queue.Queue()
         self._lock = threading.Lock()
         # handle -> attribute; characteristics as (decl handle, props, value handle, uuid)
         self.attributes: Dict[int, FakeAttribute] = {}

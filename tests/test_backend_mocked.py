@@ -359,7 +359,7 @@ def test_remote_disconnect_fires_callbacks_once_and_fails_calls(device, fake_spa
     fired = []
     device.register_disconnect_callback(lambda d: fired.append(d))
     fake_spawn.child.remote_disconnect()
-    fake_spawn.child.sync(f"\x1b[0;91mCommand Failed: \x1b[0mDisconnected")
+    fake_spawn.child.sync("\x1b[0;91mCommand Failed: \x1b[0mDisconnected")
     assert wait_for(lambda: fired == [device])
     time.sleep(0.05)
     assert fired == [device]

@@ -167,7 +167,9 @@ def test_result_after_an_earlier_prompt_and_the_echo():
 
 
 def test_bracketed_paste_codes_are_stripped():
-    stream = "\x1b[?2004h[                 ][LE]> help\r\n\x1b[?2004l\rconnect      [address [address type]]   Connect\r\n"
+    stream = (
+        "\x1b[?2004h[                 ][LE]> help\r\n\x1b[?2004l\rconnect      [address [address type]]   Connect\r\n"
+    )
     events = p.OutputDecoder().feed(stream)
     assert events[0] == p.Prompt(None, False)
     assert all(type(e) is not p.ErrorLine for e in events)

@@ -20,7 +20,9 @@ from pygatt.backends.gatttool.tools import ToolCommands
 
 pytestmark = [
     pytest.mark.bluez,
-    pytest.mark.skipif(shutil.which("gatttool") is None, reason="BlueZ's gatttool is not installed (apt-get install bluez)"),
+    pytest.mark.skipif(
+        shutil.which("gatttool") is None, reason="BlueZ's gatttool is not installed (apt-get install bluez)"
+    ),
 ]
 
 

@@ -23,8 +23,16 @@ def test_uuid16_to_uuid():
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "AA:BB:CC:DD:EE", "AA:BB:CC:DD:EE:FF\nchar-write-req 0x0001 00", "AA:BB:CC:DD:EE:FF ", " AA:BB:CC:DD:EE:FF",
-     "AA-BB-CC-DD-EE-FF", "GG:BB:CC:DD:EE:FF", "AA:BB:CC:DD:EE:FF random"],
+    [
+        "",
+        "AA:BB:CC:DD:EE",
+        "AA:BB:CC:DD:EE:FF\nchar-write-req 0x0001 00",
+        "AA:BB:CC:DD:EE:FF ",
+        " AA:BB:CC:DD:EE:FF",
+        "AA-BB-CC-DD-EE-FF",
+        "GG:BB:CC:DD:EE:FF",
+        "AA:BB:CC:DD:EE:FF random",
+    ],
 )
 def test_bad_addresses(bad):
     with pytest.raises(ValueError, match="address"):
@@ -38,8 +46,17 @@ def test_address_types():
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "2a1", "xyz1", "2a19\n", "2a19\nchar-write-cmd 1 00", "00002a19-0000-1000-8000-00805f9b34fbX",
-            "0000 2a19", "00002a19-0000-1000-8000"]
+    "bad",
+    [
+        "",
+        "2a1",
+        "xyz1",
+        "2a19\n",
+        "2a19\nchar-write-cmd 1 00",
+        "00002a19-0000-1000-8000-00805f9b34fbX",
+        "0000 2a19",
+        "00002a19-0000-1000-8000",
+    ],
 )
 def test_bad_uuids(bad):
     with pytest.raises(ValueError, match="UUID"):
@@ -54,15 +71,35 @@ def test_uuid_forms():
         validate.characteristic_uuid(0x2A19)
 
 
-@pytest.mark.parametrize("bad, error", [(-1, ValueError), (0, ValueError), (0x10000, ValueError), ("0x10", TypeError),
-                                        (1.0, TypeError), (True, TypeError), (None, TypeError)])
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (-1, ValueError),
+        (0, ValueError),
+        (0x10000, ValueError),
+        ("0x10", TypeError),
+        (1.0, TypeError),
+        (True, TypeError),
+        (None, TypeError),
+    ],
+)
 def test_bad_handles(bad, error):
     with pytest.raises(error, match="handle"):
         validate.handle(bad)
 
 
-@pytest.mark.parametrize("bad, error", [(None, TypeError), ("0100", TypeError), (1, TypeError), (b"", ValueError),
-                                        (bytes(513), ValueError), ([256], TypeError), (object(), TypeError)])
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (None, TypeError),
+        ("0100", TypeError),
+        (1, TypeError),
+        (b"", ValueError),
+        (bytes(513), ValueError),
+        ([256], TypeError),
+        (object(), TypeError),
+    ],
+)
 def test_bad_values(bad, error):
     with pytest.raises(error, match="value"):
         validate.value_bytes(bad)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from enum import Enum
 from typing import Any, Dict, List, Optional
+from uuid import UUID
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,16 @@ class Characteristic:
     found for it (``descriptors`` maps a descriptor UUID to its handle).
     """
 
-    def __init__(self, uuid: uuid.UUID, handle: int) -> None:
+    def __init__(self, uuid: UUID, handle: int) -> None:
         """
         uuid -- the UUID of the characteristic.
         handle -- the value handle of the characteristic.
         """
         self.uuid = uuid
         self.handle = handle
-        self.descriptors: Dict[uuid.UUID, int] = {}
+        self.descriptors: Dict[UUID, int] = {}
 
-    def add_descriptor(self, uuid: uuid.UUID, handle: int) -> None:
+    def add_descriptor(self, uuid: UUID, handle: int) -> None:
         """Record a descriptor of this characteristic.
 
         uuid -- the UUID of the descriptor.

@@ -27,7 +27,7 @@ def connection_required(func: F) -> F:
     """Raise NotConnectedError if the device is not connected."""
 
     @functools.wraps(func)
-    def wrapper(self: "GATTToolBLEDevice", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: GATTToolBLEDevice, *args: Any, **kwargs: Any) -> Any:
         if not self._connected:
             raise NotConnectedError(f"Device {self._address} is not connected")
         return func(self, *args, **kwargs)
@@ -45,11 +45,11 @@ class GATTToolBLEDevice(BLEDevice):
     gatttool process of its own, so several can be connected at once.)
     """
 
-    def __init__(self, address: str, backend: "GATTToolBackend") -> None:
+    def __init__(self, address: str, backend: GATTToolBackend) -> None:
         super().__init__(address)
         self._backend = backend
         self._connected = False
-        self._session: Optional["GATTToolSession"] = None
+        self._session: Optional[GATTToolSession] = None
         self._address_type = BLEAddressType.public
         self._auto_reconnect = False
         self._connect_timeout = DEFAULT_CONNECT_TIMEOUT_S

@@ -37,7 +37,7 @@ def _device_session(func: F) -> F:
     """
 
     @functools.wraps(func)
-    def wrapper(self: "GATTToolBackend", device: GATTToolBLEDevice, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: GATTToolBackend, device: GATTToolBLEDevice, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(device, GATTToolBLEDevice) or device._backend is not self:
             raise NotConnectedError(f"{device!r} is not a device connected through this backend")
         if not device._connected or device._session is None:
@@ -66,7 +66,7 @@ class GATTToolBackend(BLEBackend):
     def __init__(
         self,
         hci_device: str = "hci0",
-        gatttool_logfile: Union[None, str, "os.PathLike[str]", IO[str]] = None,
+        gatttool_logfile: Union[None, str, os.PathLike[str], IO[str]] = None,
         cli_options: Union[None, str, Sequence[str]] = None,
         search_window_size: Optional[int] = None,
         max_read: Optional[int] = None,
@@ -188,9 +188,7 @@ class GATTToolBackend(BLEBackend):
         argv = external.with_privileges([*self._tools.hciconfig, self._hci_device, "reset"], as_root=True)
         external.run_tool(argv, TOOL_TIMEOUT_S, f"reset {self._hci_device}")
 
-    def scan(
-        self, timeout: float = 10, run_as_root: bool = False, *, tool: str = "hcitool"
-    ) -> List[Dict[str, Any]]:
+    def scan(self, timeout: float = 10, run_as_root: bool = False, *, tool: str = "hcitool") -> List[Dict[str, Any]]:
         """Scan for BLE devices.
 
         timeout -- seconds to scan for.
@@ -282,6 +280,7 @@ class GATTToolBackend(BLEBackend):
         timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
         address_type: Union[BLEAddressType, str] = BLEAddressType.public,
         auto_reconnect: bool = False,
+        **kwargs: Any,
     ) -> GATTToolBLEDevice:
         """Connect to a device and return a GATTToolBLEDevice.
 
@@ -294,6 +293,8 @@ class GATTToolBackend(BLEBackend):
         connected device gets a gatttool process of its own, so several devices
         can be connected at once.
         """
+        if kwargs:
+            raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
         address = validate.address(address)
         timeout = validate.positive_timeout(timeout)
         kind = BLEAddressType(address_type.value if isinstance(address_type, BLEAddressType) else address_type)
@@ -491,7 +492,12 @@ class GATTToolBackend(BLEBackend):
 
     @_device_session
     def char_write_long_handle(
-        self, device: GATTToolBLEDevice, handle: int, value: BytesLike, wait_for_response: bool = False, timeout: float = 30
+        self,
+        device: GATTToolBLEDevice,
+        handle: int,
+        value: BytesLike,
+        wait_for_response: bool = False,
+        timeout: float = 30,
     ) -> None:
         """Write a value longer than one packet: ``char-write-req`` uses prepared writes.
 
@@ -501,7 +507,9 @@ class GATTToolBackend(BLEBackend):
         self.char_write_handle(device, handle, value, wait_for_response=True, timeout=timeout)
 
     @_device_session
-    def discover_characteristics(self, device: GATTToolBLEDevice, timeout: float = 5) -> Dict[uuid.UUID, Characteristic]:
+    def discover_characteristics(
+        self, device: GATTToolBLEDevice, timeout: float = 5
+    ) -> Dict[uuid.UUID, Characteristic]:
         """Discover the device's characteristics (``characteristics``) and their
         descriptors (``char-desc``). Returns {UUID: Characteristic}; when a UUID
         appears more than once, the lowest value handle is kept.
@@ -556,4 +564,3 @@ class GATTToolBackend(BLEBackend):
         result = session.run("mtu", f"mtu {mtu}", validate.positive_timeout(timeout), str(mtu))
         device._mtu = result[0].mtu
         return cast(int, device._mtu)
-

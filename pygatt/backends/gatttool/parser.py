@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union, cast
 
 # -- events -----------------------------------------------------------------
 
@@ -252,7 +252,7 @@ def _hexbytes(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
-Builder = Callable[[Tuple[Optional[str], ...]], Event]
+Builder = Callable[[Sequence[str]], Event]
 
 # name, pattern (matched against the whole stripped line), builder from the groups.
 LINE_PATTERNS: Tuple[Tuple[str, str, Builder], ...] = (
@@ -292,17 +292,17 @@ LINE_PATTERNS: Tuple[Tuple[str, str, Builder], ...] = (
     ("no_included", r"No included services found for this range", lambda g: NoIncluded()),
     ("write_ok", r"Characteristic value was written successfully", lambda g: WriteAccepted()),
     ("mtu", r"MTU was exchanged successfully: ([0-9]+)", lambda g: MTUExchanged(int(g[0]))),
-    ("connecting", r"Attempting to connect to (\S+)", lambda g: ConnectAttempt(str(g[0]))),
+    ("connecting", r"Attempting to connect to (\S+)", lambda g: ConnectAttempt(g[0])),
     ("connected", r"Connection successful", lambda g: Connected()),
-    ("sec_level", r"sec-level: (\S+)", lambda g: SecLevel(str(g[0]))),
-    ("usage", r"((?:Usage|Allowed values): .*)", lambda g: Usage(str(g[0]))),
-    ("error", r".*?Error: (.*)", lambda g: classify_error(str(g[0]), False)),
-    ("command_failed", r".*?Command Failed: (.*)", lambda g: classify_error(str(g[0]), True)),
-    ("link_lost", r"(.*GLib.*Invalid file descriptor.*)", lambda g: LinkLost(str(g[0]))),
+    ("sec_level", r"sec-level: (\S+)", lambda g: SecLevel(g[0])),
+    ("usage", r"((?:Usage|Allowed values): .*)", lambda g: Usage(g[0])),
+    ("error", r".*?Error: (.*)", lambda g: classify_error(g[0], False)),
+    ("command_failed", r".*?Command Failed: (.*)", lambda g: classify_error(g[0], True)),
+    ("link_lost", r"(.*GLib.*Invalid file descriptor.*)", lambda g: LinkLost(g[0])),
 )
 
 
-def _compile_table() -> Tuple["re.Pattern[str]", Dict[str, Tuple[int, int, Builder]]]:
+def _compile_table() -> Tuple[re.Pattern[str], Dict[str, Tuple[int, int, Builder]]]:
     parts = []
     slots: Dict[str, Tuple[int, int, Builder]] = {}
     group = 1
@@ -316,9 +316,7 @@ def _compile_table() -> Tuple["re.Pattern[str]", Dict[str, Tuple[int, int, Build
 
 LINE_REGEX, _SLOTS = _compile_table()
 
-PROMPT_REGEX = re.compile(
-    r"(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> "
-)
+PROMPT_REGEX = re.compile(r"(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> ")
 ANSI_REGEX = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x01\x02]")
 
 
@@ -335,7 +333,8 @@ def parse_line(text: str) -> Event:
     assert name is not None
     first, last, builder = _SLOTS[name]
     try:
-        return builder(match.groups()[first - 1 : last - 1])
+        # every group of the alternative that matched took part, so none is None
+        return builder(cast(Sequence[str], match.groups()[first - 1 : last - 1]))
     except ValueError:
         return Other(text)
 

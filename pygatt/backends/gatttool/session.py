@@ -110,7 +110,7 @@ class _Operation:
         self.last_result_at = 0.0
 
 
-def _open_logfile(logfile: Union[None, str, "os.PathLike[str]", IO[str]]) -> Tuple[Optional[IO[str]], bool]:
+def _open_logfile(logfile: Union[None, str, os.PathLike[str], IO[str]]) -> Tuple[Optional[IO[str]], bool]:
     """Return (file object, whether we opened it) for a path or an open file."""
     if logfile is None:
         return None, False
@@ -129,7 +129,7 @@ class GATTToolSession:
         argv: Sequence[str],
         on_notification: NotificationHandler,
         on_link_lost: LinkLostHandler,
-        logfile: Union[None, str, "os.PathLike[str]", IO[str]] = None,
+        logfile: Union[None, str, os.PathLike[str], IO[str]] = None,
         max_read: Optional[int] = None,
         search_window_size: Optional[int] = None,
         name: str = "gatttool",

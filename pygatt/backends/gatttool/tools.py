@@ -51,7 +51,7 @@ class ToolCommands:
                     raise ValueError(f"ToolCommands.{name} has a control character in {arg!r}")
 
     @classmethod
-    def simulated(cls, world: str, python: Optional[str] = None) -> "ToolCommands":
+    def simulated(cls, world: str, python: Optional[str] = None) -> ToolCommands:
         """Commands that run the simulated peripheral of :mod:`pygatt.testing`.
 
         ``world`` is a path to a JSON world description or the name of a shipped
@@ -67,7 +67,7 @@ class ToolCommands:
         )
 
     @classmethod
-    def from_environment(cls, environ: Optional[Mapping[str, str]] = None) -> "ToolCommands":
+    def from_environment(cls, environ: Optional[Mapping[str, str]] = None) -> ToolCommands:
         """The default commands, or the simulator when ``PYGATT_SIMULATE`` is set."""
         env = os.environ if environ is None else environ
         world = env.get(SIMULATE_ENV, "").strip()
