@@ -18,9 +18,10 @@ def handle_data(handle, value):
 
 try:
     adapter.start()
-    device = adapter.connect("01:23:45:67:89:ab", address_type=pygatt.BLEAddressType.random)
+    device = adapter.connect('01:23:45:67:89:ab', address_type=pygatt.BLEAddressType.random)
 
-    device.subscribe("a1e8f5b1-696b-4e4c-87c6-69dfe0b0093b", callback=handle_data)
+    device.subscribe("a1e8f5b1-696b-4e4c-87c6-69dfe0b0093b",
+                     callback=handle_data)
 
     for _ in range(100):
         time.sleep(0.02)
