@@ -234,10 +234,11 @@ def classify_error(message: str, command_failed: bool) -> ErrorLine:
             break
     reason = None
     code = None
-    head, sep, tail = message.rpartition(": ")
-    candidate = tail if sep else message
-    if candidate in ATT_ERRORS:
-        reason, code = candidate, ATT_ERRORS[candidate]
+    for text, number in ATT_ERRORS.items():
+        # the ATT text ends the message, alone or after "<what> failed: "
+        if message == text or message.endswith(": " + text):
+            reason, code = text, number
+            break
     return ErrorLine(message, command_failed, operation, reason, code)
 
 
