@@ -20,7 +20,7 @@ def beats_per_minute(value: bytearray) -> int:
 
 def main(name: str, count: int) -> int:
     adapter = pygatt.GATTToolBackend()
-    readings: "queue.Queue[int]" = queue.Queue()
+    readings: queue.Queue[int] = queue.Queue()
     try:
         adapter.start(reset_on_start=False)
         found = adapter.filtered_scan(name, timeout=3)
