@@ -237,12 +237,21 @@ class BLEDevice:
             raise TypeError("callback must be callable")
         cccd = self._cccd_handle(handle)
         with self._lock:
-            if callback is not None and callback not in self._callbacks.setdefault(handle, []):
-                self._callbacks[handle].append(callback)
+            callbacks = self._callbacks.setdefault(handle, [])
+            added = callback is not None and callback not in callbacks
+            if added:
+                callbacks.append(callback)  # before the write, so the first notifications are not missed
             if self._subscriptions.get(handle) == (cccd, indication):
                 log.debug("Already subscribed to handle 0x%04x", handle)
                 return
-            self.char_write_handle(cccd, INDICATE if indication else NOTIFY, wait_for_response=wait_for_response)
+            try:
+                self.char_write_handle(cccd, INDICATE if indication else NOTIFY, wait_for_response=wait_for_response)
+            except BaseException:
+                if added:
+                    callbacks.remove(callback)
+                if not callbacks:
+                    del self._callbacks[handle]
+                raise
             self._subscriptions[handle] = (cccd, indication)
         log.info("Subscribed to handle 0x%04x (%s)", handle, "indication" if indication else "notification")
 

@@ -488,3 +488,16 @@ def test_backend_methods_take_the_device_first_like_upstream(device):
 
 def test_uuid_objects_are_accepted_everywhere(device):
     assert device.char_read(uuid.UUID("00002a19-0000-1000-8000-00805f9b34fb")) == bytearray([0x5A])
+
+
+def test_failed_subscribe_leaves_no_callback_behind(device, fake_spawn):
+    child = fake_spawn.child
+    child.attributes[0x0007].writable = False
+    with pytest.raises(exceptions.WriteNotPermittedError):
+        device.subscribe(HR, callback=lambda h, v: None)
+    assert 0x0006 not in device._callbacks
+    child.attributes[0x0007].writable = True
+    got = []
+    device.subscribe(HR, callback=lambda h, v: got.append(v))
+    child.notify(0x0006, b"\x05")
+    assert wait_for(lambda: got == [bytearray(b"\x05")])
