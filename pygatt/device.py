@@ -238,17 +238,17 @@ class BLEDevice:
         cccd = self._cccd_handle(handle)
         with self._lock:
             callbacks = self._callbacks.setdefault(handle, [])
-            added = callback is not None and callback not in callbacks
-            if added:
-                callbacks.append(callback)  # before the write, so the first notifications are not missed
+            added = callback if callback is not None and callback not in callbacks else None
+            if added is not None:
+                callbacks.append(added)  # before the write, so the first notifications are not missed
             if self._subscriptions.get(handle) == (cccd, indication):
                 log.debug("Already subscribed to handle 0x%04x", handle)
                 return
             try:
                 self.char_write_handle(cccd, INDICATE if indication else NOTIFY, wait_for_response=wait_for_response)
             except BaseException:
-                if added:
-                    callbacks.remove(callback)
+                if added is not None:
+                    callbacks.remove(added)
                 if not callbacks:
                     del self._callbacks[handle]
                 raise
