@@ -106,8 +106,13 @@ class Scanner:
         self._argv = list(argv)
         self._stop = threading.Event()
 
-    def run(self, timeout: float) -> Tuple[str, Optional[int]]:
-        """Scan for ``timeout`` seconds; return (output, exit status or -signal)."""
+    def run(self, timeout: float) -> Tuple[str, Optional[int], bool]:
+        """Scan for ``timeout`` seconds.
+
+        Returns (output, exit status or -signal, whether we had to end it): a
+        program still running at the end was stopped by us, so its exit status
+        says nothing about the scan.
+        """
         import pexpect
 
         try:
@@ -128,9 +133,12 @@ class Scanner:
                 continue
             except pexpect.EOF:
                 break
+        ended_by_us = child.isalive()
         chunks.append(self._interrupt(child))
         returncode = child.exitstatus if child.signalstatus is None else -child.signalstatus
-        return "".join(chunks), returncode
+        if ended_by_us and returncode not in (0, -signal.SIGINT):
+            log.warning("%s ignored SIGINT and was killed; the adapter may still be scanning", self._argv[0])
+        return "".join(chunks), returncode, ended_by_us
 
     @staticmethod
     def _interrupt(child: Any) -> str:

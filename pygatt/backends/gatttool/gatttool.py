@@ -204,11 +204,11 @@ class GATTToolBackend(BLEBackend):
         timeout = validate.positive_timeout(timeout)
         if tool == "hcitool":
             argv = [*self._tools.hcitool, "-i", self._hci_device, "lescan"]
-            parse, started = external.devices_from_lescan, "LE Scan ..."
+            parse = external.devices_from_lescan
         elif tool == "btmgmt":
             index = self._hci_device[3:]
             argv = [*self._tools.btmgmt, "--timeout", str(int(timeout) + 1), "--index", index, "find", "-l"]
-            parse, started = external.devices_from_btmgmt, "dev_found"
+            parse = external.devices_from_btmgmt
         else:
             raise ValueError(f"tool must be 'hcitool' or 'btmgmt', got {tool!r}")
         argv = external.with_privileges(argv, run_as_root)
@@ -218,11 +218,12 @@ class GATTToolBackend(BLEBackend):
                 raise BLEError("A scan is already running on this backend")
             self._scanner = scanner
         try:
-            output, returncode = scanner.run(timeout)
+            output, returncode, ended_by_us = scanner.run(timeout)
         finally:
             with self._lock:
                 self._scanner = None
-        failed = returncode not in (0, None, -2) or (returncode != 0 and started not in output)
+        # hcitool announces a running scan with "LE Scan ..."; btmgmt may find nothing and exit 0
+        failed = (returncode != 0 and not ended_by_us) or (tool == "hcitool" and "LE Scan ..." not in output)
         if failed or any(hint in output for hint in external.PERMISSION_HINTS):
             raise external.failure("scan", argv, external.clean(output), returncode)
         devices = parse(output)
