@@ -1,0 +1,125 @@
+"""The terminal side of the simulated gatttool: readline-like echo, prompt, async lines.
+
+gatttool uses readline: the terminal's own echo is off, typed characters are
+echoed by the program, and a line printed while the user types (a
+notification, say) clears the input line, prints the text, and redraws the
+prompt with the half-typed input. These bytes are what
+``shared/gatttool-output.md`` §1 describes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import termios
+from typing import Callable, List, Optional
+
+RED = "\x1b[0;91m"
+BLUE = "\x1b[0;94m"
+RESET = "\x1b[0m"
+PASTE_ON = "\x1b[?2004h"
+PASTE_OFF = "\x1b[?2004l\r"
+
+
+class Terminal:
+    """Line input with echo and gatttool's framing of output, on fds 0, 1 and 2."""
+
+    def __init__(self, prompt: Callable[[], str], term: Optional[str] = None) -> None:
+        self._prompt = prompt
+        self.dumb = (term or os.environ.get("TERM", "dumb")) in ("dumb", "", "unknown")
+        self.line = ""
+        self._saved: Optional[List] = None
+        self._pending: List[str] = []
+
+    # -- set-up ------------------------------------------------------------------
+    def raw(self) -> None:
+        """Turn the terminal's echo and line editing off (readline does the same)."""
+        if not os.isatty(0):
+            return
+        self._saved = termios.tcgetattr(0)
+        attrs = termios.tcgetattr(0)
+        attrs[3] &= ~(termios.ECHO | termios.ICANON)  # lflag
+        attrs[1] &= ~termios.OPOST  # oflag: we write \r\n ourselves
+        attrs[6][termios.VMIN] = 1
+        attrs[6][termios.VTIME] = 0
+        termios.tcsetattr(0, termios.TCSANOW, attrs)
+
+    def restore(self) -> None:
+        """Put the terminal back as it was."""
+        if self._saved is not None:
+            termios.tcsetattr(0, termios.TCSANOW, self._saved)
+            self._saved = None
+
+    # -- output -----------------------------------------------------------------------
+    def write(self, text: str) -> None:
+        """Queue ``text`` for stdout (sent by :meth:`flush`)."""
+        self._pending.append(text)
+
+    def flush(self) -> None:
+        """Send everything queued in one write (blocks while the reader is slower)."""
+        if not self._pending:
+            return
+        data = "".join(self._pending).encode("utf-8", "replace")
+        self._pending.clear()
+        view = memoryview(data)
+        while view:
+            written = os.write(1, view)
+            view = view[written:]
+
+    def prompt(self) -> None:
+        """Draw the prompt (and the input typed so far)."""
+        self.write(("" if self.dumb else PASTE_ON) + self._prompt() + self.line)
+
+    def sync(self, text: str) -> None:
+        """A line printed while a command runs, before the next prompt."""
+        self.write(text + "\r\n")
+
+    def error(self, message: str, asynchronous: bool = False) -> None:
+        """A red ``Error:`` line."""
+        line = f"{RED}Error: {RESET}{message}"
+        self.later(line) if asynchronous else self.sync(line)
+
+    def failed(self, message: str) -> None:
+        """A red ``Command Failed:`` line (printed synchronously)."""
+        self.sync(f"{RED}Command Failed: {RESET}{message}")
+
+    def later(self, text: str) -> None:
+        """An asynchronous line: clear the input line, print, redraw prompt and input."""
+        if self.dumb:
+            clear = "\r" + " " * (len(self._visible_prompt()) + len(self.line)) + "\r"
+        else:
+            clear = "\r\x1b[K"
+        self.write(clear + text + "\r\n")
+        self.prompt()
+
+    def _visible_prompt(self) -> str:
+        return self._prompt().replace(BLUE, "").replace(RESET, "")
+
+    def stderr(self, text: str) -> None:
+        """Write to stderr at once (after what stdout has queued)."""
+        self.flush()
+        os.write(2, text.encode())
+
+    # -- input ----------------------------------------------------------------------
+    def feed(self, data: str) -> List[str]:
+        """Echo typed characters; return the lines completed by Enter."""
+        lines = []
+        for char in data:
+            if char in "\r\n":
+                self.write("\r\n" + ("" if self.dumb else PASTE_OFF))
+                lines.append(self.line)
+                self.line = ""
+            elif char in "\x7f\b":
+                if self.line:
+                    self.line = self.line[:-1]
+                    self.write("\b \b")
+            elif char >= " " or char == "\t":
+                self.line += char
+                self.write(char)
+        return lines
+
+
+def eprint(text: str) -> None:
+    """Print a line to stderr (for the non-interactive tools)."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()

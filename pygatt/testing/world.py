@@ -1,0 +1,274 @@
+"""The simulated world: an adapter and the peripherals it can see.
+
+A world is described in JSON (or built from these dataclasses) and read by the
+simulated BlueZ programs of :mod:`pygatt.testing.sim`. Handles are assigned the
+way a real GATT server lays them out: a service declaration, then for each
+characteristic its declaration, its value, a CCCD (0x2902) when it can notify
+or indicate, and its other descriptors.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid as uuid_module
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Union
+
+PROPERTY_BITS = {
+    "broadcast": 0x01,
+    "read": 0x02,
+    "write-without-response": 0x04,
+    "write": 0x08,
+    "notify": 0x10,
+    "indicate": 0x20,
+    "authenticated-signed-writes": 0x40,
+    "extended-properties": 0x80,
+}
+ATT_ERROR_TEXTS = {
+    0x01: "Invalid handle",
+    0x02: "Attribute can't be read",
+    0x03: "Attribute can't be written",
+    0x05: "Attribute requires authentication before read/write",
+    0x06: "Server doesn't support the request received",
+    0x07: "Offset past the end of the attribute",
+    0x08: "Attribute requires authorization before read/write",
+    0x0A: "No attribute found within the given range",
+    0x0D: "Attribute value length is invalid",
+    0x0E: "Request attribute has encountered an unlikely error",
+    0x0F: "Encryption required before read/write",
+    0x11: "Insufficient Resources to complete the request",
+}
+PRIMARY_SERVICE = "2800"
+CHARACTERISTIC_DECLARATION = "2803"
+CCCD = "2902"
+
+
+def full_uuid(text: str) -> str:
+    """``"2a37"`` -> ``"00002a37-0000-1000-8000-00805f9b34fb"``; 128-bit UUIDs lower-cased."""
+    text = text.strip().lower()
+    if len(text) in (4, 8):
+        return f"{int(text, 16):08x}-0000-1000-8000-00805f9b34fb"
+    return str(uuid_module.UUID(text))
+
+
+def att_error_text(error: Union[None, int, str]) -> Optional[str]:
+    """An ATT error given as a code or as gatttool's text, as gatttool's text."""
+    if error is None or isinstance(error, str):
+        return error
+    return ATT_ERROR_TEXTS.get(error, "Unexpected error code")
+
+
+@dataclass
+class NotifyStream:
+    """Values a characteristic sends by itself.
+
+    trigger -- "subscribe" (when its CCCD is written) or "connect".
+    interval_s -- seconds between values; 0 sends as fast as the terminal takes them.
+    count -- how many values to send (0: until disconnected).
+    values -- hex strings sent in turn; when empty, ``size`` bytes with a
+        big-endian sequence number in the first four (every value unique and checkable).
+    """
+
+    trigger: str = "subscribe"
+    interval_s: float = 1.0
+    count: int = 0
+    values: List[str] = field(default_factory=list)
+    size: int = 20
+
+    def value(self, sequence: int) -> bytes:
+        """The ``sequence``-th value of the stream (from 0)."""
+        if self.values:
+            return bytes.fromhex(self.values[sequence % len(self.values)])
+        head = sequence.to_bytes(4, "big")
+        body = bytes((sequence + i) & 0xFF for i in range(max(0, self.size - 4)))
+        return (head + body)[: self.size]
+
+
+@dataclass
+class Descriptor:
+    """A characteristic descriptor."""
+
+    uuid: str
+    value: str = ""
+
+
+@dataclass
+class Characteristic:
+    """A characteristic: properties by name, a hex value, errors to answer with."""
+
+    uuid: str
+    properties: List[str] = field(default_factory=lambda: ["read"])
+    value: str = ""
+    read_error: Union[None, int, str] = None
+    write_error: Union[None, int, str] = None
+    cccd: bool = True
+    descriptors: List[Descriptor] = field(default_factory=list)
+    notify: Optional[NotifyStream] = None
+
+    @property
+    def property_bits(self) -> int:
+        """The properties as gatttool prints them (``char properties: 0x..``)."""
+        return sum(PROPERTY_BITS[name] for name in self.properties)
+
+
+@dataclass
+class Service:
+    """A primary service and its characteristics."""
+
+    uuid: str
+    characteristics: List[Characteristic] = field(default_factory=list)
+
+
+@dataclass
+class Peripheral:
+    """A simulated BLE peripheral and how it behaves."""
+
+    address: str
+    name: Optional[str] = None
+    address_type: str = "public"
+    rssi: int = -60
+    connectable: bool = True
+    connect_error: Optional[str] = None
+    connect_delay_s: float = 0.02
+    mtu: int = 247
+    response_delay_s: float = 0.0
+    disconnect_after_ops: Optional[int] = None
+    disconnect_after_s: Optional[float] = None
+    sec_level_error: Optional[str] = None
+    bonded: bool = False
+    services: List[Service] = field(default_factory=list)
+
+
+@dataclass
+class Adapter:
+    """The local adapter: its name and the failures to simulate."""
+
+    name: str = "hci0"
+    present: bool = True
+    scan_error: Optional[str] = None  # None, "permission", "busy", "no-device"
+    reset_error: Optional[str] = None
+
+
+@dataclass
+class World:
+    """An adapter and the peripherals around it."""
+
+    adapter: Adapter = field(default_factory=Adapter)
+    peripherals: List[Peripheral] = field(default_factory=list)
+
+    def find(self, address: str) -> Optional[Peripheral]:
+        """The peripheral with ``address`` (any case), if any."""
+        for peripheral in self.peripherals:
+            if peripheral.address.upper() == address.upper():
+                return peripheral
+        return None
+
+    def to_json(self) -> str:
+        """The world as JSON text."""
+        return json.dumps(asdict(self), indent=2)
+
+    def write(self, path: Union[str, Path]) -> Path:
+        """Write the world to ``path`` as JSON; returns the path."""
+        path = Path(path)
+        path.write_text(self.to_json())
+        return path
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> World:
+        """Build a world from decoded JSON (unknown keys are an error)."""
+        peripherals = []
+        for p in data.get("peripherals", []):
+            services = []
+            for s in p.get("services", []):
+                characteristics = []
+                for c in s.get("characteristics", []):
+                    c = dict(c)
+                    c["descriptors"] = [Descriptor(**d) for d in c.get("descriptors", [])]
+                    c["notify"] = NotifyStream(**c["notify"]) if c.get("notify") else None
+                    characteristics.append(Characteristic(**c))
+                services.append(Service(uuid=s["uuid"], characteristics=characteristics))
+            peripherals.append(Peripheral(**{**p, "services": services}))
+        return cls(adapter=Adapter(**data.get("adapter", {})), peripherals=peripherals)
+
+    @classmethod
+    def from_json(cls, text: str) -> World:
+        """Build a world from JSON text."""
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class Attribute:
+    """One entry of a peripheral's attribute table."""
+
+    handle: int
+    uuid: str
+    value: bytearray
+    readable: bool = True
+    writable: bool = False
+    read_error: Optional[str] = None
+    write_error: Optional[str] = None
+    characteristic: Optional[Characteristic] = None  # the value attribute's characteristic
+    cccd_of: Optional[int] = None  # for a CCCD: the value handle it configures
+
+
+@dataclass
+class Layout:
+    """A peripheral's attributes with handles, as a GATT server lays them out."""
+
+    attributes: Dict[int, Attribute]
+    services: List[tuple]  # (start, end, uuid)
+    characteristics: List[tuple]  # (declaration handle, properties, value handle, uuid)
+
+    def in_range(self, start: int, end: int) -> Iterator[Attribute]:
+        """Attributes with start <= handle <= end, in handle order."""
+        for handle in sorted(self.attributes):
+            if start <= handle <= end:
+                yield self.attributes[handle]
+
+
+def layout(peripheral: Peripheral) -> Layout:
+    """Assign handles to a peripheral's services, characteristics and descriptors."""
+    attributes: Dict[int, Attribute] = {}
+    services: List[tuple] = []
+    characteristics: List[tuple] = []
+    handle = 1
+    for service in peripheral.services:
+        start = handle
+        service_uuid = full_uuid(service.uuid)
+        attributes[handle] = Attribute(handle, full_uuid(PRIMARY_SERVICE), bytearray(_uuid_bytes(service.uuid)))
+        handle += 1
+        for characteristic in service.characteristics:
+            bits = characteristic.property_bits
+            char_uuid = full_uuid(characteristic.uuid)
+            attributes[handle] = Attribute(handle, full_uuid(CHARACTERISTIC_DECLARATION), bytearray([bits]))
+            characteristics.append((handle, bits, handle + 1, char_uuid))
+            value_handle = handle + 1
+            attributes[value_handle] = Attribute(
+                value_handle,
+                char_uuid,
+                bytearray.fromhex(characteristic.value),
+                readable=bool(bits & 0x02) or characteristic.read_error is not None,
+                writable=bool(bits & 0x0C),
+                read_error=att_error_text(characteristic.read_error),
+                write_error=att_error_text(characteristic.write_error),
+                characteristic=characteristic,
+            )
+            handle += 2
+            if bits & 0x30 and characteristic.cccd:
+                attributes[handle] = Attribute(
+                    handle, full_uuid(CCCD), bytearray(2), writable=True, cccd_of=value_handle
+                )
+                handle += 1
+            for descriptor in characteristic.descriptors:
+                attributes[handle] = Attribute(handle, full_uuid(descriptor.uuid), bytearray.fromhex(descriptor.value))
+                handle += 1
+        services.append((start, handle - 1, service_uuid))
+    return Layout(attributes, services, characteristics)
+
+
+def _uuid_bytes(text: str) -> bytes:
+    text = text.strip().lower()
+    if len(text) == 4:
+        return int(text, 16).to_bytes(2, "little")
+    return uuid_module.UUID(full_uuid(text)).bytes[::-1]
