@@ -524,7 +524,7 @@ def run(world: World, argv: List[str]) -> int:
     simulator = Simulator(world, options.adapter, options.device and options.device.upper(), options.addr_type)
     terminal = simulator.terminal
     terminal.raw()
-    signal.signal(signal.SIGINT, lambda *_: (setattr(terminal, "line", ""), terminal.write("\r\n"), terminal.prompt()))
+    signal.signal(signal.SIGINT, lambda *_: terminal.interrupt())
     selector = selectors.DefaultSelector()
     selector.register(0, selectors.EVENT_READ)
     try:

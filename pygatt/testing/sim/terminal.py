@@ -100,6 +100,12 @@ class Terminal:
         self.flush()
         os.write(2, text.encode())
 
+    def interrupt(self) -> None:
+        """Ctrl-C: drop the typed input and redraw the prompt (gatttool does not exit)."""
+        self.line = ""
+        self.write("\r\n")
+        self.prompt()
+
     # -- input ----------------------------------------------------------------------
     def feed(self, data: str) -> List[str]:
         """Echo typed characters; return the lines completed by Enter."""
