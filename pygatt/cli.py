@@ -96,9 +96,7 @@ class Runner:
         self.args = args
         self.out = out
         tools = ToolCommands.simulated(args.simulate) if args.simulate else None
-        self.backend = GATTToolBackend(
-            hci_device=args.hci, gatttool_logfile=args.log_file, **({"tools": tools} if tools else {})
-        )
+        self.backend = GATTToolBackend(hci_device=args.hci, gatttool_logfile=args.log_file, tools=tools)
 
     def emit(self, data: Any, text: str) -> None:
         self.out.write((json.dumps(data) if self.args.json else text) + "\n")
@@ -126,7 +124,7 @@ class Runner:
     def discover(self, device: Optional[GATTToolBLEDevice] = None) -> int:
         device = device or self.connect(self.args.address)
         characteristics = sorted(device.discover_characteristics().values(), key=lambda c: c.handle)
-        rows = [
+        rows: List[Dict[str, Any]] = [
             {
                 "uuid": str(c.uuid),
                 "name": uuid_name(c.uuid),
