@@ -291,6 +291,6 @@ class BLEDevice:
             callbacks = list(self._callbacks.get(handle, ()))
         for callback in callbacks:
             try:
-                callback(handle, bytearray(value))
+                callback(handle, bytearray(value))  # each callback gets its own copy
             except Exception:
                 log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)

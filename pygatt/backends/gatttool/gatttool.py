@@ -97,6 +97,7 @@ class GATTToolBackend(BLEBackend):
         self._running = False
         self._spare: Optional[GATTToolSession] = None
         self._devices: Dict[str, GATTToolBLEDevice] = {}
+        self._device_of: Dict[GATTToolSession, GATTToolBLEDevice] = {}  # connected sessions only
         self._scanner: Optional[external.Scanner] = None
         self._reconnects: List[threading.Thread] = []
 
@@ -140,6 +141,7 @@ class GATTToolBackend(BLEBackend):
                 device._connected = False
                 device._session = None
             self._devices.clear()
+            self._device_of.clear()
             if self._spare is not None:
                 sessions.append(self._spare)
                 self._spare = None
@@ -338,6 +340,7 @@ class GATTToolBackend(BLEBackend):
             device._connected = True
             device._mtu = DEFAULT_ATT_MTU
             self._devices[device.address] = device
+            self._device_of[session] = device
 
     def _recycle(self, session: GATTToolSession) -> None:
         """Keep an unconnected session as the spare, or end it."""
@@ -364,6 +367,8 @@ class GATTToolBackend(BLEBackend):
     def _forget(self, device: GATTToolBLEDevice) -> None:
         with self._lock:
             device._connected = False
+            if device._session is not None:
+                self._device_of.pop(device._session, None)
             device._session = None
             if self._devices.get(device.address) is device:
                 del self._devices[device.address]
@@ -374,15 +379,13 @@ class GATTToolBackend(BLEBackend):
         Handles nobody subscribed to are dropped here, so a flood of them costs
         no memory.
         """
-        for device in list(self._devices.values()):
-            if device._session is session:
-                if handle in device._callbacks:
-                    self._dispatcher.submit(device.receive_notification, handle, bytearray(value))
-                return
+        device = self._device_of.get(session)
+        if device is not None and handle in device._callbacks:
+            self._dispatcher.submit(device.receive_notification, handle, value)
 
     def _link_lost(self, session: GATTToolSession, why: str) -> None:
         """Dispatcher thread: a link went down without being asked to."""
-        device = next((d for d in list(self._devices.values()) if d._session is session), None)
+        device = self._device_of.get(session)
         if device is None:
             return
         log.warning("Lost the connection to %s: %s", device.address, why)

@@ -319,6 +319,13 @@ LINE_REGEX, _SLOTS = _compile_table()
 
 PROMPT_REGEX = re.compile(r"(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> ")
 ANSI_REGEX = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x01\x02]")
+# The hot path: one whole notification line as gatttool frames it, with the
+# prompt redrawn before it (the previous line's redraw) and the line clear.
+NOTIFICATION_LINE = re.compile(
+    r"(?:(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> )?"
+    r"(?:\r(?: *|\x1b\[K)\r?)?(?P<kind>Notification|Indication  ) handle = 0x(?P<handle>[0-9a-fA-F]{1,4}) "
+    r"value: ?(?P<value>(?:[0-9a-fA-F]{2} ?)*)\r?"
+)
 
 
 def parse_line(text: str) -> Event:
@@ -346,6 +353,10 @@ class OutputDecoder:
     def __init__(self, max_pending: int = 1 << 20) -> None:
         self._pending = ""
         self._max_pending = max_pending
+        # A prompt redrawn after nothing but notifications, and equal to the last
+        # one reported, says nothing new: it is not reported again.
+        self._last_prompt: Optional[Prompt] = None
+        self._only_notifications = False
 
     def feed(self, data: str) -> List[Event]:
         """Consume ``data`` and return the events of every complete piece in it."""
@@ -368,23 +379,43 @@ class OutputDecoder:
         return events
 
     def _line(self, line: str, events: List[Event]) -> None:
+        fast = NOTIFICATION_LINE.fullmatch(line)
+        if fast is not None:
+            if fast.group("address") is not None:
+                self._prompt(fast.group("address"), fast.group("blue") is not None, events)
+            value = fast.group("value")
+            try:
+                data = bytes.fromhex(value)
+            except ValueError:
+                events.append(Other(line))
+                return
+            events.append(Notification(int(fast.group("handle"), 16), data, fast.group("kind") != "Notification"))
+            self._only_notifications = True
+            return
         position = 0
         if "]> " in line:
             for match in PROMPT_REGEX.finditer(line):
                 self._text(line[position : match.start()], events)
-                address = match.group("address").strip() or None
-                events.append(Prompt(address, match.group("blue") is not None))
+                self._prompt(match.group("address"), match.group("blue") is not None, events)
                 position = match.end()
         self._text(line[position:], events)
 
-    @staticmethod
-    def _text(text: str, events: List[Event]) -> None:
+    def _prompt(self, address: str, connected: bool, events: List[Event]) -> None:
+        prompt = Prompt(address.strip() or None, connected)
+        if not (self._only_notifications and prompt == self._last_prompt):
+            events.append(prompt)
+        self._last_prompt = prompt
+        self._only_notifications = False
+
+    def _text(self, text: str, events: List[Event]) -> None:
         if "\x1b" in text or "\x01" in text or "\x02" in text:
             text = ANSI_REGEX.sub("", text)
         for piece in text.split("\r"):
             piece = piece.strip()
             if piece:
-                events.append(parse_line(piece))
+                event = parse_line(piece)
+                events.append(event)
+                self._only_notifications = self._only_notifications and type(event) is Notification
 
 
 # -- hcitool lescan -------------------------------------------------------------
