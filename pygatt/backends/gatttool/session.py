@@ -154,6 +154,7 @@ class GATTToolSession:
         self._closing = False
         self.connected = False
         self.address: Optional[str] = None
+        self.notifications_seen = 0  # every notification/indication line read, delivered or not
         self._expect_disconnect = False
         # After char-read-uuid answered, its further matches are still to come;
         # they all precede the echo of the next command (gatttool is single-threaded).
@@ -196,6 +197,9 @@ class GATTToolSession:
             raise BLEError(
                 f"Could not start {self._argv[0]!r} ({exc}). Is BlueZ installed (apt-get install bluez)?"
             ) from exc
+        # pexpect sleeps 50 ms before every send by default: that alone would cap
+        # us at 20 commands a second. gatttool reads its input when it is ready.
+        self._child.delaybeforesend = None
         self._alive = True
         self._reader = threading.Thread(target=self._read_loop, name=f"pygatt-{self._name}-reader", daemon=True)
         self._reader.start()
@@ -314,6 +318,7 @@ class GATTToolSession:
 
     def _apply(self, event: parser.Event) -> None:
         if type(event) is parser.Notification:
+            self.notifications_seen += 1
             self._on_notification(event.handle, event.value, event.indication)
         elif type(event) is parser.Prompt:
             self._apply_prompt(event)

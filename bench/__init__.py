@@ -1,0 +1,1 @@
+"""pygatt's benchmark: ``python -m bench`` or ``python bench/run.py``."""
