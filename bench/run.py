@@ -115,9 +115,9 @@ def throughput(directory: str, count: int, size: int) -> Dict[str, Any]:
         backend.stop()
 
 
-def raw_simulator_rate(directory: str, count: int) -> float:
+def raw_simulator_rate(directory: str, count: int, size: int = 20) -> float:
     """Notifications per second the simulator itself prints, read raw with no parsing."""
-    path = world_file(flood_world(count, 20), directory, "raw")
+    path = world_file(flood_world(count, size), directory, f"raw{size}")
     child = pexpect.spawn(
         sys.executable,
         ["-m", "pygatt.testing.sim", "gatttool", "--world", path, "--", "-I"],
@@ -202,7 +202,7 @@ def raw_read_latency(path: str, reads: int) -> List[float]:
         child.close(force=True)
 
 
-def library_alone_rate(count: int) -> float:
+def library_alone_rate(count: int, size: int = 20) -> float:
     """Notifications per second the library handles with the simulator out of the way:
     pre-rendered gatttool output fed to a real session (reader, parser, routing,
     dispatcher, callback) as fast as it can take it.
@@ -210,7 +210,7 @@ def library_alone_rate(count: int) -> float:
     from pygatt.backends.gatttool.session import GATTToolSession
 
     prompt = "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> "
-    value = " ".join(f"{b:02x}" for b in range(20)) + " "
+    value = " ".join(f"{b & 0xFF:02x}" for b in range(size)) + " "
     line = "\r" + " " * 45 + f"\rNotification handle = 0x0008 value: {value}\r\n" + prompt
     text = prompt + line * count
     chunks = [text[i : i + 65536] for i in range(0, len(text), 65536)]
@@ -343,8 +343,11 @@ def plot(points: List[Dict[str, Any]], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.plot([p["size"] for p in points], [p["per_second"] for p in points], marker="o")
+    figure, axis = plt.subplots(figsize=(7, 4))
+    sizes = [p["size"] for p in points]
+    axis.plot(sizes, [p["library_alone"] for p in points], marker="s", label="library alone (replayed output)")
+    axis.plot(sizes, [p["simulator_alone"] for p in points], marker="^", label="simulator alone (raw pty)")
+    axis.plot(sizes, [p["per_second"] for p in points], marker="o", label="end to end, delivered to the callback")
     axis.axhline(50_000, color="grey", linestyle="--", label="target 50,000/s")
     axis.set_xlabel("notification value size (bytes)")
     axis.set_ylabel("notifications / s delivered")
@@ -383,7 +386,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             results[name] = step(directory)
         if args.plot:
             sizes = [1, 20, 60, 120, 244]
-            results["sizes"] = [throughput(directory, 5_000 if quick else 30_000, size) for size in sizes]
+            n = 5_000 if quick else 30_000
+            results["sizes"] = [
+                dict(
+                    throughput(directory, n, size),
+                    simulator_alone=raw_simulator_rate(directory, n, size),
+                    library_alone=library_alone_rate(n, size),
+                )
+                for size in sizes
+            ]
             plot(results["sizes"], args.plot)
     report(results, flood)
     if args.json:
@@ -411,7 +422,13 @@ def report(r: Dict[str, Any], flood: int) -> None:
         ("5. RSS growth in the flood, no callback (MiB)", f"{mem['growth_mib']:.1f}", "<= 10"),
     ]
     for size in r.get("sizes", []):
-        rows.append((f"   notifications/s at {size['size']} B", f"{size['per_second']:,.0f}", ""))
+        rows.append(
+            (
+                f"   at {size['size']} B: end to end / simulator / library",
+                f"{size['per_second']:,.0f} / {size['simulator_alone']:,.0f} / {size['library_alone']:,.0f}",
+                "",
+            )
+        )
     width = max(len(name) for name, _, _ in rows)
     print(f"{'measure':<{width}}  {'result':>22}  target")
     for name, value, target in rows:

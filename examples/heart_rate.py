@@ -1,6 +1,6 @@
 """Subscribe to Heart Rate Measurement (0x2A37) notifications and print a few.
 
-    PYGATT_SIMULATE=heart-rate python examples/heart_rate.py "Pulse HR" 5
+PYGATT_SIMULATE=heart-rate python examples/heart_rate.py "Pulse HR" 5
 """
 
 import queue

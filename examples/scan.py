@@ -1,7 +1,7 @@
 """Scan for BLE devices and list those whose name contains a filter.
 
-    PYGATT_SIMULATE=heart-rate python examples/scan.py            # every device
-    PYGATT_SIMULATE=heart-rate python examples/scan.py Pulse      # names containing "Pulse"
+PYGATT_SIMULATE=heart-rate python examples/scan.py            # every device
+PYGATT_SIMULATE=heart-rate python examples/scan.py Pulse      # names containing "Pulse"
 """
 
 import sys

@@ -103,11 +103,13 @@ class BLEDevice:
 
         uuid -- the UUID of the characteristic to write to.
         value -- a bytearray to write to the characteristic.
-        wait_for_response -- wait for response after writing. A GATT "command"
-            is used when not waiting for a response. The remote host will not
-            acknowledge the write.
+        wait_for_response -- wait for response after writing.
 
-        Example:
+        A GATT "command" is used when not waiting for a response. The remote
+        host will not acknowledge the write.
+
+        Example::
+
             my_ble_device.char_write('a1e8f5b1-696b-4e4c-87c6-69dfe0b0093b',
                                      bytearray([0x00, 0xFF]))
         """

@@ -66,8 +66,11 @@ class NotifyStream:
     trigger -- "subscribe" (when its CCCD is written) or "connect".
     interval_s -- seconds between values; 0 sends as fast as the terminal takes them.
     count -- how many values to send (0: until disconnected).
-    values -- hex strings sent in turn; when empty, ``size`` bytes with a
-        big-endian sequence number in the first four (every value unique and checkable).
+    values -- hex strings sent in turn (empty: generated values, see below).
+    size -- the size of generated values.
+
+    Generated values have a big-endian sequence number in their first four
+    bytes, so every value is unique and checkable.
     """
 
     trigger: str = "subscribe"

@@ -80,8 +80,9 @@ class GATTToolBackend(BLEBackend):
         cli_options -- optional additional arguments for gatttool: a list, or one string split like a shell.
         search_window_size -- the longest unfinished line kept while waiting for its end.
         max_read -- the largest chunk read from gatttool at once.
-        tools -- the programs to run (keyword only); defaults to the BlueZ tools on PATH,
-            or the simulator when the environment variable PYGATT_SIMULATE is set.
+        tools -- the programs to run (keyword only); see ToolCommands.
+
+        By default the BlueZ tools on PATH run, or the simulator when PYGATT_SIMULATE is set.
         """
         self._hci_device = validate.hci_device(hci_device)
         self._cli_options = _cli_arguments(cli_options)
@@ -109,10 +110,11 @@ class GATTToolBackend(BLEBackend):
     def start(self, reset_on_start: bool = True, initialization_timeout: float = 3) -> None:
         """Run gatttool in interactive mode, and wait for its prompt.
 
-        reset_on_start -- reset the adapter with ``hciconfig <dev> reset`` first; a
-            reset that cannot be done (no adapter, no permission) is logged as a
-            warning and the start goes on.
+        reset_on_start -- reset the adapter with ``hciconfig <dev> reset`` first.
         initialization_timeout -- seconds to wait for gatttool's first prompt.
+
+        A reset that cannot be done (no adapter, no permission) is logged as a
+        warning and the start goes on.
         """
         timeout = validate.positive_timeout(initialization_timeout, "initialization_timeout")
         with self._lock:
@@ -195,8 +197,9 @@ class GATTToolBackend(BLEBackend):
 
         timeout -- seconds to scan for.
         run_as_root -- run the scan through ``sudo -n`` (passwordless sudo needed).
-        tool -- ``"hcitool"`` (``hcitool lescan``, as pygatt 5.0.0) or ``"btmgmt"``
-            (``btmgmt find -l``, which also reports RSSI, address type and AD flags).
+        tool -- ``"hcitool"`` (``hcitool lescan``, as pygatt 5.0.0) or ``"btmgmt"`` (``btmgmt find -l``).
+
+        btmgmt also reports RSSI, the address type and the AD flags.
 
         Returns a list of dicts with 'address', 'name' (None for devices that did
         not advertise one) and 'rssi' (dBm; None with hcitool, which does not
