@@ -112,7 +112,8 @@ class Terminal:
         lines = []
         for char in data:
             if char in "\r\n":
-                self.write("\r\n" + ("" if self.dumb else PASTE_OFF))
+                # readline ends an empty line with "\r\r" (seen on the real gatttool), others with "\r\n"
+                self.write(("\r\n" if self.line else "\r\r") + ("" if self.dumb else PASTE_OFF))
                 lines.append(self.line)
                 self.line = ""
             elif char in "\x7f\b":
