@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -81,3 +82,30 @@ def test_simulator_prints_what_real_gatttool_prints_without_an_adapter(tmp_path)
     assert real_status == simulated_status == 0
     for command, expected, got in zip([None, *COMMANDS], real, simulated):
         assert got == expected, f"after {command!r}"
+
+
+@pytest.mark.parametrize(
+    "tool, args",
+    [
+        ("hcitool", ["-i", "hci0", "lescan"]),
+        ("hcitool", ["-i", "hci0", "rssi", "11:22:33:44:55:66"]),
+        ("hciconfig", ["hci0", "reset"]),
+        ("btmgmt", ["--timeout", "2", "--index", "0", "find", "-l"]),
+    ],
+)
+def test_simulated_tools_fail_like_the_real_ones_without_an_adapter(tmp_path, tool, args):
+    # bluetoothctl is not compared: without a system D-Bus the real one aborts (SIGABRT), see the fact sheet §12
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+    world = World(adapter=Adapter(present=False)).write(tmp_path / "no-adapter.json")
+    env = dict(os.environ, LC_ALL="C")
+    real = subprocess.run([tool, *args], capture_output=True, text=True, timeout=10, env=env, stdin=subprocess.DEVNULL)
+    simulated = subprocess.run(
+        [sys.executable, "-m", "pygatt.testing.sim", tool, "--world", str(world), "--", *args],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert (simulated.returncode, simulated.stdout, simulated.stderr) == (real.returncode, real.stdout, real.stderr)

@@ -537,14 +537,15 @@ def run(world: World, argv: List[str]) -> int:
                 break
             if selector.select(timeout):
                 data = os.read(0, 4096)
-                if not data:
-                    terminal.write("\r\n")
-                    break
-                for line in terminal.feed(data.decode("utf-8", "replace")):
+                lines = terminal.feed(data.decode("utf-8", "replace")) if data else []
+                for line in lines:
                     simulator.execute(line)
                     if not simulator.running:
                         break
                     terminal.prompt()
+                if not data or terminal.eof:
+                    terminal.write("\r\n")  # EOF prints a single newline and exits (fact sheet §2)
+                    break
             terminal.flush()
     except OSError:
         return 0  # the terminal went away

@@ -28,6 +28,7 @@ class Terminal:
         self._prompt = prompt
         self.dumb = (term or os.environ.get("TERM", "dumb")) in ("dumb", "", "unknown")
         self.line = ""
+        self.eof = False  # Ctrl-D on an empty line, as readline takes it
         self._saved: Optional[List] = None
         self._pending: List[str] = []
 
@@ -116,6 +117,9 @@ class Terminal:
                 self.write(("\r\n" if self.line else "\r\r") + ("" if self.dumb else PASTE_OFF))
                 lines.append(self.line)
                 self.line = ""
+            elif char == "\x04" and not self.line:
+                self.eof = True
+                break
             elif char in "\x7f\b":
                 if self.line:
                     self.line = self.line[:-1]
