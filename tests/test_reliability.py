@@ -287,3 +287,28 @@ def test_run_as_root_uses_sudo_non_interactive(monkeypatch):
     assert external.with_privileges(["hcitool", "lescan"], False) == ["hcitool", "lescan"]
     monkeypatch.setattr("os.geteuid", lambda: 0)
     assert external.with_privileges(["hcitool", "lescan"], True) == ["hcitool", "lescan"]
+
+
+def test_stop_during_a_connect_ends_it_and_leaves_no_process(fake_spawn):
+    backend = pygatt.GATTToolBackend()
+    backend.start(reset_on_start=False)
+    fake_spawn.child.connect_result = "silent"  # the connect hangs
+    errors = []
+    thread = threading.Thread(
+        target=lambda: errors.append(pytest.raises(exceptions.NotConnectedError, backend.connect, ADDRESS, timeout=30))
+    )
+    thread.start()
+    assert wait_for(lambda: bool(backend._connecting))
+    started = time.monotonic()
+    backend.stop()
+    thread.join(3)
+    assert not thread.is_alive() and time.monotonic() - started < 2
+    assert all(not c.alive for c in fake_spawn.children)
+
+
+def test_failed_start_leaves_no_thread(tmp_path):
+    threads = set(threading.enumerate())
+    backend = pygatt.GATTToolBackend(tools=ToolCommands(gatttool=[str(tmp_path / "no-such-gatttool")]))
+    with pytest.raises(exceptions.BLEError, match="Could not start"):
+        backend.start(reset_on_start=False)
+    assert wait_for(lambda: set(threading.enumerate()) <= threads)

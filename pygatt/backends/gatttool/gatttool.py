@@ -8,7 +8,7 @@ import os
 import shlex
 import threading
 import uuid
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, TypeVar, Union, cast
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set, TypeVar, Union, cast
 
 from pygatt import validate
 from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, Characteristic
@@ -101,6 +101,7 @@ class GATTToolBackend(BLEBackend):
         self._device_of: Dict[GATTToolSession, GATTToolBLEDevice] = {}  # connected sessions only
         self._scanner: Optional[external.Scanner] = None
         self._reconnects: List[threading.Thread] = []
+        self._connecting: Set[GATTToolSession] = set()  # sessions in the middle of a connect
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} hci_device={self._hci_device}>"
@@ -127,7 +128,11 @@ class GATTToolBackend(BLEBackend):
                 except BLEError as exc:
                     log.warning("Could not reset %s, going on without: %s", self._hci_device, exc)
             self._dispatcher.start()
-            self._spare = self._new_session(timeout)
+            try:
+                self._spare = self._new_session(timeout)
+            except BaseException:
+                self._dispatcher.stop(0.2)
+                raise
             self._running = True
 
     def stop(self) -> None:
@@ -147,6 +152,8 @@ class GATTToolBackend(BLEBackend):
             if self._spare is not None:
                 sessions.append(self._spare)
                 self._spare = None
+            sessions.extend(self._connecting)  # a connect in flight fails at once
+            self._connecting.clear()
             scanner = self._scanner
         if scanner is not None:
             scanner.kill()
@@ -156,7 +163,7 @@ class GATTToolBackend(BLEBackend):
         for closer in closers:
             closer.join(1.8)
         for thread in list(self._reconnects):
-            thread.join(0.1)
+            thread.join(0.2)
         self._dispatcher.stop(0.2)
 
     def _new_session(self, timeout: float) -> GATTToolSession:
@@ -321,9 +328,32 @@ class GATTToolBackend(BLEBackend):
     def _open_link(self, device: GATTToolBLEDevice, timeout: float) -> None:
         """Connect ``device`` on a session of its own, or raise NotConnectedError."""
         with self._lock:
+            if not self._running:
+                raise NotConnectedError("The backend is stopped")
             session, self._spare = self._spare, None
         if session is None or not session.alive:
             session = self._new_session(timeout)
+        with self._lock:
+            if not self._running:
+                session.close()
+                raise NotConnectedError("The backend was stopped while connecting")
+            self._connecting.add(session)
+        try:
+            self._connect_session(session, device, timeout)
+        finally:
+            with self._lock:
+                self._connecting.discard(session)
+        with self._lock:
+            if not self._running:
+                session.close()
+                raise NotConnectedError("The backend was stopped while connecting")
+            device._session = session
+            device._connected = True
+            device._mtu = DEFAULT_ATT_MTU
+            self._devices[device.address] = device
+            self._device_of[session] = device
+
+    def _connect_session(self, session: GATTToolSession, device: GATTToolBLEDevice, timeout: float) -> None:
         session.expect_disconnect(False)
         session.connection_reset()
         log.info("Connecting to %s (%s)", device.address, device._address_type.value)
@@ -335,15 +365,6 @@ class GATTToolBackend(BLEBackend):
         except BLEError:
             self._recycle(session)
             raise
-        with self._lock:
-            if not self._running:
-                session.close()
-                raise NotConnectedError("The backend was stopped while connecting")
-            device._session = session
-            device._connected = True
-            device._mtu = DEFAULT_ATT_MTU
-            self._devices[device.address] = device
-            self._device_of[session] = device
 
     def _recycle(self, session: GATTToolSession) -> None:
         """Keep an unconnected session as the spare, or end it."""
