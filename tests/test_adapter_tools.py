@@ -184,3 +184,14 @@ def test_get_rssi_when_hcitool_cannot_says_why(fake_spawn, tmp_path):
             backend.connect(ADDRESS).get_rssi()
     finally:
         backend.stop()
+
+
+def test_missing_or_unrunnable_tools_are_tool_errors(tmp_path):
+    not_executable = tmp_path / "hciconfig"
+    not_executable.write_text("#!/bin/sh\n")
+    for program in (str(tmp_path / "missing"), str(not_executable)):
+        backend = pygatt.GATTToolBackend(tools=ToolCommands(hciconfig=[program], bluetoothctl=[program]))
+        with pytest.raises(exceptions.ToolError, match="hciconfig|missing"):
+            backend.reset()
+        with pytest.raises(exceptions.ToolError):
+            backend.clear_bond()

@@ -69,6 +69,8 @@ def run_tool(argv: Sequence[str], timeout: float, what: str) -> str:
         )
     except FileNotFoundError as exc:
         raise ToolError(f"{what}: {argv[0]} is not installed ({exc.strerror}); install BlueZ (apt-get install bluez)")
+    except OSError as exc:  # e.g. not executable
+        raise ToolError(f"{what}: could not run {argv[0]}: {exc}")
     except subprocess.TimeoutExpired as exc:
         output = clean((exc.output or b"").decode("utf-8", "replace"))
         raise ToolError(f"{what}: {argv[0]} gave no answer within {timeout} s: {output!r}", output, None)
