@@ -75,6 +75,23 @@ def rss_kib() -> int:
     return 0
 
 
+def simulated_gatttool(path: str) -> Any:
+    """The simulated gatttool on a raw pexpect pty, connected, with nothing of the library in between."""
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "pygatt.testing.sim", "gatttool", "--world", path, "--", "-I"],
+        env=dict(os.environ, TERM="dumb"),
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.delaybeforesend = None  # as the library does
+    child.expect_exact("[LE]> ")
+    child.sendline(f"connect {ADDRESS}")
+    child.expect_exact("Connection successful")
+    child.expect_exact("[LE]> ")
+    return child
+
+
 # -- 1. notification throughput ---------------------------------------------------------
 
 
@@ -117,19 +134,8 @@ def throughput(directory: str, count: int, size: int) -> Dict[str, Any]:
 
 def raw_simulator_rate(directory: str, count: int, size: int = 20) -> float:
     """Notifications per second the simulator itself prints, read raw with no parsing."""
-    path = world_file(flood_world(count, size), directory, f"raw{size}")
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "pygatt.testing.sim", "gatttool", "--world", path, "--", "-I"],
-        env=dict(os.environ, TERM="dumb"),
-        encoding="utf-8",
-        timeout=30,
-    )
+    child = simulated_gatttool(world_file(flood_world(count, size), directory, f"raw{size}"))
     try:
-        child.expect_exact("[LE]> ")
-        child.sendline(f"connect {ADDRESS}")
-        child.expect_exact("Connection successful")
-        child.expect_exact("[LE]> ")
         started = time.perf_counter()
         child.sendline("char-write-req 0x0009 0100")
         lines = 0
@@ -168,19 +174,8 @@ def read_latency(directory: str, reads: int) -> Dict[str, float]:
 
 def raw_read_latency(path: str, reads: int) -> List[float]:
     """The simulator's own reply time: bytes written to and read from the pty directly."""
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "pygatt.testing.sim", "gatttool", "--world", path, "--", "-I"],
-        env=dict(os.environ, TERM="dumb"),
-        encoding="utf-8",
-        timeout=10,
-    )
-    child.delaybeforesend = None
+    child = simulated_gatttool(path)
     try:
-        child.expect_exact("[LE]> ")
-        child.sendline(f"connect {ADDRESS}")
-        child.expect_exact("Connection successful")
-        child.expect_exact("[LE]> ")
         time.sleep(0.1)
         fd = child.child_fd
         while select.select([fd], [], [], 0)[0]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Iterator, List
+import time
+from typing import Callable, Iterator, List
 from unittest import mock
 
 import pytest
@@ -12,6 +13,16 @@ import pygatt
 from tests.fake_child import FakeGatttool
 
 ADDRESS = "C4:7C:8D:6A:3E:01"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
 
 
 class FakeFactory:

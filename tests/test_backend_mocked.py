@@ -13,19 +13,10 @@ import pygatt
 from pygatt import exceptions
 from pygatt.backends import BLEAddressType
 from pygatt.util import uuid16_to_uuid
-from tests.conftest import ADDRESS
+from tests.conftest import ADDRESS, wait_for
 
 HR = uuid16_to_uuid(0x2A37)
 BATTERY = uuid16_to_uuid(0x2A19)
-
-
-def wait_for(predicate, timeout=2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 def test_start_spawns_gatttool_interactive_on_the_hci_device(fake_spawn):

@@ -97,14 +97,15 @@ def test_demo_shows_discovery_reads_and_notifications():
     assert "5a  (90)" in out and out.rstrip().endswith("0x0008  00 4c")
 
 
-def test_real_subprocess_python_m_pygatt():
-    proc = subprocess.run(
-        [sys.executable, "-m", "pygatt", "--simulate", "--json", "read", HR, "2a00"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
+def run_subprocess(*argv: str) -> subprocess.CompletedProcess:
+    """``python -m pygatt ARGV`` as a real process, no stdin."""
+    return subprocess.run(
+        [sys.executable, "-m", "pygatt", *argv], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
     )
+
+
+def test_real_subprocess_python_m_pygatt():
+    proc = run_subprocess("--simulate", "--json", "read", HR, "2a00")
     assert proc.returncode == 0, proc.stderr
     assert bytes.fromhex(json.loads(proc.stdout)["value"]) == b"Pulse HR"
 
@@ -115,13 +116,7 @@ bluez = pytest.mark.skipif(shutil.which("gatttool") is None, reason="BlueZ's gat
 @pytest.mark.bluez
 @bluez
 def test_real_gatttool_connect_failure_exit_3():
-    proc = subprocess.run(
-        [sys.executable, "-m", "pygatt", "read", "11:22:33:44:55:66", "2a19"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = run_subprocess("read", "11:22:33:44:55:66", "2a19")
     assert proc.returncode == 3, proc.stderr
     assert "pygatt: error: connect 11:22:33:44:55:66 failed:" in proc.stderr
 
@@ -129,12 +124,6 @@ def test_real_gatttool_connect_failure_exit_3():
 @pytest.mark.bluez
 @bluez
 def test_real_hcitool_scan_without_adapter_exit_5():
-    proc = subprocess.run(
-        [sys.executable, "-m", "pygatt", "scan", "--timeout", "2"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = run_subprocess("scan", "--timeout", "2")
     assert proc.returncode == 5, proc.stderr
     assert "hcitool" in proc.stderr

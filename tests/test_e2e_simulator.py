@@ -19,6 +19,7 @@ from pygatt.backends import BLEAddressType
 from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World, load_world
 from pygatt.util import uuid16_to_uuid
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.simulator
 
@@ -26,15 +27,6 @@ HR_ADDRESS = "C4:7C:8D:6A:3E:01"
 RANDOM_ADDRESS = "5D:2B:9F:11:04:7E"
 HR = uuid16_to_uuid(0x2A37)
 BATTERY = uuid16_to_uuid(0x2A19)
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture

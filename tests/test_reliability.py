@@ -15,8 +15,8 @@ import pygatt
 from pygatt import exceptions
 from pygatt.backends.gatttool import parser as p
 from pygatt.backends.gatttool.tools import ToolCommands
-from tests.conftest import ADDRESS
-from tests.test_backend_mocked import HR, wait_for
+from tests.conftest import ADDRESS, wait_for
+from tests.test_backend_mocked import HR
 
 # -- process death at every stage ---------------------------------------------------
 

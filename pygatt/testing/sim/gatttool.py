@@ -364,7 +364,7 @@ class Simulator:
         attribute = self.attribute(handle)
 
         def reply() -> None:
-            failure = self.read_failure(attribute)
+            failure = self.access_failure(attribute, writing=False)
             if failure:
                 self.terminal.error(f"Characteristic value/descriptor read failed: {failure}", asynchronous=True)
             else:
@@ -374,13 +374,15 @@ class Simulator:
         self.answer(reply)
 
     @staticmethod
-    def read_failure(attribute: Optional[Attribute]) -> Optional[str]:
+    def access_failure(attribute: Optional[Attribute], writing: bool) -> Optional[str]:
+        """The ATT error text a read (or write) of ``attribute`` fails with, or None."""
         if attribute is None:
             return "Invalid handle"
-        if attribute.read_error:
-            return attribute.read_error
-        if not attribute.readable:
-            return "Attribute can't be read"
+        error = attribute.write_error if writing else attribute.read_error
+        if error:
+            return error
+        if not (attribute.writable if writing else attribute.readable):
+            return "Attribute can't be written" if writing else "Attribute can't be read"
         return None
 
     def cmd_char_read_uuid(self, args: List[str], name: str) -> None:
@@ -410,7 +412,7 @@ class Simulator:
             if not matches:
                 self.terminal.error(f"Read characteristics by UUID failed: {NOT_FOUND}", asynchronous=True)
                 return
-            failure = self.read_failure(matches[0])
+            failure = self.access_failure(matches[0], writing=False)
             if failure:
                 self.terminal.error(f"Read characteristics by UUID failed: {failure}", asynchronous=True)
                 return
@@ -442,7 +444,7 @@ class Simulator:
         attribute = self.attribute(handle)
 
         def reply() -> None:
-            failure = self.write_failure(attribute)
+            failure = self.access_failure(attribute, writing=True)
             if failure:
                 self.terminal.error(f"Characteristic Write Request failed: {failure}", asynchronous=True)
                 return
@@ -452,23 +454,13 @@ class Simulator:
 
         self.answer(reply)
 
-    @staticmethod
-    def write_failure(attribute: Optional[Attribute]) -> Optional[str]:
-        if attribute is None:
-            return "Invalid handle"
-        if attribute.write_error:
-            return attribute.write_error
-        if not attribute.writable:
-            return "Attribute can't be written"
-        return None
-
     def cmd_char_write_cmd(self, args: List[str], name: str) -> None:
         parsed = self.write_args(args, name)
         if parsed is None:
             return
         handle, value = parsed
         attribute = self.attribute(handle)
-        if attribute is not None and self.write_failure(attribute) is None:
+        if attribute is not None and self.access_failure(attribute, writing=True) is None:
             self.store(attribute, value[: self.mtu - 3])  # silently cut to one packet
 
     def store(self, attribute: Attribute, value: bytes) -> None:
