@@ -28,7 +28,7 @@ from typing import IO, Any, Callable, Deque, Dict, List, Optional, Sequence, Tup
 
 from pygatt.backends.gatttool import parser
 from pygatt.backends.gatttool.errors import describe, error_from_line
-from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout
+from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout, ToolError
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class GATTToolSession:
             )
         except pexpect.ExceptionPexpect as exc:
             self._close_logfile()
-            raise BLEError(
+            raise ToolError(
                 f"Could not start {self._argv[0]!r} ({exc}). Is BlueZ installed (apt-get install bluez)?"
             ) from exc
         # pexpect sleeps 50 ms before every send by default: that alone would cap
@@ -214,7 +214,7 @@ class GATTToolSession:
         if not started:
             output = self.recent_output()
             self.close()
-            raise BLEError(f"{self._argv[0]} did not start within {timeout} s; it printed: {output!r}")
+            raise ToolError(f"{self._argv[0]} did not start within {timeout} s; it printed: {output!r}", output)
 
     def close(self, timeout: float = 1.5) -> None:
         """End gatttool: ``exit``, then SIGKILL if it lingers; join the reader.
