@@ -1,129 +1,569 @@
-"""The pygatt command line, in-process and as a real subprocess, against the simulator and real BlueZ."""
+"""The ``pygatt`` command line: in-process through ``main()``, as a real
+``python -m pygatt`` subprocess against the simulator, and against the real
+BlueZ programs on a machine without an adapter.
+
+Expected values come from the shipped example world, not from the CLI.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from pygatt.cli import main
-
-HR = "C4:7C:8D:6A:3E:01"
-
-
-def run(*argv):
-    out = io.StringIO()
-    status = main(list(argv), out=out)
-    return status, out.getvalue()
-
-
-def test_scan_table_and_json():
-    status, out = run("--simulate", "scan", "--timeout", "0.5")
-    assert status == 0
-    assert f"{HR}  Pulse HR" in out and "5D:2B:9F:11:04:7E  (unknown)" in out and "2 device(s) found" in out
-    status, out = run("scan", "--simulate", "--json", "--tool", "btmgmt", "--timeout", "0.5")
-    devices = {d["address"]: d for d in json.loads(out)}
-    assert status == 0 and devices[HR]["rssi"] == -58 and devices[HR]["name"] == "Pulse HR"
-
-
-def test_discover_lists_characteristics_with_names():
-    status, out = run("--simulate", "discover", HR)
-    assert status == 0
-    assert "0x0008  00002a37-0000-1000-8000-00805f9b34fb  Heart Rate Measurement" in out
-    assert "0x0010  00002a19-0000-1000-8000-00805f9b34fb  Battery Level" in out
-    assert "8 characteristic(s)" in out
-    status, out = run("--simulate", "--json", "discover", HR)
-    found = {c["uuid"][4:8]: c for c in json.loads(out)["characteristics"]}
-    assert found["2a19"]["handle"] == 0x10 and "00002902-0000-1000-8000-00805f9b34fb" in found["2a19"]["descriptors"]
-
-
-def test_read_by_uuid_and_handle():
-    assert run("--simulate", "read", HR, "2a19") == (0, "5a  (90)\n")
-    assert run("--simulate", "read", HR, "0x0003") == (0, "50 75 6c 73 65 20 48 52  (Pulse HR)\n")
-    status, out = run("--simulate", "--json", "read", HR, "2a19")
-    assert status == 0 and json.loads(out)["value"] == "5a"
-
-
-def test_write_with_and_without_response():
-    assert run("--simulate", "write", HR, "0x0011", "0100") == (0, "written\n")
-    assert run("--simulate", "write", HR, "2a39", "01", "--no-response") == (0, "written\n")
-
-
-def test_subscribe_count():
-    status, out = run("--simulate", "subscribe", HR, "2a37", "--count", "3")
-    assert status == 0 and out.splitlines() == ["0x0008  00 48", "0x0008  00 4a", "0x0008  00 4c"]
-    status, out = run("--simulate", "--json", "subscribe", HR, "2a37", "--count", "2", "--indicate")
-    assert [json.loads(line)["value"] for line in out.splitlines()] == ["0048", "004a"]
-
-
-def test_subscribe_wait_gives_up_with_timeout_status(capsys):
-    status, _ = run("--simulate", "subscribe", HR, "2a37", "--count", "50", "--wait", "0.5")
-    assert status == 4 and "notifications within" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["read", "11:22:33:44:55", "2a19"],
-        ["read", HR, "zz"],
-        ["write", HR, "2a19", "0x1g"],
-        ["bogus"],
-        ["read", HR + "\nexit", "2a19"],
-        [],
-    ],
+import pygatt.cli.app
+from pygatt.backends import GATTToolBackend
+from pygatt.cli import ExitStatus, main
+from pygatt.cli.status import status_of
+from pygatt.exceptions import (
+    BLEError,
+    GATTError,
+    NotConnectedError,
+    NotificationTimeout,
+    PermissionDeniedError,
+    ReadNotPermittedError,
+    ToolError,
 )
-def test_usage_errors_exit_2(argv, capsys):
-    assert run("--simulate", *argv)[0] == 2
+from pygatt.testing import example_world_path
+
+REPO = Path(__file__).resolve().parents[1]
+WORLD: Dict[str, Any] = json.loads(example_world_path("heart-rate").read_text())
+HR_DEVICE = next(p for p in WORLD["peripherals"] if p["name"] == "Pulse HR")
+HR = HR_DEVICE["address"]
+NAMELESS = next(p for p in WORLD["peripherals"] if p["name"] is None)
 
 
-def test_ble_error_exit_1(capsys):
-    status, _ = run("--simulate", "read", HR, "0x0017")
-    assert status == 1 and "Attribute can't be read" in capsys.readouterr().err
+def characteristic(short: str) -> Dict[str, Any]:
+    """The example world's description of a characteristic of the Pulse HR."""
+    return next(c for s in HR_DEVICE["services"] for c in s["characteristics"] if c["uuid"] == short)
 
 
-def test_not_connected_exit_3_in_simulation(capsys):
-    status, _ = run("--simulate", "read", "5D:2B:9F:11:04:7E", "2a19")  # a random address, asked as public
-    assert status == 3 and "Connection refused (111)" in capsys.readouterr().err
+def full_uuid(short: str) -> str:
+    return f"0000{short}-0000-1000-8000-00805f9b34fb"
 
 
-def test_demo_shows_discovery_reads_and_notifications():
-    status, out = run("--simulate", "demo")
-    assert status == 0
-    assert "$ pygatt discover C4:7C:8D:6A:3E:01" in out and "Battery Level" in out
-    assert "5a  (90)" in out and out.rstrip().endswith("0x0008  00 4c")
+BATTERY = characteristic("2a19")["value"]
+NAME = bytes.fromhex(characteristic("2a00")["value"])
+HEART_RATES: List[str] = characteristic("2a37")["notify"]["values"]
+NOTIFY_COUNT: int = characteristic("2a37")["notify"]["count"]
+CHARACTERISTIC_COUNT = sum(len(s["characteristics"]) for s in HR_DEVICE["services"])
 
 
-def run_subprocess(*argv: str) -> subprocess.CompletedProcess:
-    """``python -m pygatt ARGV`` as a real process, no stdin."""
+@pytest.fixture(autouse=True)
+def no_simulation_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --simulate the CLI must run the real BlueZ programs."""
+    monkeypatch.delenv("PYGATT_SIMULATE", raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
+    """``main(argv)`` in-process: (exit status, stdout, stderr)."""
+    capsys.readouterr()
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def run_process(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``python -m pygatt ARGV`` as a real process."""
     return subprocess.run(
-        [sys.executable, "-m", "pygatt", *argv], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        [sys.executable, "-m", "pygatt", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO,
+        env=_child_env(),
     )
 
 
-def test_real_subprocess_python_m_pygatt():
-    proc = run_subprocess("--simulate", "--json", "read", HR, "2a00")
+def _child_env() -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYGATT_SIMULATE"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.fixture(scope="module")
+def layout() -> Dict[str, Dict[str, Any]]:
+    """The Pulse HR's characteristics as ``discover --json`` reports them, by 16-bit UUID."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--simulate", "--json", "discover", HR]) == 0
+    return {c["uuid"][4:8]: c for c in json.loads(out.getvalue())["characteristics"]}
+
+
+def processes_mentioning(text: str) -> List[str]:
+    """Command lines of running processes that contain ``text``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        line = " ".join(w.decode("utf-8", "replace") for w in words)
+        if text in line:
+            found.append(line)
+    return found
+
+
+# -- scan ------------------------------------------------------------------------------
+
+
+def test_scan_lists_named_and_nameless_devices(capsys):
+    status, out, err = run(capsys, "--simulate", "scan", "--timeout", "0.5")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["address", "name"]
+    assert [line.split(None, 1) for line in lines[1:]] == [[HR, "Pulse HR"], [NAMELESS["address"], "(unknown)"]]
+
+
+def test_scan_json_is_one_document(capsys):
+    status, out, _ = run(capsys, "--simulate", "--json", "scan", "--timeout", "0.5")
+    document = json.loads(out)
+    names = {d["address"]: d["name"] for d in document["devices"]}
+    assert status == 0 and document["adapter"] == "hci0"
+    assert names == {HR: "Pulse HR", NAMELESS["address"]: None}
+
+
+def test_scan_with_btmgmt_shows_rssi(capsys):
+    status, out, _ = run(capsys, "scan", "--tool", "btmgmt", "--simulate", "--timeout", "0.5")
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert status == 0 and out.splitlines()[0].split() == ["address", "name", "rssi"]
+    assert rows[HR].endswith(f"{HR_DEVICE['rssi']} dBm") and rows[NAMELESS["address"]].endswith(
+        f"{NAMELESS['rssi']} dBm"
+    )
+
+
+# -- discover --------------------------------------------------------------------------
+
+
+def test_discover_table_names_handles_and_descriptors(capsys, layout):
+    status, out, _ = run(capsys, "--simulate", "discover", HR)
+    lines = out.splitlines()
+    assert status == 0 and lines[0].split() == ["handle", "value", "uuid", "name", "descriptors"]
+    assert len(lines) == 1 + CHARACTERISTIC_COUNT
+    rows = {line.split()[2]: line for line in lines[1:]}
+    heart, battery = layout["2a37"], layout["2a19"]
+    assert re.fullmatch(
+        rf"0x{heart['handle']:04x}  0x{heart['value_handle']:04x}  2a37  Heart Rate Measurement +"
+        rf"0x{heart['value_handle'] + 1:04x} 2902 CCCD",
+        rows["2a37"],
+    )
+    assert rows["2a19"].split("  ")[:3] == [f"0x{battery['handle']:04x}", f"0x{battery['value_handle']:04x}", "2a19"]
+    assert "Battery Level" in rows["2a19"] and "2902 CCCD" in rows["2a19"] and "2901 User Description" in rows["2a19"]
+    # the columns line up: every row's uuid starts where the header's does
+    start = lines[0].index("uuid")
+    assert all(line[start : start + 4] in rows for line in lines[1:])
+
+
+def test_discover_json(layout):
+    assert set(layout) == {c["uuid"] for s in HR_DEVICE["services"] for c in s["characteristics"]}
+    battery = layout["2a19"]
+    assert battery["name"] == "Battery Level" and battery["handle"] == battery["value_handle"] - 1
+    assert [d["uuid"] for d in battery["descriptors"]] == [full_uuid("2902"), full_uuid("2901")]
+    assert layout["2a38"]["descriptors"] == [] and layout["2a37"]["name"] == "Heart Rate Measurement"
+
+
+# -- read ------------------------------------------------------------------------------
+
+
+def test_read_battery_level_by_uuid(capsys):
+    status, out, err = run(capsys, "--simulate", "read", HR, "2a19")
+    assert (status, err) == (0, "")
+    assert out == f"{BATTERY}  ({int(BATTERY, 16)})\n"
+
+
+def test_read_by_handle_hex_and_decimal(capsys, layout):
+    handle = layout["2a00"]["value_handle"]
+    expected = f"{NAME.hex(' ')}  {json.dumps(NAME.decode())}\n"
+    assert run(capsys, "--simulate", "read", HR, f"0x{handle:04x}")[:2] == (0, expected)
+    assert run(capsys, "--simulate", "read", HR, str(handle))[:2] == (0, expected)
+
+
+def test_read_json_and_128_bit_uuid(capsys, layout):
+    status, out, _ = run(capsys, "--simulate", "--json", "read", HR, full_uuid("2a19").upper())
+    assert status == 0
+    assert json.loads(out) == {
+        "address": HR,
+        "handle": layout["2a19"]["value_handle"],
+        "uuid": full_uuid("2a19"),
+        "value": BATTERY,
+    }
+
+
+def test_options_may_follow_the_command(capsys):
+    status, out, _ = run(capsys, "read", HR, "2a19", "--json", "--simulate")
+    assert status == 0 and json.loads(out)["value"] == BATTERY
+
+
+def test_read_not_permitted_is_a_ble_error(capsys, layout):
+    status, out, err = run(capsys, "--simulate", "read", HR, "2a25")
+    assert (status, out) == (1, "")
+    assert err == (
+        f"pygatt: error: char-read-hnd 0x{layout['2a25']['value_handle']:04x} failed: "
+        "Characteristic value/descriptor read failed: Attribute can't be read\n"
+    )
+
+
+def test_read_unknown_characteristic_is_a_ble_error(capsys):
+    status, _, err = run(capsys, "--simulate", "read", HR, "2a6e")
+    assert status == 1 and err == f"pygatt: error: {HR} has no characteristic 2a6e\n"
+
+
+def test_connection_refused_exits_3(capsys):
+    # the nameless device has a random address; asked for as public it refuses
+    status, _, err = run(capsys, "--simulate", "read", NAMELESS["address"], "2a19")
+    assert status == 3 and "Connection refused (111)" in err and err.startswith("pygatt: error: connect ")
+    status, out, _ = run(capsys, "--simulate", "--random", "read", NAMELESS["address"], "2a19")
+    value = NAMELESS["services"][0]["characteristics"][0]["value"]
+    assert status == 0 and out.split()[0] == value
+
+
+# -- write -----------------------------------------------------------------------------
+
+
+def test_write_with_and_without_response(capsys, tmp_path, layout):
+    log = tmp_path / "gatttool.log"
+    control = layout["2a39"]["value_handle"]
+    cccd = layout["2a19"]["value_handle"] + 1
+    status, out, _ = run(capsys, "--simulate", "--log-file", str(log), "write", HR, "2a39", "01")
+    assert (status, out) == (0, f"wrote 1 byte to 0x{control:04x} (with response)\n")
+    status, out, _ = run(
+        capsys, "--simulate", "--log-file", str(log), "write", HR, f"0x{cccd:04x}", "01:00", "--no-response"
+    )
+    assert (status, out) == (0, f"wrote 2 bytes to 0x{cccd:04x} (without response)\n")
+    sent = log.read_text()
+    assert f"char-write-req 0x{control:04x} 01\n" in sent.replace("\r", "")
+    assert f"char-write-cmd 0x{cccd:04x} 0100\n" in sent.replace("\r", "")
+
+
+def test_write_value_forms_and_json(capsys, layout):
+    status, out, _ = run(capsys, "--simulate", "--json", "write", HR, "2a39", "0x01 ")
+    assert status == 0 and json.loads(out) == {
+        "address": HR,
+        "handle": layout["2a39"]["value_handle"],
+        "uuid": full_uuid("2a39"),
+        "value": "01",
+        "response": True,
+    }
+    status, out, _ = run(capsys, "--simulate", "--json", "write", HR, "2a39", "01 00", "--no-response")
+    assert status == 0 and json.loads(out)["value"] == "0100" and json.loads(out)["response"] is False
+
+
+def test_write_refused_by_the_device_exits_1(capsys):
+    status, _, err = run(capsys, "--simulate", "write", HR, "2a19", "01")
+    assert status == 1 and err.endswith("Attribute can't be written\n")
+
+
+def test_write_without_response_longer_than_a_packet_is_refused_before_sending(capsys):
+    status, _, err = run(capsys, "--simulate", "write", HR, "2a39", "00" * 21, "--no-response")
+    assert status == 2 and "more than the 20" in err
+
+
+# -- subscribe -------------------------------------------------------------------------
+
+
+def test_subscribe_count_prints_each_notification(capsys, layout):
+    status, out, err = run(capsys, "--simulate", "subscribe", HR, "2a37", "--count", "3")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert len(lines) == 3
+    for line, expected in zip(lines, HEART_RATES):
+        clock, handle, value = line.split("  ")
+        assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", clock)
+        assert (handle, value) == (f"0x{layout['2a37']['value_handle']:04x}", bytes.fromhex(expected).hex(" "))
+
+
+def test_subscribe_json_lines_with_indications(capsys, layout):
+    before = time.time()
+    status, out, _ = run(capsys, "--simulate", "--json", "subscribe", HR, "2a37", "--count", "2", "--indicate")
+    values = [json.loads(line) for line in out.splitlines()]
+    assert status == 0 and [v["value"] for v in values] == HEART_RATES[:2]
+    assert all(v["kind"] == "indication" and v["uuid"] == full_uuid("2a37") for v in values)
+    assert all(v["handle"] == layout["2a37"]["value_handle"] for v in values)
+    assert before <= values[0]["time"] <= values[1]["time"] <= time.time()
+
+
+def test_subscribe_by_handle(capsys, layout):
+    handle = layout["2a37"]["value_handle"]
+    status, out, _ = run(capsys, "--simulate", "--json", "subscribe", HR, hex(handle), "--count", "1")
+    assert status == 0 and json.loads(out)["uuid"] == full_uuid("2a37")
+
+
+def test_subscribe_timeout_before_count_exits_4(capsys):
+    started = time.monotonic()
+    status, out, err = run(capsys, "--simulate", "subscribe", HR, "2a37", "--count", "50", "--timeout", "2")
+    assert status == 4 and len(out.splitlines()) == NOTIFY_COUNT
+    assert err == f"pygatt: error: {NOTIFY_COUNT} of 50 notifications arrived within 2 s\n"
+    assert time.monotonic() - started < 10
+
+
+def test_subscribe_timeout_without_count_is_the_listening_time(capsys):
+    started = time.monotonic()
+    status, out, _ = run(capsys, "--simulate", "subscribe", HR, "2a37", "--timeout", "0.7")
+    assert status == 0 and 1 <= len(out.splitlines()) < NOTIFY_COUNT
+    assert 0.7 <= time.monotonic() - started < 8
+
+
+# -- usage errors and exit statuses ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        ([], "a command is needed"),
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["read", "11:22:33:44:55", "2a19"], "must look like 'AA:BB:CC:DD:EE:FF'"),
+        (["read", HR + "\nexit", "2a19"], "must look like"),
+        (["read", HR, "zz"], "is neither a handle"),
+        (["read", HR, "0x0000"], "is not a handle"),
+        (["read", HR, "70000"], "is not a handle"),
+        (["read", HR], "the following arguments are required: UUID|HANDLE"),
+        (["write", HR, "2a39", "0g"], "is not a value in hex"),
+        (["write", HR, "2a39", "012"], "is not a value in hex"),
+        (["write", HR, "2a39", ""], "must not be empty"),
+        (["write", HR, "2a39", "00" * 513], "more than the 512 allowed"),
+        (["--hci", "usb0", "scan"], "must look like 'hci0'"),
+        (["--timeout", "0", "scan"], "greater than 0"),
+        (["--timeout", "nan", "scan"], "greater than 0"),
+        (["subscribe", HR, "2a37", "--count", "0"], "at least 1"),
+        (["--simulate=no-such-world.json", "scan"], "no world file 'no-such-world.json'"),
+        (["--sim", "scan"], "unrecognized arguments: --sim"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(capsys, argv, words):
+    simulate = [] if any(arg.startswith("--simulate") for arg in argv) else ["--simulate"]
+    status, out, err = run(capsys, *simulate, *argv)
+    assert (status, out) == (2, "")
+    assert err.startswith("pygatt: error: ") and err.count("\n") == 1 and words in err, err
+
+
+def test_usage_error_nothing_is_started(capsys, monkeypatch):
+    started = []
+    monkeypatch.setattr(GATTToolBackend, "start", lambda self, *a, **k: started.append(self))
+    assert run(capsys, "--simulate", "write", HR, "2a39", "zz")[0] == 2
+    assert started == []
+
+
+def test_help_documents_the_exit_statuses(capsys):
+    status, out, _ = run(capsys, "--help")
+    assert status == 0 and "exit status:" in out
+    for code in ("0", "1", "2", "3", "4", "5", "130"):
+        assert re.search(rf"^  {code} ", out, re.M), code
+    status, out, _ = run(capsys, "read", "--help")
+    assert status == 0 and "UUID|HANDLE" in out and "exit status:" in out
+
+
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (BLEError("x"), ExitStatus.BLE_ERROR),
+        (ReadNotPermittedError("x"), ExitStatus.BLE_ERROR),
+        (GATTError("x"), ExitStatus.BLE_ERROR),
+        (NotConnectedError("x"), ExitStatus.NOT_CONNECTED),
+        (NotificationTimeout("x"), ExitStatus.TIMEOUT),
+        (ToolError("x"), ExitStatus.TOOL),
+        (PermissionDeniedError("x"), ExitStatus.TOOL),
+        (ValueError("x"), ExitStatus.USAGE),
+    ],
+)
+def test_exception_to_exit_status(error, status):
+    assert status_of(error) == status
+
+
+class RecordingBackend(GATTToolBackend):
+    """A real backend that counts how often it was stopped."""
+
+    stops: List[RecordingBackend] = []
+
+    def stop(self) -> None:
+        RecordingBackend.stops.append(self)
+        super().stop()
+
+
+@pytest.mark.parametrize(
+    "argv, status",
+    [
+        (["read", HR, "2a19"], 0),
+        (["read", HR, "2a25"], 1),
+        (["read", NAMELESS["address"], "2a19"], 3),
+        (["subscribe", HR, "2a37", "--count", "9", "--timeout", "1.2"], 4),
+        (["scan", "--timeout", "0.3"], 0),
+    ],
+)
+def test_the_backend_is_always_stopped(capsys, monkeypatch, argv, status):
+    RecordingBackend.stops = []
+    monkeypatch.setattr(pygatt.cli.app, "GATTToolBackend", RecordingBackend)
+    assert run(capsys, "--simulate", *argv)[0] == status
+    assert len(RecordingBackend.stops) == 1
+
+
+def test_ctrl_c_in_process_stops_the_backend_and_exits_130(capsys, monkeypatch):
+    RecordingBackend.stops = []
+    monkeypatch.setattr(pygatt.cli.app, "GATTToolBackend", RecordingBackend)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pygatt.cli.commands.discover", interrupt)
+    status, _, err = run(capsys, "--simulate", "discover", HR)
+    assert (status, err) == (130, "pygatt: interrupted\n") and len(RecordingBackend.stops) == 1
+
+
+def test_library_log_is_quiet_unless_verbose(capsys):
+    status, _, err = run(capsys, "--simulate", "read", HR, "2a19")
+    assert status == 0 and err == ""
+    status, _, err = run(capsys, "--simulate", "-v", "read", HR, "2a19")
+    assert status == 0 and f"INFO pygatt.backends.gatttool.gatttool: Connecting to {HR}" in err
+    assert "DEBUG" not in err
+    status, _, err = run(capsys, "--simulate", "read", HR, "2a19", "-vv")
+    assert status == 0 and "DEBUG" in err
+
+
+def test_demo_runs_every_command(capsys):
+    status, out, _ = run(capsys, "--simulate", "demo")
+    assert status == 0
+    for heading in ("$ pygatt scan", f"$ pygatt discover {HR}", f"$ pygatt read {HR} 2a19"):
+        assert heading in out
+    assert f"{BATTERY}  ({int(BATTERY, 16)})" in out
+    assert out.splitlines()[-1].endswith(bytes.fromhex(HEART_RATES[2]).hex(" "))
+
+
+# -- as a real process -----------------------------------------------------------------
+
+
+def test_process_scan():
+    proc = run_process("--simulate", "scan", "--timeout", "0.5")
     assert proc.returncode == 0, proc.stderr
-    assert bytes.fromhex(json.loads(proc.stdout)["value"]) == b"Pulse HR"
+    assert f"{HR}  Pulse HR" in proc.stdout and f"{NAMELESS['address']}  (unknown)" in proc.stdout
 
 
-bluez = pytest.mark.skipif(shutil.which("gatttool") is None, reason="BlueZ's gatttool is not installed")
+def test_process_read_json():
+    proc = run_process("--simulate", "--json", "read", HR, "2a19")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["value"] == BATTERY
+
+
+def test_process_subscribe_count_3():
+    proc = run_process("--simulate", "subscribe", HR, "2a37", "--count", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split("  ")[2] for line in proc.stdout.splitlines()] == [
+        bytes.fromhex(v).hex(" ") for v in HEART_RATES[:3]
+    ]
+
+
+def test_process_usage_error_exits_2():
+    proc = run_process("--simulate", "read", HR, "not-a-uuid")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.startswith("pygatt: error: argument UUID|HANDLE: 'not-a-uuid'") and proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "signum, status, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_process_subscribe_ends_cleanly_on_a_signal(tmp_path, signum, status, word):
+    world = tmp_path / f"world-{uuid.uuid4().hex}.json"  # a name only this test's processes carry
+    shutil.copy(example_world_path("heart-rate"), world)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pygatt", f"--simulate={world}", "subscribe", HR, "2a37"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env=_child_env(),
+    )
+    try:
+        first = proc.stdout.readline()
+        assert first.split("  ")[2].strip() == bytes.fromhex(HEART_RATES[0]).hex(" ")
+        assert processes_mentioning(world.name), "the simulated gatttool should be running"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status
+    assert re.fullmatch(rf"pygatt: {word} \(\d+ notifications?\ received\)\n", err), err
+    time.sleep(0.3)
+    assert processes_mentioning(world.name) == [], "a simulated gatttool outlived the command"
+
+
+def test_process_closed_pipe_exits_141_quietly():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pygatt", "--simulate", "subscribe", HR, "2a37"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=REPO,
+        env=_child_env(),
+    )
+    try:
+        assert proc.stdout.readline()
+        proc.stdout.close()  # like `| head -1`
+        assert proc.wait(timeout=15) == 141
+        assert proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+# -- the real BlueZ programs, on a machine without a Bluetooth adapter -------------------
+
+requires_bluez = pytest.mark.skipif(
+    shutil.which("gatttool") is None, reason="BlueZ's gatttool is not installed (Debian package 'bluez')"
+)
+requires_no_adapter = pytest.mark.skipif(
+    Path("/sys/class/bluetooth/hci0").exists(), reason="hci0 exists; these tests check the no-adapter errors"
+)
+
+
+def real_tool_output(*argv: str) -> str:
+    """What a BlueZ program itself prints, stripped."""
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    return (proc.stdout + proc.stderr).strip()
 
 
 @pytest.mark.bluez
-@bluez
-def test_real_gatttool_connect_failure_exit_3():
-    proc = run_subprocess("read", "11:22:33:44:55:66", "2a19")
-    assert proc.returncode == 3, proc.stderr
-    assert "pygatt: error: connect 11:22:33:44:55:66 failed:" in proc.stderr
+@requires_bluez
+@requires_no_adapter
+def test_real_gatttool_connect_failure_exits_3_quoting_gatttool():
+    proc = run_process("--no-reset", "read", "11:22:33:44:55:66", "2a19")
+    assert (proc.returncode, proc.stdout) == (3, ""), proc.stderr
+    words = real_tool_output("gatttool", "-i", "hci0", "-b", "11:22:33:44:55:66", "--char-read", "-a", "0x0001")
+    assert words and proc.stderr == f"pygatt: error: connect 11:22:33:44:55:66 failed: {words}\n"
 
 
 @pytest.mark.bluez
-@bluez
-def test_real_hcitool_scan_without_adapter_exit_5():
-    proc = run_subprocess("scan", "--timeout", "2")
-    assert proc.returncode == 5, proc.stderr
-    assert "hcitool" in proc.stderr
+@requires_bluez
+@requires_no_adapter
+def test_real_reset_failure_is_a_warning_and_the_connect_error_decides():
+    proc = run_process("read", "11:22:33:44:55:66", "2a19")
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 3 and lines[-1].startswith("pygatt: error: connect 11:22:33:44:55:66 failed: ")
+    assert all(line.startswith("pygatt: warning: Could not reset hci0") for line in lines[:-1])
+
+
+@pytest.mark.bluez
+@requires_bluez
+@requires_no_adapter
+def test_real_hcitool_scan_without_adapter_exits_5_quoting_hcitool():
+    proc = run_process("scan", "--timeout", "2")
+    assert (proc.returncode, proc.stdout) == (5, ""), proc.stderr
+    assert proc.stderr.startswith("pygatt: error: scan: hcitool -i hci0 lescan exited with status 1: ")
+    if shutil.which("hcitool"):
+        words = real_tool_output("timeout", "5", "hcitool", "-i", "hci0", "lescan")
+        assert words and words in proc.stderr

@@ -1,0 +1,166 @@
+"""``main()``: parse, build the backend, run the command, always stop, map errors to exit statuses."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from pygatt.backends import GATTToolBackend, ToolCommands
+from pygatt.cli import arguments, commands
+from pygatt.cli.output import Output
+from pygatt.cli.status import ExitStatus, status_of
+from pygatt.exceptions import BLEError
+
+log = logging.getLogger(__name__)
+
+QUIET_FORMAT = "pygatt: %(levelname)s: %(message)s"
+VERBOSE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: end like Ctrl-C, stopping the backend first."""
+
+
+class _StderrHandler(logging.Handler):
+    """Writes log records to whatever ``sys.stderr`` is at the time (so captured stderr works)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # a log line must never end the command
+            self.handleError(record)
+
+
+class _LowerLevelName(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text.replace(f": {record.levelname}: ", f": {record.levelname.lower()}: ", 1)
+
+
+@contextmanager
+def _logging(verbosity: int) -> Iterator[None]:
+    """Show pygatt's log on stderr: WARNING and up, INFO with -v, DEBUG with -vv."""
+    logger = logging.getLogger("pygatt")
+    handler = _StderrHandler()
+    if verbosity:
+        handler.setFormatter(logging.Formatter(VERBOSE_FORMAT))
+    else:
+        handler.setFormatter(_LowerLevelName(QUIET_FORMAT))
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    saved = logger.level
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
+
+
+@contextmanager
+def _sigterm_ends_cleanly() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated`, so the backend is stopped (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
+        raise Terminated()
+
+    saved = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+
+
+def _uninterrupted(action: Callable[[], Any]) -> None:
+    """Run ``action`` with Ctrl-C and SIGTERM held off, so stopping is never cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        action()
+        return
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        action()
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _error(message: object) -> None:
+    sys.stderr.write(f"pygatt: error: {message}\n")
+    sys.stderr.flush()
+
+
+def _tools(args: argparse.Namespace) -> Optional[ToolCommands]:
+    """The simulator for ``--simulate``; None (the BlueZ programs, or PYGATT_SIMULATE) otherwise."""
+    if args.simulate is None:
+        return None
+    from pygatt.testing import load_world  # only needed, and only imported, for --simulate
+
+    try:
+        load_world(args.simulate)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise arguments.UsageError(f"--simulate: cannot use world {args.simulate!r}: {exc}") from None
+    return ToolCommands.simulated(args.simulate)
+
+
+def _run(args: argparse.Namespace) -> ExitStatus:
+    """Run one parsed command; the backend is stopped whatever happens."""
+    backend = GATTToolBackend(hci_device=args.hci, gatttool_logfile=args.log_file, tools=_tools(args))
+    ctx = commands.Context(args, backend, Output(sys.stdout, args.json))
+    try:
+        if args.command != "scan":  # a scan runs hcitool on its own, without gatttool
+            backend.start(reset_on_start=not (args.no_reset or args.simulate))
+        commands.run(ctx)
+        return ExitStatus.OK
+    finally:
+        _uninterrupted(backend.stop)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the ``pygatt`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    return int(_main(argv))
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
+    try:
+        args = arguments.parse(sys.argv[1:] if argv is None else argv)
+    except arguments.UsageError as exc:
+        _error(exc)
+        return ExitStatus.USAGE
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else ExitStatus.USAGE
+    with _logging(args.verbose), _sigterm_ends_cleanly():
+        try:
+            return _run(args)
+        except arguments.UsageError as exc:
+            _error(exc)
+            return ExitStatus.USAGE
+        except (BLEError, ValueError) as exc:
+            _error(exc)
+            return status_of(exc)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+            terminated = isinstance(exc, Terminated)
+            detail = f" ({exc})" if str(exc) else ""
+            sys.stderr.write(f"pygatt: {'terminated' if terminated else 'interrupted'}{detail}\n")
+            return ExitStatus.TERMINATED if terminated else ExitStatus.INTERRUPTED
+        except BrokenPipeError:
+            _silence_stdout()
+            return ExitStatus.BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """The reader of our output went away (``| head``): send the rest nowhere, quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured output)
+        pass

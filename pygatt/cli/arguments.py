@@ -1,0 +1,230 @@
+"""The command line grammar of ``pygatt``: the parser and the argument types.
+
+Every argument that ends up in a command sent to gatttool (address, handle or
+UUID, value, adapter, timeout) is checked here, while parsing, so a bad one is
+a usage error (exit status 2) before any program runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import uuid
+from typing import Any, List, NoReturn, Optional, Sequence, Union
+
+from pygatt import __version__, validate
+from pygatt.cli.status import EPILOG
+
+DEFAULT_WORLD = "heart-rate"
+COMMANDS = ("scan", "discover", "read", "write", "subscribe", "demo")
+
+Target = Union[int, uuid.UUID]
+
+ADDRESS_HELP = "the device address, AA:BB:CC:DD:EE:FF"
+TARGET_HELP = "a handle (0x002a, or decimal 42) or a UUID (2a19, or 128-bit)"
+
+_HEX_SEPARATORS = re.compile(r"[\s:]")
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+class UsageError(Exception):
+    """The command line is wrong; the message says how (exit status 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that raises :class:`UsageError` instead of exiting.
+
+    So ``main()`` decides the exit status and prints the one error line itself.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Report a usage error (called by argparse)."""
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def address(text: str) -> str:
+    """A device address ``AA:BB:CC:DD:EE:FF`` (returned in upper case)."""
+    try:
+        return validate.address(text)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def target(text: str) -> Target:
+    """A handle (``0x002a`` or a decimal number) or a UUID (``2a19`` or 128-bit).
+
+    An all-digit word such as ``2902`` is a decimal handle; a UUID whose
+    16-bit form is all digits is written in full
+    (``00002902-0000-1000-8000-00805f9b34fb``).
+    """
+    try:
+        if text[:2].lower() == "0x":
+            return validate.handle(int(text[2:], 16))
+        if _DECIMAL.fullmatch(text):
+            return validate.handle(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a handle: {exc}") from None
+    try:
+        return validate.characteristic_uuid(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a handle (0x002a, 42) nor a UUID (2a19, 0000xxxx-0000-1000-8000-00805f9b34fb)"
+        ) from None
+
+
+def hex_value(text: str) -> bytes:
+    """Bytes written in hex: ``0100``, ``01:00`` or ``"01 00"`` (an optional ``0x`` prefix)."""
+    compact = _HEX_SEPARATORS.sub("", text)
+    if compact[:2].lower() == "0x":
+        compact = compact[2:]
+    try:
+        return validate.value_bytes(bytes.fromhex(compact))
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a value in hex bytes like 0100 or 01:00: {exc}") from None
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds greater than 0")
+    return value
+
+
+def count(text: str) -> int:
+    """A positive whole number."""
+    if not _DECIMAL.fullmatch(text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
+    return int(text)
+
+
+def adapter(text: str) -> str:
+    """An adapter name like ``hci0``."""
+    try:
+        return validate.hci_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The options every command takes, before or after the command name.
+
+    With ``suppress`` the defaults are left out, so an option given before the
+    command is not overwritten by the subcommand's default.
+    """
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("common options (before or after the command)")
+    group.add_argument("--hci", metavar="hciN", type=adapter, default=default("hci0"), help="adapter (default hci0)")
+    group.add_argument("--random", action="store_true", default=default(False), help="the device uses a random address")
+    group.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=seconds,
+        default=default(None),
+        help="scan time; limit for connecting and each answer (default 5); subscribe: overall limit (default none)",
+    )
+    group.add_argument(
+        "--json", action="store_true", default=default(False), help="JSON output (JSON lines for subscribe)"
+    )
+    group.add_argument(
+        "--simulate",
+        metavar="[FILE]",
+        default=default(None),
+        help=f"use the simulated peripheral: a world JSON file, or bare --simulate for '{DEFAULT_WORLD}'",
+    )
+    group.add_argument(
+        "--no-reset", action="store_true", default=default(False), help="do not reset the adapter (hciconfig) first"
+    )
+    group.add_argument(
+        "--log-file", metavar="FILE", default=default(None), help="append gatttool's raw input and output to FILE"
+    )
+    group.add_argument(
+        "-v", "--verbose", action="count", default=default(0), help="log INFO (-vv: DEBUG); default WARNING"
+    )
+
+
+def build_parser() -> Parser:
+    """The ``pygatt`` argument parser."""
+    parser = Parser(
+        prog="pygatt",
+        description="Talk to Bluetooth LE devices through BlueZ's gatttool.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"pygatt {__version__}")
+    _add_common_options(parser, suppress=False)
+    common = Parser(add_help=False, allow_abbrev=False)
+    _add_common_options(common, suppress=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            description=help_text,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            allow_abbrev=False,
+        )
+
+    scan = command("scan", "list advertising devices")
+    scan.add_argument(
+        "--tool", choices=("hcitool", "btmgmt"), default="hcitool", help="scanner (btmgmt also reports RSSI)"
+    )
+    discover = command("discover", "list a device's characteristics and their descriptors")
+    discover.add_argument("address", metavar="ADDRESS", type=address, help=ADDRESS_HELP)
+    read = command("read", "read a characteristic value")
+    read.add_argument("address", metavar="ADDRESS", type=address, help=ADDRESS_HELP)
+    read.add_argument("target", metavar="UUID|HANDLE", type=target, help=TARGET_HELP)
+    write = command("write", "write a characteristic value")
+    write.add_argument("address", metavar="ADDRESS", type=address, help=ADDRESS_HELP)
+    write.add_argument("target", metavar="UUID|HANDLE", type=target, help=TARGET_HELP)
+    write.add_argument("value", metavar="HEX", type=hex_value, help="bytes in hex: 0100, 01:00 or '01 00'")
+    write.add_argument("--no-response", action="store_true", help="write without response (a GATT command)")
+    subscribe = command("subscribe", "print notifications (or indications) as they arrive")
+    subscribe.add_argument("address", metavar="ADDRESS", type=address, help=ADDRESS_HELP)
+    subscribe.add_argument("target", metavar="UUID|HANDLE", type=target, help=TARGET_HELP)
+    subscribe.add_argument("--indicate", action="store_true", help="ask for indications instead of notifications")
+    subscribe.add_argument("--count", metavar="N", type=count, help="exit after N values (default: until Ctrl-C)")
+    command("demo", "scan, discover, read and subscribe in one go (try it with --simulate)")
+    return parser
+
+
+def expand_bare_simulate(argv: Sequence[str]) -> List[str]:
+    """Give a bare ``--simulate`` its default world.
+
+    ``--simulate`` takes an optional FILE. The word after it is taken as FILE
+    when it names a shipped example world, ends in ``.json`` or is an existing
+    file; otherwise (a command, an option, nothing) the option is bare.
+    ``--simulate=FILE`` is always a FILE.
+    """
+    from pygatt.testing import EXAMPLES  # the shipped world names
+
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--":
+            break
+        following: Optional[str] = out[i + 1] if i + 1 < len(out) else None
+        if arg != "--simulate":
+            continue
+        if following is None or not (following in EXAMPLES or following.endswith(".json") or os.path.isfile(following)):
+            out[i] = f"--simulate={DEFAULT_WORLD}"
+    return out
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a command line; raises :class:`UsageError`, or ``SystemExit(0)`` after --help/--version."""
+    args = build_parser().parse_args(expand_bare_simulate(argv))
+    if args.command is None:
+        raise UsageError("a command is needed: " + ", ".join(COMMANDS) + " (see 'pygatt --help')")
+    return args

@@ -1,0 +1,301 @@
+"""What each ``pygatt`` command does, given a backend and the parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import queue
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple, Union, cast
+
+from pygatt.backends import BLEAddressType, Characteristic, GATTToolBackend, GATTToolBLEDevice
+from pygatt.cli.arguments import Target
+from pygatt.cli.output import (
+    Output,
+    descriptor_label,
+    interpretation,
+    short_uuid,
+    spaced_hex,
+    table,
+    uuid_name,
+)
+from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout
+
+log = logging.getLogger(__name__)
+
+#: Seconds for scanning, connecting and each answer when --timeout is not given.
+DEFAULT_TIMEOUT_S = 5.0
+#: How often a waiting subscribe wakes up, so Ctrl-C is seen at once on every platform.
+POLL_S = 0.25
+_LINK_LOST = object()
+
+
+@dataclass
+class Context:
+    """A running command: the parsed arguments, the backend and where results go."""
+
+    args: argparse.Namespace
+    backend: GATTToolBackend
+    out: Output
+
+    @property
+    def timeout(self) -> float:
+        """Seconds for scanning, connecting and each answer."""
+        return float(self.args.timeout or DEFAULT_TIMEOUT_S)
+
+    def connect(self, address: str) -> GATTToolBLEDevice:
+        """Connect to ``address`` with the address type of ``--random``."""
+        kind = BLEAddressType.random if self.args.random else BLEAddressType.public
+        return self.backend.connect(address, timeout=self.timeout, address_type=kind)
+
+
+# -- scan ----------------------------------------------------------------------------
+
+
+def scan(ctx: Context, timeout: float, tool: str = "hcitool") -> List[Dict[str, Any]]:
+    """Scan for ``timeout`` seconds and show the devices found."""
+    devices = ctx.backend.scan(timeout=timeout, tool=tool)
+    rows = [[d["address"], d.get("name") or "(unknown)"] for d in devices]
+    headers = ["address", "name"]
+    if any(d.get("rssi") is not None for d in devices):
+        headers.append("rssi")
+        for row, device in zip(rows, devices):
+            row.append("" if device.get("rssi") is None else f"{device['rssi']} dBm")
+    lines = table(headers, rows) if devices else ["no devices found"]
+    ctx.out.result({"adapter": ctx.args.hci, "devices": devices}, lines)
+    return devices
+
+
+# -- discover ------------------------------------------------------------------------
+
+
+def discover(ctx: Context, device: GATTToolBLEDevice) -> List[Characteristic]:
+    """Show the device's characteristics and their descriptors, by handle."""
+    found = sorted(device.discover_characteristics(timeout=ctx.timeout).values(), key=lambda c: c.handle)
+    documents = []
+    rows = []
+    for characteristic in found:
+        descriptors = sorted(characteristic.descriptors.items(), key=lambda item: item[1])
+        # the declaration is the attribute just before the value (Core spec Vol 3 Part G 3.3)
+        declaration = characteristic.handle - 1
+        documents.append(
+            {
+                "handle": declaration,
+                "value_handle": characteristic.handle,
+                "uuid": str(characteristic.uuid),
+                "name": uuid_name(characteristic.uuid) or None,
+                "descriptors": [
+                    {"handle": handle, "uuid": str(kind), "name": uuid_name(kind) or None}
+                    for kind, handle in descriptors
+                ],
+            }
+        )
+        rows.append(
+            [
+                f"0x{declaration:04x}",
+                f"0x{characteristic.handle:04x}",
+                short_uuid(characteristic.uuid),
+                uuid_name(characteristic.uuid),
+                ", ".join(f"0x{handle:04x} {descriptor_label(kind)}" for kind, handle in descriptors),
+            ]
+        )
+    lines = table(["handle", "value", "uuid", "name", "descriptors"], rows)
+    ctx.out.result({"address": device.address, "characteristics": documents}, lines)
+    return found
+
+
+# -- read and write ------------------------------------------------------------------
+
+
+def resolve(
+    ctx: Context,
+    device: GATTToolBLEDevice,
+    target: Target,
+    characteristics: Optional[Dict[uuid.UUID, Characteristic]] = None,
+) -> Tuple[int, Optional[uuid.UUID]]:
+    """The handle to use for ``target``, and its UUID when known.
+
+    A UUID is looked up by discovering the device (unless ``characteristics``
+    were discovered already), so a long value is then read in full by handle,
+    which ``char-read-uuid`` would cut at one packet.
+    """
+    if isinstance(target, int):
+        known = (c.uuid for c in (characteristics or {}).values() if c.handle == target)
+        return target, next(known, None)
+    if characteristics is None:
+        characteristics = device.discover_characteristics(timeout=ctx.timeout)
+    found = characteristics.get(target)
+    if found is None:
+        raise BLEError(f"{device.address} has no characteristic {short_uuid(target)}")
+    return found.handle, target
+
+
+def read(ctx: Context, device: GATTToolBLEDevice, target: Target) -> bytes:
+    """Read and show a value."""
+    handle, key = resolve(ctx, device, target)
+    value = bytes(device.char_read_handle(handle, timeout=ctx.timeout))
+    document = {"address": device.address, "handle": handle, "uuid": _text(key), "value": value.hex()}
+    ctx.out.result(document, [f"{spaced_hex(value)}  {interpretation(value)}".rstrip()])
+    return value
+
+
+def write(ctx: Context, device: GATTToolBLEDevice, target: Target, value: bytes, response: bool) -> None:
+    """Write a value, with or without response."""
+    handle, key = resolve(ctx, device, target)
+    device.char_write_handle(handle, value, wait_for_response=response, timeout=ctx.timeout)
+    document = {
+        "address": device.address,
+        "handle": handle,
+        "uuid": _text(key),
+        "value": value.hex(),
+        "response": response,
+    }
+    how = "with response" if response else "without response"
+    ctx.out.result(document, [f"wrote {_count(len(value), 'byte')} to 0x{handle:04x} ({how})"])
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 byte``, ``3 bytes``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _text(value: Optional[uuid.UUID]) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+# -- subscribe -----------------------------------------------------------------------
+
+
+def subscribe(
+    ctx: Context,
+    device: GATTToolBLEDevice,
+    target: Target,
+    indicate: bool = False,
+    count: Optional[int] = None,
+    limit: Optional[float] = None,
+) -> int:
+    """Subscribe and show each value as it arrives; returns how many were shown.
+
+    Ends after ``count`` values, or when ``limit`` seconds have passed since
+    subscribing: without ``count`` that is the normal end, with ``count`` it is
+    a :class:`NotificationTimeout`. A lost link is a :class:`NotConnectedError`.
+    """
+    characteristics = device.discover_characteristics(timeout=ctx.timeout)  # so the CCCD handle is known
+    handle, key = resolve(ctx, device, target, characteristics)
+    arrivals: queue.Queue[Union[object, Tuple[float, int, bytes]]] = queue.Queue()
+
+    def on_value(value_handle: int, value: bytearray) -> None:
+        arrivals.put((time.time(), value_handle, bytes(value)))
+
+    def on_link_lost(_device: GATTToolBLEDevice) -> None:
+        arrivals.put(_LINK_LOST)
+
+    device.register_disconnect_callback(on_link_lost)
+    device.subscribe_handle(handle, on_value, indication=indicate)
+    kind = "indication" if indicate else "notification"
+    log.info("Subscribed to 0x%04x for %ss", handle, kind)
+    deadline = None if limit is None else time.monotonic() + limit
+    shown = 0
+    try:
+        while count is None or shown < count:
+            remaining = POLL_S if deadline is None else deadline - time.monotonic()
+            try:
+                item = arrivals.get(timeout=min(POLL_S, max(remaining, 0.0)))
+            except queue.Empty:
+                if remaining > 0:
+                    continue
+                if count is None:
+                    break  # listened for the time asked
+                raise NotificationTimeout(f"{shown} of {count} {kind}s arrived within {limit:g} s") from None
+            if item is _LINK_LOST:
+                raise NotConnectedError(f"lost the connection to {device.address} after {_count(shown, kind)}")
+            stamp, value_handle, value = cast(Tuple[float, int, bytes], item)
+            shown += 1
+            _show_value(ctx, device, kind, key, stamp, value_handle, value)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say how far we got
+        exc.args = (f"{_count(shown, kind)} received",)
+        raise
+    _unsubscribe_quietly(device, handle)
+    return shown
+
+
+def _show_value(
+    ctx: Context,
+    device: GATTToolBLEDevice,
+    kind: str,
+    key: Optional[uuid.UUID],
+    stamp: float,
+    handle: int,
+    value: bytes,
+) -> None:
+    document = {
+        "time": round(stamp, 6),
+        "address": device.address,
+        "handle": handle,
+        "uuid": _text(key),
+        "kind": kind,
+        "value": value.hex(),
+    }
+    clock = time.strftime("%H:%M:%S", time.localtime(stamp)) + f".{int(stamp % 1 * 1000):03d}"
+    ctx.out.result(document, [f"{clock}  0x{handle:04x}  {spaced_hex(value)}"])
+
+
+def _unsubscribe_quietly(device: GATTToolBLEDevice, handle: int) -> None:
+    """Turn the values off again; the link is closed next, so a failure only gets logged."""
+    try:
+        device.unsubscribe_handle(handle, wait_for_response=False)
+    except BLEError as exc:
+        log.info("Could not unsubscribe from 0x%04x: %s", handle, exc)
+
+
+# -- demo ----------------------------------------------------------------------------
+
+DEMO_READS = (uuid.UUID("00002a00-0000-1000-8000-00805f9b34fb"), uuid.UUID("00002a19-0000-1000-8000-00805f9b34fb"))
+
+
+def demo(ctx: Context) -> None:
+    """Scan, then discover, read and subscribe on the first device with a name."""
+    ctx.out.text("$ pygatt scan")
+    devices = scan(ctx, timeout=float(ctx.args.timeout or 2.0))
+    named = [d for d in devices if d.get("name")]
+    if not named:
+        raise BLEError("the demo needs a device that advertises a name; none was found")
+    address = named[0]["address"]
+    device = ctx.connect(address)
+    ctx.out.text(f"\n$ pygatt discover {address}")
+    found = discover(ctx, device)
+    for key in DEMO_READS:
+        if any(c.uuid == key for c in found):
+            ctx.out.text(f"\n$ pygatt read {address} {short_uuid(key)}")
+            read(ctx, device, key)
+    following = [c for c in found if any(short_uuid(d) == "2902" for d in c.descriptors)]
+    if following:
+        ctx.out.text(f"\n$ pygatt subscribe {address} {short_uuid(following[0].uuid)} --count 3")
+        subscribe(ctx, device, following[0].uuid, count=3, limit=float(ctx.args.timeout or 10.0))
+
+
+# -- dispatch ------------------------------------------------------------------------
+
+
+def run(ctx: Context) -> None:
+    """Run the command named in ``ctx.args``."""
+    args = ctx.args
+    if args.command == "scan":
+        scan(ctx, ctx.timeout, args.tool)
+        return
+    if args.command == "demo":
+        demo(ctx)
+        return
+    device = ctx.connect(args.address)
+    if args.command == "discover":
+        discover(ctx, device)
+    elif args.command == "read":
+        read(ctx, device, args.target)
+    elif args.command == "write":
+        write(ctx, device, args.target, args.value, response=not args.no_response)
+    elif args.command == "subscribe":
+        subscribe(ctx, device, args.target, indicate=args.indicate, count=args.count, limit=args.timeout)
+    else:  # the parser knows no other command
+        raise AssertionError(f"unknown command {args.command!r}")
