@@ -140,8 +140,7 @@ class Simulator:
         handler(args, words[0])
         if command in GATT_COMMANDS and self.peripheral and self.peripheral.disconnect_after_ops:
             if self.ops >= self.peripheral.disconnect_after_ops:
-                link = self.link
-                self.after(0.001, lambda: self.remote_disconnect() if self.link == link else None)
+                self.after(0.001, self.remote_disconnect)  # after() skips it if the link changed meanwhile
 
     def answer(self, action: Callable[[], None]) -> None:
         """Send an ATT answer on a later turn of the loop (after the command's prompt),
