@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -37,6 +37,7 @@ from pygatt.exceptions import (
     ToolError,
 )
 from pygatt.testing import example_world_path
+from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD: Dict[str, Any] = json.loads(example_world_path("heart-rate").read_text())
@@ -316,6 +317,38 @@ def test_subscribe_timeout_without_count_is_the_listening_time(capsys):
     assert 0.7 <= time.monotonic() - started < 8
 
 
+def world_file(tmp_path: Path, change: Callable[[Dict[str, Any]], None]) -> str:
+    """A copy of the example world, changed by ``change``; returns its path."""
+    world = json.loads(json.dumps(WORLD))
+    change(world)
+    path = tmp_path / "world.json"
+    path.write_text(json.dumps(world))
+    return str(path)
+
+
+def test_subscribe_link_lost_exits_3(capsys, tmp_path):
+    def drop_after_a_second(world: Dict[str, Any]) -> None:
+        world["peripherals"][0]["disconnect_after_s"] = 1.0
+        characteristic_2a37 = world["peripherals"][0]["services"][1]["characteristics"][0]
+        characteristic_2a37["notify"]["count"] = 0  # until disconnected
+
+    world = world_file(tmp_path, drop_after_a_second)
+    status, out, err = run(capsys, f"--simulate={world}", "subscribe", HR, "2a37", "--count", "1000")
+    shown = len(out.splitlines())
+    assert status == 3 and 1 <= shown < 1000
+    # the library's warning gives the reason, the error line the outcome
+    assert err.splitlines() == [
+        f"pygatt: warning: Lost the connection to {HR}: remote device disconnected",
+        f"pygatt: error: lost the connection to {HR} after {shown} notifications",
+    ]
+
+
+def test_scan_permission_problem_exits_5(capsys, tmp_path):
+    world = world_file(tmp_path, lambda w: w["adapter"].update(scan_error="permission"))
+    status, out, err = run(capsys, f"--simulate={world}", "scan", "--timeout", "0.5")
+    assert (status, out) == (5, "") and "lacks permissions" in err and err.count("\n") == 1
+
+
 # -- usage errors and exit statuses ----------------------------------------------------
 
 
@@ -340,6 +373,7 @@ def test_subscribe_timeout_without_count_is_the_listening_time(capsys):
         (["subscribe", HR, "2a37", "--count", "0"], "at least 1"),
         (["--simulate=no-such-world.json", "scan"], "no world file 'no-such-world.json'"),
         (["--sim", "scan"], "unrecognized arguments: --sim"),
+        (["--log-file", "/nonexistent/dir/gatttool.log", "scan"], "cannot write to '/nonexistent/dir/gatttool.log'"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(capsys, argv, words):
@@ -469,14 +503,11 @@ def test_process_usage_error_exits_2():
     assert proc.stderr.startswith("pygatt: error: argument UUID|HANDLE: 'not-a-uuid'") and proc.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize(
-    "signum, status, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
-)
-def test_process_subscribe_ends_cleanly_on_a_signal(tmp_path, signum, status, word):
-    world = tmp_path / f"world-{uuid.uuid4().hex}.json"  # a name only this test's processes carry
-    shutil.copy(example_world_path("heart-rate"), world)
+@contextlib.contextmanager
+def running(*argv: str) -> Iterator[subprocess.Popen]:
+    """``python -m pygatt ARGV`` running in the background, with pipes; killed if still running at the end."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pygatt", f"--simulate={world}", "subscribe", HR, "2a37"],
+        [sys.executable, "-m", "pygatt", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -485,40 +516,36 @@ def test_process_subscribe_ends_cleanly_on_a_signal(tmp_path, signum, status, wo
         env=_child_env(),
     )
     try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.parametrize(
+    "signum, status, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_process_subscribe_ends_cleanly_on_a_signal(tmp_path, signum, status, word):
+    world = tmp_path / f"world-{uuid.uuid4().hex}.json"  # a name only this test's processes carry
+    shutil.copy(example_world_path("heart-rate"), world)
+    with running(f"--simulate={world}", "subscribe", HR, "2a37") as proc:
         first = proc.stdout.readline()
         assert first.split("  ")[2].strip() == bytes.fromhex(HEART_RATES[0]).hex(" ")
         assert processes_mentioning(world.name), "the simulated gatttool should be running"
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _, err = proc.communicate(timeout=15)
     assert proc.returncode == status
-    assert re.fullmatch(rf"pygatt: {word} \(\d+ notifications?\ received\)\n", err), err
-    time.sleep(0.3)
-    assert processes_mentioning(world.name) == [], "a simulated gatttool outlived the command"
+    assert re.fullmatch(rf"pygatt: {word} \(\d+ notifications? received\)\n", err), err
+    assert wait_for(lambda: not processes_mentioning(world.name), 3), "a simulated gatttool outlived the command"
 
 
 def test_process_closed_pipe_exits_141_quietly():
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pygatt", "--simulate", "subscribe", HR, "2a37"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        cwd=REPO,
-        env=_child_env(),
-    )
-    try:
+    with running("--simulate", "subscribe", HR, "2a37") as proc:
         assert proc.stdout.readline()
         proc.stdout.close()  # like `| head -1`
         assert proc.wait(timeout=15) == 141
-        assert proc.stderr.read() == b""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+        assert proc.stderr.read() == ""
 
 
 # -- the real BlueZ programs, on a machine without a Bluetooth adapter -------------------

@@ -20,7 +20,6 @@ from pygatt.exceptions import BLEError
 
 log = logging.getLogger(__name__)
 
-QUIET_FORMAT = "pygatt: %(levelname)s: %(message)s"
 VERBOSE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -38,10 +37,11 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-class _LowerLevelName(logging.Formatter):
+class _QuietFormatter(logging.Formatter):
+    """``pygatt: warning: <message>``, like the CLI's own error lines."""
+
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        return text.replace(f": {record.levelname}: ", f": {record.levelname.lower()}: ", 1)
+        return f"pygatt: {record.levelname.lower()}: {record.getMessage()}"
 
 
 @contextmanager
@@ -52,7 +52,7 @@ def _logging(verbosity: int) -> Iterator[None]:
     if verbosity:
         handler.setFormatter(logging.Formatter(VERBOSE_FORMAT))
     else:
-        handler.setFormatter(_LowerLevelName(QUIET_FORMAT))
+        handler.setFormatter(_QuietFormatter())
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     saved = logger.level
     logger.setLevel(level)
@@ -116,6 +116,7 @@ def _run(args: argparse.Namespace) -> ExitStatus:
     """Run one parsed command; the backend is stopped whatever happens."""
     backend = GATTToolBackend(hci_device=args.hci, gatttool_logfile=args.log_file, tools=_tools(args))
     ctx = commands.Context(args, backend, Output(sys.stdout, args.json))
+    log.debug("Running %s with %s", args.command, vars(args))
     try:
         if args.command != "scan":  # a scan runs hcitool on its own, without gatttool
             backend.start(reset_on_start=not (args.no_reset or args.simulate))

@@ -111,6 +111,16 @@ def adapter(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def log_file(text: str) -> str:
+    """A file gatttool's log can be appended to (it is created if missing)."""
+    try:
+        with open(text, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot write to {text!r}: {exc.strerror}") from None
+    return text
+
+
 def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The options every command takes, before or after the command name.
 
@@ -144,7 +154,11 @@ def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None
         "--no-reset", action="store_true", default=default(False), help="do not reset the adapter (hciconfig) first"
     )
     group.add_argument(
-        "--log-file", metavar="FILE", default=default(None), help="append gatttool's raw input and output to FILE"
+        "--log-file",
+        metavar="FILE",
+        type=log_file,
+        default=default(None),
+        help="append gatttool's raw input and output to FILE",
     )
     group.add_argument(
         "-v", "--verbose", action="count", default=default(0), help="log INFO (-vv: DEBUG); default WARNING"
