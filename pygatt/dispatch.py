@@ -40,10 +40,6 @@ class CallbackDispatcher:
             return
         self._queue.put((function, args))
 
-    def on_dispatcher_thread(self) -> bool:
-        """True when called from inside a callback run by this dispatcher."""
-        return threading.current_thread() is self._thread
-
     def stop(self, timeout: float = 1.0) -> bool:
         """Run what is queued, then end the thread; True if it ended within ``timeout``.
 

@@ -519,16 +519,5 @@ class GATTToolSession:
         with self._cond:
             self._ops = collections.deque(op for op in self._ops if not op.done and op.abandoned_at is None)
 
-    def wait_prompt_state(self, connected: bool, timeout: float) -> bool:
-        """Wait until the link state is ``connected``; True if it got there in time."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self.connected != connected and self._alive:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return self.connected == connected
-
 
 __all__ = ["GATTToolSession", "KINDS"]
