@@ -168,7 +168,6 @@ class BLEDevice:
         :param char_uuid: The UUID of the characteristic, as a string (any case,
             full or 16-bit form) or a :class:`uuid.UUID`.
         :type char_uuid: str or uuid.UUID
-        :return: None if the UUID was not found.
 
         The device's characteristics are discovered once, on the first call,
         and cached. Should a UUID appear on several characteristics, the one

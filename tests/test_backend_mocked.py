@@ -493,3 +493,13 @@ def test_failed_subscribe_leaves_no_callback_behind(device, fake_spawn):
     device.subscribe(HR, callback=lambda h, v: got.append(v))
     child.notify(0x0006, b"\x05")
     assert wait_for(lambda: got == [bytearray(b"\x05")])
+
+
+def test_every_connect_starts_at_sec_level_low(backend, fake_spawn):
+    device = backend.connect(ADDRESS)
+    device.bond()
+    device.disconnect()
+    backend.connect(ADDRESS)  # the same gatttool process, reused
+    sent = fake_spawn.child.sent
+    assert sent.count("sec-level low") == 2
+    assert sent[-2:] == ["sec-level low", f"connect {ADDRESS} public"]

@@ -270,8 +270,10 @@ def test_bond_failure_is_a_clear_error(make_backend):
     device = make_backend(sensor(sec_level_error="setsockopt(BT_SECURITY): Operation not permitted (1)")).connect(
         HR_ADDRESS
     )
-    with pytest.raises(exceptions.BLEError, match="BT_SECURITY"):
+    with pytest.raises(exceptions.GATTError, match="BT_SECURITY") as info:
         device.bond()
+    assert not isinstance(info.value, exceptions.NotConnectedError)
+    assert device.connected and device.char_read_handle(0x0003) == bytearray(b"Pulse HR")  # the link is still up
 
 
 def test_reset_failure_quotes_hciconfig(make_backend):

@@ -108,7 +108,8 @@ def test_positional_order_of_upstream_calls():
                  "kill", "sendline", "char_read", "char_read_handle", "char_write_handle", "discover_characteristics",
                  "exchange_mtu", "disconnect", "bond"):  # fmt: skip
         assert callable(getattr(pygatt.GATTToolBackend, name)), name
-    assert pygatt.GATTToolBackend().supports_unbonded() is True
+    assert pygatt.GATTToolBackend().supports_unbonded() is False  # as in pygatt 5.0.0
+    assert pygatt.backends.BLEBackend().supports_unbonded() is True
 
 
 def test_max_read_and_search_window_size_reach_the_session(fake_spawn):

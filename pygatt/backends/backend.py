@@ -25,7 +25,7 @@ class BLEBackend:
     """
 
     def start(self) -> None:
-        """Initialize and resource required to run the backend, e.g. background
+        """Initialize any resources required to run the backend, e.g. background
         threads, USB device connections, etc.
         """
         raise NotImplementedError()
@@ -68,7 +68,7 @@ class BLEBackend:
 
 
 class Characteristic:
-    """A GATT characteristic, including it's value handle and any descriptors
+    """A GATT characteristic, including its value handle and any descriptors
     found for it (``descriptors`` maps a descriptor UUID to its handle).
     """
 

@@ -38,11 +38,8 @@ def connection_required(func: F) -> F:
 class GATTToolBLEDevice(BLEDevice):
     """A BLE device connection initiated by the GATTToolBackend.
 
-    Since the GATTToolBackend can only support 1 device connection at at time,
-    the device implementation defers to the backend for all functionality -
-    every command has to synchronize around a the same interactive gatttool
-    session, using the same connection. (Here each connected device has a
-    gatttool process of its own, so several can be connected at once.)
+    The device defers to the backend for all functionality; each connected
+    device has a gatttool process of its own, so several can be connected at once.
     """
 
     def __init__(self, address: str, backend: GATTToolBackend) -> None:

@@ -33,7 +33,7 @@ def error_from_line(
     what = describe(operation, target)
     if line.command_failed and line.message.strip() == "Disconnected":
         return exceptions.NotConnectedError(f"{what}: not connected (gatttool: Command Failed: Disconnected)")
-    if line.operation == "connect" or operation == "connect":
+    if operation == "connect":  # a btio error during sec-level (bond) leaves the link up
         return exceptions.NotConnectedError(f"{what} failed: {line.message}")
     cls = ATT_EXCEPTIONS.get(line.att_error or -1, exceptions.GATTError)
     return cls(

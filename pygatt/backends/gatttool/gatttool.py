@@ -106,6 +106,12 @@ class GATTToolBackend(BLEBackend):
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} hci_device={self._hci_device}>"
 
+    def supports_unbonded(self) -> bool:
+        """False: BlueZ raises the link's security by itself when an attribute
+        asks for it, so a connection may become bonded unasked (as in pygatt 5.0.0).
+        """
+        return False
+
     # -- life cycle --------------------------------------------------------------
 
     def start(self, reset_on_start: bool = True, initialization_timeout: float = 3) -> None:
@@ -356,6 +362,8 @@ class GATTToolBackend(BLEBackend):
     def _connect_session(self, session: GATTToolSession, device: GATTToolBLEDevice, timeout: float) -> None:
         session.expect_disconnect(False)
         session.connection_reset()
+        # A reused process keeps the level an earlier bond() set; start every link at low, as pygatt 5.0.0 did.
+        session.run("sec-level", "sec-level low", timeout, device.address)
         log.info("Connecting to %s (%s)", device.address, device._address_type.value)
         try:
             session.run("connect", f"connect {device.address} {device._address_type.value}", timeout, device.address)
