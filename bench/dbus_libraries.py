@@ -116,7 +116,7 @@ class JeepneyClient:
         self._service = DBusAddress("/bench", bus_name=SERVICE, interface=BENCH_IFACE)
         self._char = DBusAddress(CHAR_PATH, bus_name=SERVICE, interface=CHAR_IFACE)
         self.connection: DBusConnection = open_dbus_connection(bus=address)
-        self.notifications: "queue.SimpleQueue[bytes]" = queue.SimpleQueue()
+        self.notifications: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._pending: Dict[int, concurrent.futures.Future[Any]] = {}
         self._lock = threading.Lock()
         self._serials = itertools.count(1)
@@ -169,7 +169,7 @@ class PygattBusClient:
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         from pygatt.backends.dbus.bus import BusConnection, Signal
 
-        self.notifications: "queue.SimpleQueue[bytes]" = queue.SimpleQueue()
+        self.notifications: queue.SimpleQueue[bytes] = queue.SimpleQueue()
 
         def on_signal(signal: Signal) -> None:
             if signal.member != "PropertiesChanged":
@@ -205,7 +205,7 @@ class DbusFastClient:
         from dbus_fast.aio import MessageBus
 
         self._message_cls = Message
-        self.notifications: "queue.SimpleQueue[bytes]" = queue.SimpleQueue()
+        self.notifications: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -314,7 +314,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             if service.stdout is None or service.stdout.readline().strip() != "ready":
                 raise RuntimeError("the bench service did not start")
             results = {
-                "jeepney (pygatt BusConnection)": measure(PygattBusClient, address, args.notifications, args.reads, args.runs),
+                "jeepney (pygatt BusConnection)": measure(
+                    PygattBusClient, address, args.notifications, args.reads, args.runs
+                ),
                 "jeepney (io.threading)": measure(JeepneyClient, address, args.notifications, args.reads, args.runs),
                 "dbus-fast": measure(DbusFastClient, address, args.notifications, args.reads, args.runs),
             }

@@ -17,12 +17,17 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from jeepney import DBusAddress, HeaderFields, Message, MessageType, Parser
-from jeepney import new_error as _new_error
-from jeepney import new_method_call as _new_method_call
-from jeepney import new_method_return as _new_method_return
-from jeepney.bus import get_bus
-from jeepney.io.blocking import prep_socket
+try:
+    from jeepney import DBusAddress, HeaderFields, Message, MessageType, Parser
+    from jeepney import new_error as _new_error
+    from jeepney import new_method_call as _new_method_call
+    from jeepney import new_method_return as _new_method_return
+    from jeepney.bus import get_bus
+    from jeepney.io.blocking import prep_socket
+
+    JEEPNEY_MISSING: Optional[str] = None
+except ImportError as exc:  # the DBUS extra is not installed; say so when a connection is made
+    JEEPNEY_MISSING = str(exc)
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +130,8 @@ class BusConnection:
         on_signal: SignalHandler,
         on_closed: Optional[Callable[[str], None]] = None,
     ) -> None:
+        if JEEPNEY_MISSING is not None:
+            raise ImportError(f"the D-Bus backend needs jeepney: pip install 'pygatt[DBUS]' ({JEEPNEY_MISSING})")
         self._address = address
         self._on_signal = on_signal
         self._on_closed = on_closed

@@ -119,10 +119,11 @@ def declaration_value(flags: List[str], value_handle: int, char_uuid: uuid.UUID)
     properties = 0
     for flag in flags:
         properties |= PROPERTY_BITS.get(flag, 0)
-    return bytes([properties]) + value_handle.to_bytes(2, "little") + _uuid_bytes(char_uuid)
+    return bytes([properties]) + value_handle.to_bytes(2, "little") + uuid_bytes(char_uuid)
 
 
-def _uuid_bytes(value: uuid.UUID) -> bytes:
+def uuid_bytes(value: uuid.UUID) -> bytes:
+    """A UUID as it appears in ATT PDUs: 2 bytes little endian for a 16-bit one, else 16 reversed."""
     short = value.int >> 96
     if uuid16_to_uuid(short & 0xFFFF) == value:
         return (short & 0xFFFF).to_bytes(2, "little")

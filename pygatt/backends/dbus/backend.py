@@ -1,0 +1,549 @@
+"""``DBusBackend``: BLE through BlueZ's D-Bus API (``org.bluez`` on the system bus)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Dict, List, Optional, Union
+
+from pygatt import validate
+from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend
+from pygatt.backends.dbus import errors, paths, properties
+from pygatt.backends.dbus.agent import Agent
+from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError, Signal
+from pygatt.backends.dbus.device import DBusBLEDevice
+from pygatt.backends.dbus.link import DBusLink
+from pygatt.backends.dbus.properties import ADAPTER, CHARACTERISTIC, DEVICE
+from pygatt.backends.dbus.simulation import Simulation
+from pygatt.dispatch import CallbackDispatcher
+from pygatt.exceptions import BLEError, NotConnectedError
+
+log = logging.getLogger(__name__)
+
+BLUEZ = "org.bluez"
+DBUS = "org.freedesktop.DBus"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
+AGENT_MANAGER = "org.bluez.AgentManager1"
+CALL_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 1.0
+RECONNECT_ATTEMPTS = 3
+AGENT_PATH = "/org/pygatt/agent{}"
+MATCH_RULES = (
+    f"type='signal',sender='{DBUS}',interface='{DBUS}',member='NameOwnerChanged',arg0='{BLUEZ}'",
+    f"type='signal',interface='{OBJECT_MANAGER}',member='InterfacesAdded',arg0path='/org/bluez/'",
+    f"type='signal',interface='{OBJECT_MANAGER}',member='InterfacesRemoved',arg0path='/org/bluez/'",
+    f"type='signal',interface='{PROPERTIES}',member='PropertiesChanged',path_namespace='/org/bluez'",
+)
+
+
+class DBusBackend(BLEBackend):
+    """Backend to pygatt that talks to bluetoothd over D-Bus: no gatttool, no root where the
+    system's D-Bus policy lets the user talk to BlueZ (Debian's does).
+    """
+
+    def __init__(
+        self,
+        hci_device: str = "hci0",
+        *,
+        bus_address: Optional[str] = None,
+        agent_capability: str = "KeyboardDisplay",
+        passkey: Optional[int] = None,
+        pin_code: Optional[str] = None,
+    ) -> None:
+        """Initialize.
+
+        hci_device -- the adapter to use, e.g. "hci0".
+        bus_address -- a D-Bus address to use instead of the system bus (keyword only); the
+            system bus is DBUS_SYSTEM_BUS_ADDRESS when set.
+        agent_capability -- the pairing agent's IO capability ("NoInputNoOutput" is Just Works).
+        passkey -- a fixed passkey the agent gives when a peer asks for one.
+        pin_code -- a fixed PIN the agent gives for legacy pairing.
+
+        When PYGATT_SIMULATE names a simulated world and no bus_address is given,
+        start() runs a private bus with a simulated BlueZ instead.
+        """
+        self._hci_device = validate.hci_device(hci_device)
+        self._adapter_path = paths.adapter_path(self._hci_device)
+        if bus_address is not None and (not isinstance(bus_address, str) or not bus_address.startswith("unix:")):
+            raise ValueError(f"bus_address must be a 'unix:path=...' D-Bus address, got {bus_address!r}")
+        self._bus_address = bus_address
+        self._agent = Agent(agent_capability, passkey, pin_code)
+        self._agent_path = AGENT_PATH.format(id(self))
+        self._agent_registered = False
+        self._dispatcher = CallbackDispatcher("pygatt-dbus-callbacks")
+        self._lock = threading.RLock()
+        self._bus: Optional[BusConnection] = None
+        self._simulation: Optional[Simulation] = None
+        self._running = False
+        self._devices: Dict[str, DBusBLEDevice] = {}  # by address
+        self._links: Dict[str, DBusLink] = {}  # by device object path
+        self._scan: Optional[Dict[str, Dict[str, Any]]] = None  # device path -> properties seen while scanning
+        self._awaited: Dict[str, threading.Event] = {}  # device paths a connect waits to appear
+        self._stopping = threading.Event()
+        self._reconnects: List[threading.Thread] = []
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} hci_device={self._hci_device}>"
+
+    @property
+    def agent(self) -> Agent:
+        """The pairing agent registered with BlueZ."""
+        return self._agent
+
+    def supports_unbonded(self) -> bool:
+        """False: BlueZ raises the link's security by itself when an attribute asks for it."""
+        return False
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def start(self, timeout: float = CALL_TIMEOUT_S) -> None:
+        """Connect to the bus, check that BlueZ and the adapter are there, register the pairing agent.
+
+        Raises BluezNotAvailableError (a ToolError) when bluetoothd is not on the bus or the
+        adapter does not exist, PermissionDeniedError when the bus policy refuses us. The
+        adapter is never reset or powered on behind the user's back.
+        """
+        timeout = validate.positive_timeout(timeout)
+        with self._lock:
+            if self._running:
+                log.info("The D-Bus backend is already started")
+                return
+            self._stopping.clear()
+            address = self._bus_address
+            if address is None:
+                self._simulation = Simulation.from_environment(self._hci_device)
+                if self._simulation is not None:
+                    address = self._simulation.start()
+            bus = BusConnection(address, self._on_signal, self._on_bus_closed)
+            try:
+                try:
+                    bus.open(timeout)
+                except ConnectionError as exc:
+                    raise errors.BluezNotAvailableError(f"Cannot reach the system D-Bus: {exc}") from exc
+                self._bus = bus
+                for rule in MATCH_RULES:
+                    self._bus_call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", (rule,), timeout=timeout)
+                self._check_adapter(timeout)
+                self._dispatcher.start()
+                self._register_agent(timeout)
+            except BaseException:
+                bus.close()
+                self._bus = None
+                self._dispatcher.stop(0.2)
+                if self._simulation is not None:
+                    self._simulation.stop()
+                    self._simulation = None
+                raise
+            self._running = True
+        log.info("D-Bus backend started on %s", self._hci_device)
+
+    def _check_adapter(self, timeout: float) -> None:
+        try:
+            self._bus_call(DBUS, "/org/freedesktop/DBus", DBUS, "GetNameOwner", "s", (BLUEZ,), timeout=timeout)
+        except BLEError as exc:
+            raise errors.BluezNotAvailableError(
+                f"bluetoothd is not running: nobody owns {BLUEZ} on the system bus "
+                "(start it with 'systemctl start bluetooth')"
+            ) from exc
+        try:
+            found = self._bluez(self._adapter_path, PROPERTIES, "GetAll", "s", (ADAPTER,), timeout, "start")
+        except (NotConnectedError, errors.BluezNotAvailableError) as exc:
+            raise errors.BluezNotAvailableError(
+                f"No Bluetooth adapter {self._hci_device}: BlueZ has no {self._adapter_path}"
+            ) from exc
+        adapter = properties.unwrap(found[0])
+        if not adapter.get("Powered", False):
+            log.warning(
+                "Adapter %s is powered off; power it on (bluetoothctl power on) to scan or connect", self._hci_device
+            )
+
+    def _register_agent(self, timeout: float) -> None:
+        bus = self._connection()
+        bus.export(self._agent_path, self._agent.handle)
+        try:
+            self._bluez(
+                "/org/bluez",
+                AGENT_MANAGER,
+                "RegisterAgent",
+                "os",
+                (self._agent_path, self._agent.capability),
+                timeout,
+                "RegisterAgent",
+            )
+            self._agent_registered = True
+        except BLEError as exc:
+            log.warning("Could not register the pairing agent (%s); bond() uses BlueZ's default agent", exc)
+
+    def stop(self) -> None:
+        """Stop the backend: disconnect every device, unregister the agent, close the bus.
+
+        Safe in every state; returns within a few seconds even when BlueZ does not answer.
+        """
+        self._stopping.set()
+        with self._lock:
+            self._running = False
+            devices = list(self._devices.values())
+            links = list(self._links.values())
+            self._devices.clear()
+            self._links.clear()
+            bus, self._bus = self._bus, None
+            simulation, self._simulation = self._simulation, None
+        for device in devices:
+            device.attach(None)
+        if bus is not None:
+            for link in links:
+                try:
+                    link.disconnect(STOP_TIMEOUT_S)
+                except BLEError as exc:
+                    log.info("Disconnecting %s while stopping: %s", link.address, exc)
+            if self._agent_registered:
+                try:
+                    bus.call(
+                        BLUEZ, "/org/bluez", AGENT_MANAGER, "UnregisterAgent", "o", (self._agent_path,), STOP_TIMEOUT_S
+                    )
+                except (DBusCallError, CallTimeout, BusClosed) as exc:
+                    log.debug("UnregisterAgent: %s", exc)
+                self._agent_registered = False
+            bus.close()
+        for thread in list(self._reconnects):
+            thread.join(0.5)
+        self._dispatcher.stop(0.5)
+        if simulation is not None:
+            simulation.stop()
+
+    # -- scanning ---------------------------------------------------------------------------------
+
+    def scan(self, timeout: float = 10, *args: Any, **kwargs: Any) -> List[Dict[str, Any]]:
+        """Scan for BLE devices for ``timeout`` seconds (StartDiscovery with an LE filter).
+
+        Returns a list of dicts with 'address', 'name' (None when not advertised), 'rssi',
+        'address_type', 'manufacturer_data' ({company id: bytes}), 'service_data'
+        ({UUID: bytes}) and 'uuids', for every device heard during the scan.
+        """
+        if args or set(kwargs) - {"run_as_root"}:
+            raise TypeError("scan() takes only timeout (and run_as_root, ignored: D-Bus needs no root)")
+        timeout = validate.positive_timeout(timeout)
+        self._require_running()
+        known = self._devices_under_adapter(CALL_TIMEOUT_S)
+        with self._lock:
+            if self._scan is not None:
+                raise BLEError("A scan is already running on this backend")
+            self._scan = {}
+        try:
+            self._bluez(
+                self._adapter_path,
+                ADAPTER,
+                "SetDiscoveryFilter",
+                "a{sv}",
+                (properties.discovery_filter(),),
+                CALL_TIMEOUT_S,
+                "scan",
+            )
+            self._bluez(self._adapter_path, ADAPTER, "StartDiscovery", "", (), CALL_TIMEOUT_S, "scan")
+            try:
+                self._stopping.wait(timeout)
+            finally:
+                self._end_discovery()
+        finally:
+            with self._lock:
+                seen, self._scan = self._scan or {}, None
+        results = []
+        for path, changes in seen.items():
+            merged = dict(known.get(path, {}))
+            merged.update(changes)
+            results.append(properties.scan_result(merged))
+        log.info("Found %d BLE devices", len(results))
+        return results
+
+    def _end_discovery(self) -> None:
+        for member, body in (("StopDiscovery", ()), ("SetDiscoveryFilter", ({},))):
+            try:
+                self._bluez(self._adapter_path, ADAPTER, member, "a{sv}" if body else "", body, CALL_TIMEOUT_S, "scan")
+            except BLEError as exc:
+                log.info("%s after scanning: %s", member, exc)
+
+    def _devices_under_adapter(self, timeout: float) -> Dict[str, Dict[str, Any]]:
+        objects = self._bluez("/", OBJECT_MANAGER, "GetManagedObjects", "", (), timeout, "GetManagedObjects")[0]
+        prefix = self._adapter_path + "/dev_"
+        return {
+            path: properties.unwrap(interfaces[DEVICE])
+            for path, interfaces in objects.items()
+            if path.startswith(prefix) and DEVICE in interfaces and paths.device_path_of(path) == path
+        }
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def connect(
+        self,
+        address: str,
+        timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+        address_type: Union[BLEAddressType, str] = BLEAddressType.public,
+        auto_reconnect: bool = False,
+        **kwargs: Any,
+    ) -> DBusBLEDevice:
+        """Connect to a device and return a DBusBLEDevice.
+
+        address -- the BLE address, e.g. "01:23:45:67:89:AB".
+        timeout -- seconds for the whole connection, service resolution included.
+        address_type -- BLEAddressType.public or BLEAddressType.random (used when BlueZ does
+            not know the device yet).
+        auto_reconnect -- reconnect (and resubscribe) when the link drops.
+
+        A device BlueZ has not seen yet is looked for first (a short LE discovery). Raises
+        NotConnectedError with BlueZ's reason when it fails.
+        """
+        if kwargs:
+            raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+        address = validate.address(address)
+        timeout = validate.positive_timeout(timeout)
+        kind = BLEAddressType(address_type.value if isinstance(address_type, BLEAddressType) else address_type)
+        self._require_running()
+        with self._lock:
+            existing = self._devices.get(address)
+            if existing is not None and existing.connected:
+                log.info("Already connected to %s", address)
+                return existing
+        device = existing or DBusBLEDevice(address, self)
+        device.auto_reconnect = bool(auto_reconnect)
+        device.connect_timeout = timeout
+        self._open_link(device, kind, timeout)
+        return device
+
+    def _open_link(self, device: DBusBLEDevice, kind: BLEAddressType, timeout: float) -> None:
+        started = time.monotonic()
+        path = paths.device_path(self._hci_device, device.address)
+        self._find_device(device.address, path, kind, timeout)
+        remaining = max(timeout - (time.monotonic() - started), 0.05)
+
+        def on_notification(handle: int, value: bytes) -> None:
+            self._dispatcher.submit(device.receive_notification, handle, value)
+
+        def on_lost(reason: str) -> None:
+            self._dispatcher.submit(self._link_lost, device, link, reason)
+
+        link = DBusLink(self._connection(), self._hci_device, device.address, on_notification, on_lost)
+        with self._lock:
+            self._links[path] = link
+        try:
+            link.open(remaining)
+        except BaseException:
+            with self._lock:
+                if self._links.get(path) is link:
+                    del self._links[path]
+            raise
+        with self._lock:
+            if not self._running:
+                raise NotConnectedError("The backend was stopped while connecting")
+            device.attach(link)
+            self._devices[device.address] = device
+
+    def _find_device(self, address: str, path: str, kind: BLEAddressType, timeout: float) -> None:
+        """Make sure BlueZ has an object for ``address``: ConnectDevice, else a short discovery."""
+        try:
+            self._bluez(path, PROPERTIES, "GetAll", "s", (DEVICE,), timeout, address)
+            return
+        except NotConnectedError:
+            log.info("BlueZ does not know %s yet; looking for it", address)
+        arguments = {"Address": ("s", address), "AddressType": ("s", kind.value)}
+        try:
+            self._bluez(self._adapter_path, ADAPTER, "ConnectDevice", "a{sv}", (arguments,), timeout, address)
+            return
+        except BLEError as exc:
+            if "UnknownMethod" not in str(exc):
+                raise NotConnectedError(f"Failed to connect to {address}: {exc}") from exc
+        found = threading.Event()
+        with self._lock:
+            self._awaited[path] = found
+        try:
+            self._bluez(
+                self._adapter_path,
+                ADAPTER,
+                "SetDiscoveryFilter",
+                "a{sv}",
+                (properties.discovery_filter(),),
+                timeout,
+                address,
+            )
+            self._bluez(self._adapter_path, ADAPTER, "StartDiscovery", "", (), timeout, address)
+            try:
+                if not found.wait(timeout) or self._stopping.is_set():
+                    raise NotConnectedError(
+                        f"Timed out connecting to {address}: BlueZ did not see it advertise within {timeout:g} s"
+                    )
+            finally:
+                self._end_discovery()
+        finally:
+            with self._lock:
+                self._awaited.pop(path, None)
+
+    def disconnect(self, device: DBusBLEDevice) -> None:
+        """Disconnect ``device`` (its disconnect callbacks do not fire)."""
+        with self._lock:
+            link = device.link
+            device.attach(None)
+            if self._devices.get(device.address) is device:
+                del self._devices[device.address]
+            if link is not None and self._links.get(link.path) is link:
+                del self._links[link.path]
+        if link is None:
+            raise NotConnectedError(f"Device {device.address} is not connected")
+        link.disconnect(3.0)
+
+    def clear_bond(self, address: Optional[str] = None) -> None:
+        """Remove the bond with ``address`` (every paired device when None): ``Adapter1.RemoveDevice``."""
+        self._require_running()
+        if address is None:
+            targets = [
+                p
+                for p, props in self._devices_under_adapter(CALL_TIMEOUT_S).items()
+                if props.get("Paired") or props.get("Bonded")
+            ]
+        else:
+            targets = [paths.device_path(self._hci_device, validate.address(address))]
+        for path in targets:
+            try:
+                self._bluez(self._adapter_path, ADAPTER, "RemoveDevice", "o", (path,), CALL_TIMEOUT_S, "clear_bond")
+                log.info("Cleared bond for %s", paths.address_of(path))
+            except BLEError as exc:
+                if "DoesNotExist" not in str(exc):
+                    raise
+                log.info("No bond to clear for %s", paths.address_of(path))
+
+    # -- link loss and reconnection (dispatcher thread) ---------------------------------------------
+
+    def _link_lost(self, device: DBusBLEDevice, link: DBusLink, reason: str) -> None:
+        with self._lock:
+            if device.link is not link:
+                return  # disconnected or replaced meanwhile
+            device.attach(None)
+            if self._links.get(link.path) is link:
+                del self._links[link.path]
+            if self._devices.get(device.address) is device:
+                del self._devices[device.address]
+        device.link_lost(reason)
+        if device.auto_reconnect and self._running:
+            thread = threading.Thread(
+                target=self._reconnect, args=(device,), name=f"pygatt-dbus-reconnect-{device.address}", daemon=True
+            )
+            self._reconnects = [t for t in self._reconnects if t.is_alive()] + [thread]
+            thread.start()
+
+    def _reconnect(self, device: DBusBLEDevice) -> None:
+        for attempt in range(1, RECONNECT_ATTEMPTS + 1):
+            if self._stopping.is_set():
+                return
+            try:
+                self._open_link(device, BLEAddressType.public, device.connect_timeout)
+                device.resubscribe_all()
+                log.info("Reconnected to %s", device.address)
+                return
+            except BLEError as exc:
+                log.warning("Reconnect %d/%d to %s failed: %s", attempt, RECONNECT_ATTEMPTS, device.address, exc)
+                self._stopping.wait(0.2)
+        log.error("Giving up reconnecting to %s", device.address)
+
+    # -- signals (reader thread: route and queue only) ----------------------------------------------
+
+    def _on_signal(self, signal: Signal) -> None:
+        member = signal.member
+        if member == "PropertiesChanged":
+            self._properties_changed(signal.path, signal.body)
+        elif member == "InterfacesAdded":
+            self._interfaces_added(str(signal.body[0]), signal.body[1])
+        elif member == "InterfacesRemoved":
+            self._interfaces_removed(str(signal.body[0]), list(signal.body[1]))
+        elif member == "NameOwnerChanged" and signal.body[0] == BLUEZ and not signal.body[2]:
+            self._bluez_gone("bluetoothd left the bus")
+
+    def _properties_changed(self, path: str, body: Any) -> None:
+        interface, changed, invalidated = body
+        device_path = paths.device_path_of(path)
+        if device_path is None:
+            return
+        link = self._links.get(device_path)
+        if interface == CHARACTERISTIC:
+            if link is not None:
+                link.value_changed(path, properties.unwrap(changed))
+        elif interface == DEVICE and path == device_path:
+            plain = properties.unwrap(changed)
+            if link is not None:
+                link.device_changed(plain, list(invalidated))
+            with self._lock:
+                if self._scan is not None and "RSSI" in plain:
+                    self._scan.setdefault(path, {}).update(plain)
+                elif self._scan is not None and path in self._scan:
+                    self._scan[path].update(plain)
+
+    def _interfaces_added(self, path: str, interfaces: Dict[str, Any]) -> None:
+        device_path = paths.device_path_of(path)
+        if device_path is None:
+            return
+        if path == device_path and DEVICE in interfaces:
+            plain = properties.unwrap(interfaces[DEVICE])
+            with self._lock:
+                if self._scan is not None:
+                    self._scan.setdefault(path, {}).update(plain)
+                awaited = self._awaited.get(path)
+            if awaited is not None:
+                awaited.set()
+        link = self._links.get(device_path)
+        if link is not None and path != device_path:
+            link.objects_changed()
+
+    def _interfaces_removed(self, path: str, interfaces: List[str]) -> None:
+        device_path = paths.device_path_of(path)
+        link = self._links.get(device_path) if device_path else None
+        if link is None:
+            return
+        if path == device_path and DEVICE in interfaces:
+            link.removed("BlueZ removed the device")
+        else:
+            link.objects_changed()
+
+    def _bluez_gone(self, reason: str) -> None:
+        with self._lock:
+            links = list(self._links.values())
+        for link in links:
+            link.removed(reason)
+
+    def _on_bus_closed(self, reason: str) -> None:
+        self._bluez_gone(f"the D-Bus connection is gone: {reason}")
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _require_running(self) -> None:
+        if not self._running:
+            raise BLEError("The backend is not started; call start() first")
+
+    def _connection(self) -> BusConnection:
+        bus = self._bus
+        if bus is None:
+            raise BLEError("The backend is not started; call start() first")
+        return bus
+
+    def _bluez(
+        self, path: str, interface: str, member: str, signature: str, body: Any, timeout: float, target: str
+    ) -> Any:
+        return self._bus_call(BLUEZ, path, interface, member, signature, body, timeout=timeout, target=target)
+
+    def _bus_call(
+        self,
+        destination: str,
+        path: str,
+        interface: str,
+        member: str,
+        signature: str = "",
+        body: Any = (),
+        timeout: float = CALL_TIMEOUT_S,
+        target: Optional[str] = None,
+    ) -> Any:
+        try:
+            return self._connection().call(destination, path, interface, member, signature, tuple(body), timeout)
+        except DBusCallError as exc:
+            raise errors.to_exception(exc.name, exc.text, member, target) from None
+        except CallTimeout:
+            raise errors.timeout_error(member, target or path, timeout) from None
+        except BusClosed as exc:
+            raise errors.BluezNotAvailableError(f"{member}: the D-Bus connection is gone ({exc})") from None

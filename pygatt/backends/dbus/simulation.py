@@ -1,0 +1,59 @@
+"""``PYGATT_SIMULATE`` for the D-Bus backend: a private bus with a simulated BlueZ on it."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from typing import Any, Mapping, Optional
+
+log = logging.getLogger(__name__)
+
+SIMULATE_ENV = "PYGATT_SIMULATE"
+
+
+class Simulation:
+    """A private ``dbus-daemon`` and the simulated ``org.bluez`` of :mod:`pygatt.testing`.
+
+    Args:
+        world: a simulated-world JSON path or the name of a shipped example (``heart-rate``).
+        hci_device: the adapter the simulated BlueZ offers.
+    """
+
+    def __init__(self, world: str, hci_device: str) -> None:
+        self.world = world
+        self.hci_device = hci_device
+        self._bus: Any = None
+        self._bluez: Any = None
+
+    @classmethod
+    def from_environment(cls, hci_device: str, environ: Optional[Mapping[str, str]] = None) -> Optional[Simulation]:
+        """A simulation when ``PYGATT_SIMULATE`` is set (and not empty), else None."""
+        env = os.environ if environ is None else environ
+        world = env.get(SIMULATE_ENV, "").strip()
+        return cls(world, hci_device) if world else None
+
+    def start(self) -> str:
+        """Start the bus and the simulated BlueZ; returns the bus address."""
+        testing = importlib.import_module("pygatt.testing")
+        dbus_bus = importlib.import_module("pygatt.testing.dbus_bus")
+        bluez_dbus = importlib.import_module("pygatt.testing.sim.bluez_dbus")
+        world = testing.load_world(self.world)
+        self._bus = dbus_bus.PrivateBus()
+        try:
+            self._bluez = bluez_dbus.SimulatedBluez(world, self._bus.address, adapter=self.hci_device)
+            self._bluez.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("Simulating BlueZ with world %s on %s", self.world, self._bus.address)
+        return str(self._bus.address)
+
+    def stop(self) -> None:
+        """Stop the simulated BlueZ and the bus (safe to call twice)."""
+        bluez, self._bluez = self._bluez, None
+        bus, self._bus = self._bus, None
+        if bluez is not None:
+            bluez.stop()
+        if bus is not None:
+            bus.stop()
