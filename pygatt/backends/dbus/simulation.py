@@ -41,6 +41,7 @@ class Simulation:
         world = testing.load_world(self.world)
         self._bus = dbus_bus.PrivateBus()
         try:
+            self._bus.start()
             self._bluez = bluez_dbus.SimulatedBluez(world, self._bus.address, adapter=self.hci_device)
             self._bluez.start()
         except BaseException:
