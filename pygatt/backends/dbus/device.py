@@ -98,6 +98,8 @@ class DBusBLEDevice(BLEDevice):
     def char_read_long_handle(self, handle: int, timeout: float = READ_TIMEOUT_S, offset: int = 0) -> bytearray:
         """Read a long value at ``handle`` (Read + Read Blob, done by BlueZ), from ``offset`` on."""
         handle = validate.handle(handle)
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= validate.MAX_ATTRIBUTE_LENGTH:
+            raise ValueError(f"offset must be an int within 0..{validate.MAX_ATTRIBUTE_LENGTH}, got {offset!r}")
         return bytearray(self._up().read_long_handle(handle, validate.positive_timeout(timeout), offset))
 
     def char_write_handle(

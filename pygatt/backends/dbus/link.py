@@ -24,7 +24,13 @@ from pygatt.backends.backend import Characteristic
 from pygatt.backends.dbus import errors, paths, properties
 from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError
 from pygatt.backends.dbus.properties import CHARACTERISTIC, DESCRIPTOR, DEVICE, GattTable
-from pygatt.exceptions import BLEError, InvalidHandleError, NotConnectedError, WriteNotPermittedError
+from pygatt.exceptions import (
+    AttributeNotFoundError,
+    BLEError,
+    InvalidHandleError,
+    NotConnectedError,
+    WriteNotPermittedError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,7 @@ IN_PROGRESS_RETRY_S = 0.01
 CLEANUP_TIMEOUT_S = 1.0
 NOTIFY_ON = (bytes([0x01, 0x00]), bytes([0x02, 0x00]))
 NOTIFY_OFF = bytes([0x00, 0x00])
+GATT_METHODS = ("ReadValue", "WriteValue", "StartNotify", "StopNotify")
 
 NotificationSink = Callable[[int, bytes], None]
 LossSink = Callable[[str], None]
@@ -274,8 +281,12 @@ class DBusLink:
         deadline = Deadline(timeout)
         char = self._gatt(deadline).by_uuid(char_uuid)
         if char is None:
-            raise errors.to_exception(
-                "org.bluez.Error.Failed", "Operation failed with ATT error: 0x0a", "ReadValue", str(char_uuid)
+            raise AttributeNotFoundError(
+                f"ReadValue {char_uuid} failed: no characteristic with this UUID (Attribute Not Found)",
+                operation="ReadValue",
+                target=str(char_uuid),
+                reason="Attribute Not Found",
+                att_error=0x0A,
             )
         value = self._read_char(char.path, {}, deadline, str(char_uuid))
         return value[: self.mtu - 4]
@@ -422,6 +433,18 @@ class DBusLink:
 
     # -- plumbing ------------------------------------------------------------------------------
 
+    def _still_connected(self, deadline: Deadline) -> bool:
+        """After a bare "Operation failed" (ATT request cancelled): is the link still up? Asks BlueZ."""
+        if not self._connected or self._gone is not None:
+            return False
+        try:
+            found = self._bus.call(
+                BLUEZ, self.path, PROPERTIES, "Get", "ss", (DEVICE, "Connected"), deadline.remaining()
+            )
+        except (DBusCallError, CallTimeout, BusClosed):
+            return False
+        return bool(properties.unwrap({"Connected": found[0]})["Connected"])
+
     def _gatt(self, deadline: Deadline) -> GattTable:
         table = self._table
         if table is None:
@@ -454,12 +477,8 @@ class DBusLink:
                     time.sleep(min(IN_PROGRESS_RETRY_S, deadline.remaining()))
                     continue
                 error = errors.to_exception(exc.name, exc.text, member, target)
-                if (
-                    type(error) is not NotConnectedError
-                    and not self._connected
-                    and member in ("ReadValue", "WriteValue")
-                ):
-                    raise NotConnectedError(f"{member} {target}: the link dropped ({exc})") from None
+                if exc.text == "Operation failed" and member in GATT_METHODS and not self._still_connected(deadline):
+                    raise NotConnectedError(f"{member} {target or path}: the link dropped ({exc})") from None
                 raise error from None
             except CallTimeout:
                 raise errors.timeout_error(member, target or path, deadline.timeout) from None
