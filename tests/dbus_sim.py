@@ -50,8 +50,12 @@ def world_dict(**hr_overrides: Any) -> Dict[str, Any]:
                         "uuid": "2a37",
                         "properties": ["notify"],
                         "value": "0048",
-                        "notify": {"trigger": "subscribe", "interval_s": 0.05, "count": 5,
-                                   "values": ["0048", "004a", "004c", "004b", "0049"]},
+                        "notify": {
+                            "trigger": "subscribe",
+                            "interval_s": 0.05,
+                            "count": 5,
+                            "values": ["0048", "004a", "004c", "004b", "0049"],
+                        },
                     },
                     {"uuid": "2a38", "properties": ["read"], "value": "01"},
                     {"uuid": "2a39", "properties": ["write"], "value": "00"},
@@ -60,8 +64,12 @@ def world_dict(**hr_overrides: Any) -> Dict[str, Any]:
             {
                 "uuid": "180f",
                 "characteristics": [
-                    {"uuid": "2a19", "properties": ["read", "notify"], "value": "5a",
-                     "descriptors": [{"uuid": "2901", "value": "42617474657279"}]},
+                    {
+                        "uuid": "2a19",
+                        "properties": ["read", "notify"],
+                        "value": "5a",
+                        "descriptors": [{"uuid": "2901", "value": "42617474657279"}],
+                    },
                 ],
             },
             {
@@ -93,7 +101,10 @@ def world_dict(**hr_overrides: Any) -> Dict[str, Any]:
                 "address_type": "random",
                 "rssi": -81,
                 "services": [
-                    {"uuid": "180f", "characteristics": [{"uuid": "2a19", "properties": ["read", "notify"], "value": "21"}]}
+                    {
+                        "uuid": "180f",
+                        "characteristics": [{"uuid": "2a19", "properties": ["read", "notify"], "value": "21"}],
+                    }
                 ],
             },
             {
@@ -101,7 +112,9 @@ def world_dict(**hr_overrides: Any) -> Dict[str, Any]:
                 "name": "Keypad",
                 "pairing": "passkey",
                 "passkey": 654321,
-                "services": [{"uuid": "180f", "characteristics": [{"uuid": "2a19", "properties": ["read"], "value": "07"}]}],
+                "services": [
+                    {"uuid": "180f", "characteristics": [{"uuid": "2a19", "properties": ["read"], "value": "07"}]}
+                ],
             },
         ],
     }
@@ -140,9 +153,8 @@ def stop_rig(rig: Rig) -> None:
     rig.bus.stop()
 
 
-@pytest.fixture
-def rig() -> Iterator[Rig]:
-    """A started rig; at the end checks that the backend left no thread behind."""
+def running_rig() -> Iterator[Rig]:
+    """Body of the ``rig`` fixtures: a started rig; at the end checks that no pygatt thread is left."""
     before = set(threading.enumerate())
     started = make_rig()
     try:

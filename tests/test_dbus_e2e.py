@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Iterator
 
 import pytest
 
@@ -21,7 +22,6 @@ from pygatt.testing.world import layout
 from pygatt.util import uuid16_to_uuid
 from tests.dbus_sim import (
     COMMAND,
-    CUSTOM,
     HR,
     INDICATE,
     KEYPAD,
@@ -32,12 +32,18 @@ from tests.dbus_sim import (
     Rig,
     make_rig,
     requires_daemon,
-    rig,  # noqa: F401  (fixture)
+    running_rig,
     stop_rig,
     world_dict,
 )
 
 pytestmark = requires_daemon
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    yield from running_rig()
+
 
 CCCD = uuid16_to_uuid(0x2902)
 

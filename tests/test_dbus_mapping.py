@@ -140,12 +140,8 @@ def _objects() -> dict:
             CHARACTERISTIC: {"UUID": ("s", "00002a37-0000-1000-8000-00805f9b34fb"), "Flags": ("as", ["notify"])}
         },
         # a 0x2900 descriptor before the CCCD: the CCCD is not value + 1
-        DEV + "/service000a/char000b/desc000d": {
-            DESCRIPTOR: {"UUID": ("s", "00002900-0000-1000-8000-00805f9b34fb")}
-        },
-        DEV + "/service000a/char000b/desc000e": {
-            DESCRIPTOR: {"UUID": ("s", "00002902-0000-1000-8000-00805f9b34fb")}
-        },
+        DEV + "/service000a/char000b/desc000d": {DESCRIPTOR: {"UUID": ("s", "00002900-0000-1000-8000-00805f9b34fb")}},
+        DEV + "/service000a/char000b/desc000e": {DESCRIPTOR: {"UUID": ("s", "00002902-0000-1000-8000-00805f9b34fb")}},
         DEV + "/service000a/char000f": {
             CHARACTERISTIC: {"UUID": ("s", "00002a38-0000-1000-8000-00805f9b34fb"), "Flags": ("as", ["read"])}
         },
@@ -232,7 +228,7 @@ def test_gatt_errors_map_to_the_gatttool_backends_classes(name: str, text: str, 
         ("org.bluez.Error.NotConnected", "Not Connected"),
         ("org.bluez.Error.Failed", "le-connection-abort-by-local"),
         ("org.bluez.Error.Failed", "br-connection-canceled"),
-        ("org.freedesktop.DBus.Error.UnknownObject", "Method \"ReadValue\" ... doesn't exist"),
+        ("org.freedesktop.DBus.Error.UnknownObject", 'Method "ReadValue" ... doesn\'t exist'),
     ],
 )
 def test_missing_links_are_not_connected_errors(name: str, text: str) -> None:
@@ -255,7 +251,9 @@ def test_no_bluetoothd_is_a_tool_error_saying_so(name: str) -> None:
 
 
 def test_no_such_adapter_and_not_ready_and_unknown_method() -> None:
-    assert isinstance(errors.to_exception("org.bluez.Error.NoSuchAdapter", "No such adapter", "x"), exceptions.ToolError)
+    assert isinstance(
+        errors.to_exception("org.bluez.Error.NoSuchAdapter", "No such adapter", "x"), exceptions.ToolError
+    )
     ready = errors.to_exception("org.bluez.Error.NotReady", "Resource Not Ready", "StartDiscovery")
     assert type(ready) is exceptions.BLEError and "powered" in str(ready)
     method = errors.to_exception("org.freedesktop.DBus.Error.UnknownMethod", "no ConnectDevice", "ConnectDevice")
