@@ -344,6 +344,8 @@ class DBusBackend(BLEBackend):
         try:
             self._bluez(path, PROPERTIES, "GetAll", "s", (DEVICE,), timeout, address)
             return
+        except errors.BluezNotAvailableError:
+            raise
         except NotConnectedError:
             log.info("BlueZ does not know %s yet; looking for it", address)
         arguments = {"Address": ("s", address), "AddressType": ("s", kind.value)}

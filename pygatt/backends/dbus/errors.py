@@ -45,8 +45,12 @@ _BOND_FAILURES = frozenset(
 _UNAVAILABLE = frozenset({"ServiceUnknown", "NameHasNoOwner", "Disconnected"})
 
 
-class BluezNotAvailableError(exceptions.ToolError):
-    """bluetoothd (the ``org.bluez`` service) is not on the system bus, or the adapter is missing."""
+class BluezNotAvailableError(exceptions.ToolError, exceptions.NotConnectedError):
+    """bluetoothd (the ``org.bluez`` service) is not on the system bus, or the adapter is missing.
+
+    A ToolError, like a missing BlueZ program for the gatttool backend, and a
+    NotConnectedError, so ``except NotConnectedError`` around connect() catches it too.
+    """
 
 
 def att_error_of(name: str, message: str) -> Optional[int]:

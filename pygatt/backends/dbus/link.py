@@ -204,6 +204,8 @@ class DBusLink:
         """Read Connected/ServicesResolved once; later changes come as signals."""
         try:
             found = self._call(self.path, PROPERTIES, "GetAll", "s", (DEVICE,), deadline, self.address)
+        except errors.BluezNotAvailableError:
+            raise
         except NotConnectedError as exc:
             raise NotConnectedError(f"BlueZ does not know {self.address}: {exc}") from exc
         state = properties.unwrap(found[0])
