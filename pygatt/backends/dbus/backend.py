@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from pygatt import validate
 from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend
@@ -16,8 +15,10 @@ from pygatt.backends.dbus.device import DBusBLEDevice
 from pygatt.backends.dbus.link import DBusLink
 from pygatt.backends.dbus.properties import ADAPTER, CHARACTERISTIC, DEVICE
 from pygatt.backends.dbus.simulation import Simulation
+from pygatt.deadline import Deadline
 from pygatt.dispatch import CallbackDispatcher
 from pygatt.exceptions import BLEError, NotConnectedError
+from pygatt.reconnect import DEFAULT_RECONNECT_DELAY, Reconnector
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,6 @@ OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 AGENT_MANAGER = "org.bluez.AgentManager1"
 CALL_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 1.0
-RECONNECT_ATTEMPTS = 3
 AGENT_PATH = "/org/pygatt/agent{}"
 MATCH_RULES = (
     f"type='signal',sender='{DBUS}',interface='{DBUS}',member='NameOwnerChanged',arg0='{BLUEZ}'",
@@ -77,12 +77,13 @@ class DBusBackend(BLEBackend):
         self._bus: Optional[BusConnection] = None
         self._simulation: Optional[Simulation] = None
         self._running = False
-        self._devices: Dict[str, DBusBLEDevice] = {}  # by address
-        self._links: Dict[str, DBusLink] = {}  # by device object path
+        self._devices: Dict[str, DBusBLEDevice] = {}  # by address, while connected or reconnecting
+        self._links: Dict[str, DBusLink] = {}  # by device object path, while up
+        self._options: Dict[str, Tuple[BLEAddressType, float]] = {}  # by address: how to reconnect
         self._scan: Optional[Dict[str, Dict[str, Any]]] = None  # device path -> properties seen while scanning
         self._awaited: Dict[str, threading.Event] = {}  # device paths a connect waits to appear
         self._stopping = threading.Event()
-        self._reconnects: List[threading.Thread] = []
+        self._reconnector = Reconnector(DEFAULT_RECONNECT_DELAY)
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} hci_device={self._hci_device}>"
@@ -127,6 +128,7 @@ class DBusBackend(BLEBackend):
                     self._bus_call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", (rule,), timeout=timeout)
                 self._check_adapter(timeout)
                 self._dispatcher.start()
+                self._reconnector.start()
                 self._register_agent(timeout)
             except BaseException:
                 bus.close()
@@ -190,8 +192,9 @@ class DBusBackend(BLEBackend):
             self._links.clear()
             bus, self._bus = self._bus, None
             simulation, self._simulation = self._simulation, None
+        self._reconnector.stop()
         for device in devices:
-            device.attach(None)
+            device.link_down()
         if bus is not None:
             for link in links:
                 try:
@@ -207,9 +210,7 @@ class DBusBackend(BLEBackend):
                     log.debug("UnregisterAgent: %s", exc)
                 self._agent_registered = False
             bus.close()
-        for thread in list(self._reconnects):
-            thread.join(0.5)
-        self._dispatcher.stop(0.5)
+        self._dispatcher.stop(0.5, discard=True)
         if simulation is not None:
             simulation.stop()
 
@@ -279,7 +280,7 @@ class DBusBackend(BLEBackend):
         self,
         address: str,
         timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
-        address_type: Union[BLEAddressType, str] = BLEAddressType.public,
+        address_type: Union[BLEAddressType, str, int] = BLEAddressType.public,
         auto_reconnect: bool = False,
         **kwargs: Any,
     ) -> DBusBLEDevice:
@@ -291,34 +292,36 @@ class DBusBackend(BLEBackend):
             not know the device yet).
         auto_reconnect -- reconnect (and resubscribe) when the link drops.
 
-        A device BlueZ has not seen yet is looked for first (a short LE discovery). Raises
-        NotConnectedError with BlueZ's reason when it fails.
+        A device BlueZ has not seen yet is looked for first (ConnectDevice where BlueZ
+        offers it, else a short LE discovery). Raises NotConnectedError with BlueZ's
+        reason when it fails.
         """
         if kwargs:
             raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
         address = validate.address(address)
         timeout = validate.positive_timeout(timeout)
-        kind = BLEAddressType(address_type.value if isinstance(address_type, BLEAddressType) else address_type)
+        kind = address_type_of(address_type)
         self._require_running()
         with self._lock:
             existing = self._devices.get(address)
             if existing is not None and existing.connected:
                 log.info("Already connected to %s", address)
+                existing.auto_reconnect = bool(auto_reconnect)
                 return existing
-        device = existing or DBusBLEDevice(address, self)
+        device = DBusBLEDevice(address, self)
         device.auto_reconnect = bool(auto_reconnect)
-        device.connect_timeout = timeout
-        self._open_link(device, kind, timeout)
+        self._open_link(device, kind, Deadline(timeout))
+        with self._lock:
+            self._options[address] = (kind, timeout)
         return device
 
-    def _open_link(self, device: DBusBLEDevice, kind: BLEAddressType, timeout: float) -> None:
-        started = time.monotonic()
+    def _open_link(self, device: DBusBLEDevice, kind: BLEAddressType, deadline: Deadline) -> None:
         path = paths.device_path(self._hci_device, device.address)
-        self._find_device(device.address, path, kind, timeout)
-        remaining = max(timeout - (time.monotonic() - started), 0.05)
+        self._find_device(device.address, path, kind, deadline)
 
         def on_notification(handle: int, value: bytes) -> None:
-            self._dispatcher.submit(device.receive_notification, handle, value)
+            if device.listens_to(handle):
+                self._dispatcher.submit(device.receive_notification, handle, value, droppable=True)
 
         def on_lost(reason: str) -> None:
             self._dispatcher.submit(self._link_lost, device, link, reason)
@@ -327,7 +330,7 @@ class DBusBackend(BLEBackend):
         with self._lock:
             self._links[path] = link
         try:
-            link.open(remaining)
+            link.open(deadline.remaining(0.05))
         except BaseException:
             with self._lock:
                 if self._links.get(path) is link:
@@ -336,21 +339,23 @@ class DBusBackend(BLEBackend):
         with self._lock:
             if not self._running:
                 raise NotConnectedError("The backend was stopped while connecting")
-            device.attach(link)
+            device.link_up(link)
             self._devices[device.address] = device
 
-    def _find_device(self, address: str, path: str, kind: BLEAddressType, timeout: float) -> None:
+    def _find_device(self, address: str, path: str, kind: BLEAddressType, deadline: Deadline) -> None:
         """Make sure BlueZ has an object for ``address``: ConnectDevice, else a short discovery."""
         try:
-            self._bluez(path, PROPERTIES, "GetAll", "s", (DEVICE,), timeout, address)
+            self._bluez(path, PROPERTIES, "GetAll", "s", (DEVICE,), deadline.remaining(), address)
             return
         except errors.BluezNotAvailableError:
             raise
         except NotConnectedError:
             log.info("BlueZ does not know %s yet; looking for it", address)
-        arguments = {"Address": ("s", address), "AddressType": ("s", kind.value)}
+        arguments = {"Address": ("s", address), "AddressType": ("s", kind.name)}
         try:
-            self._bluez(self._adapter_path, ADAPTER, "ConnectDevice", "a{sv}", (arguments,), timeout, address)
+            self._bluez(
+                self._adapter_path, ADAPTER, "ConnectDevice", "a{sv}", (arguments,), deadline.remaining(), address
+            )
             return
         except BLEError as exc:
             if "UnknownMethod" not in str(exc):
@@ -359,20 +364,16 @@ class DBusBackend(BLEBackend):
         with self._lock:
             self._awaited[path] = found
         try:
+            le_only = (properties.discovery_filter(),)
             self._bluez(
-                self._adapter_path,
-                ADAPTER,
-                "SetDiscoveryFilter",
-                "a{sv}",
-                (properties.discovery_filter(),),
-                timeout,
-                address,
+                self._adapter_path, ADAPTER, "SetDiscoveryFilter", "a{sv}", le_only, deadline.remaining(), address
             )
-            self._bluez(self._adapter_path, ADAPTER, "StartDiscovery", "", (), timeout, address)
+            self._bluez(self._adapter_path, ADAPTER, "StartDiscovery", "", (), deadline.remaining(), address)
             try:
-                if not found.wait(timeout) or self._stopping.is_set():
+                if not found.wait(deadline.remaining()) or self._stopping.is_set():
                     raise NotConnectedError(
-                        f"Timed out connecting to {address}: BlueZ did not see it advertise within {timeout:g} s"
+                        f"Timed out connecting to {address}: BlueZ did not see it advertise "
+                        f"within {deadline.seconds:g} s"
                     )
             finally:
                 self._end_discovery()
@@ -382,16 +383,15 @@ class DBusBackend(BLEBackend):
 
     def disconnect(self, device: DBusBLEDevice) -> None:
         """Disconnect ``device`` (its disconnect callbacks do not fire)."""
+        path = paths.device_path(self._hci_device, device.address)
         with self._lock:
-            link = device.link
-            device.attach(None)
+            link = self._links.pop(path, None)
             if self._devices.get(device.address) is device:
                 del self._devices[device.address]
-            if link is not None and self._links.get(link.path) is link:
-                del self._links[link.path]
+        device.link_down()
         if link is None:
             raise NotConnectedError(f"Device {device.address} is not connected")
-        link.disconnect(3.0)
+        link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
 
     def clear_bond(self, address: Optional[str] = None) -> None:
         """Remove the bond with ``address`` (every paired device when None): ``Adapter1.RemoveDevice``."""
@@ -417,34 +417,26 @@ class DBusBackend(BLEBackend):
 
     def _link_lost(self, device: DBusBLEDevice, link: DBusLink, reason: str) -> None:
         with self._lock:
-            if device.link is not link:
+            if self._links.get(link.path) is not link:
                 return  # disconnected or replaced meanwhile
-            device.attach(None)
-            if self._links.get(link.path) is link:
-                del self._links[link.path]
-            if self._devices.get(device.address) is device:
-                del self._devices[device.address]
+            del self._links[link.path]
         device.link_lost(reason)
         if device.auto_reconnect and self._running:
-            thread = threading.Thread(
-                target=self._reconnect, args=(device,), name=f"pygatt-dbus-reconnect-{device.address}", daemon=True
+            self._reconnector.schedule(
+                device.address,
+                lambda: self._reconnect(device),
+                lambda: device.auto_reconnect and self._running and self._devices.get(device.address) is device,
             )
-            self._reconnects = [t for t in self._reconnects if t.is_alive()] + [thread]
-            thread.start()
+        else:
+            with self._lock:
+                if self._devices.get(device.address) is device:
+                    del self._devices[device.address]
 
     def _reconnect(self, device: DBusBLEDevice) -> None:
-        for attempt in range(1, RECONNECT_ATTEMPTS + 1):
-            if self._stopping.is_set():
-                return
-            try:
-                self._open_link(device, BLEAddressType.public, device.connect_timeout)
-                device.resubscribe_all()
-                log.info("Reconnected to %s", device.address)
-                return
-            except BLEError as exc:
-                log.warning("Reconnect %d/%d to %s failed: %s", attempt, RECONNECT_ATTEMPTS, device.address, exc)
-                self._stopping.wait(0.2)
-        log.error("Giving up reconnecting to %s", device.address)
+        """One reconnect attempt (on the reconnector's thread): open the link, resubscribe."""
+        kind, timeout = self._options.get(device.address, (BLEAddressType.public, DEFAULT_CONNECT_TIMEOUT_S))
+        self._open_link(device, kind, Deadline(timeout))
+        device.resubscribe_all()
 
     # -- signals (reader thread: route and queue only) ----------------------------------------------
 
@@ -549,3 +541,20 @@ class DBusBackend(BLEBackend):
             raise errors.timeout_error(member, target or path, timeout) from None
         except BusClosed as exc:
             raise errors.BluezNotAvailableError(f"{member}: the D-Bus connection is gone ({exc})") from None
+
+
+def address_type_of(address_type: Union[BLEAddressType, str, int]) -> BLEAddressType:
+    """``BLEAddressType`` from a member, its name (``"random"``) or its pygatt 5.0.0 value (1, 2).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if isinstance(address_type, BLEAddressType):
+        return address_type
+    if isinstance(address_type, str) and address_type in BLEAddressType.__members__:
+        return BLEAddressType[address_type]
+    if isinstance(address_type, int) and not isinstance(address_type, bool):
+        for member in BLEAddressType:
+            if member.value == address_type:
+                return member
+    raise ValueError(f"address_type must be BLEAddressType.public or BLEAddressType.random, got {address_type!r}")

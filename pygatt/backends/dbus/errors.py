@@ -10,10 +10,9 @@ backend raises for the same failure, so user code catches the same classes.
 from __future__ import annotations
 
 import re
-from typing import Dict, Optional, Tuple, Type
+from typing import Dict, Optional, Tuple
 
 from pygatt import exceptions
-from pygatt.backends.gatttool.errors import ATT_EXCEPTIONS
 
 BLUEZ = "org.bluez.Error."
 DBUS = "org.freedesktop.DBus.Error."
@@ -120,8 +119,9 @@ def to_exception(name: str, message: str, operation: str, target: Optional[str] 
         return exceptions.BLEError(f"{what}: the adapter is not ready, is it powered on? ({said})")
     code = att_error_of(name, text)
     if code is not None or short in _BOND_FAILURES or short in ("Failed", "NotPermitted", "NotSupported"):
-        cls: Type[exceptions.GATTError] = ATT_EXCEPTIONS.get(code if code is not None else -1, exceptions.GATTError)
-        return cls(f"{what} failed: {said}", operation=operation, target=target, reason=text or short, att_error=code)
+        return exceptions.gatt_error(
+            f"{what} failed: {said}", code, operation=operation, target=target, reason=text or short
+        )
     return exceptions.BLEError(f"{what} failed: {said}")
 
 

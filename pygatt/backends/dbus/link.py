@@ -20,10 +20,11 @@ import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from pygatt.backends.backend import Characteristic
+from pygatt.backends.backend import Characteristic, GATTLink
 from pygatt.backends.dbus import errors, paths, properties
 from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError
 from pygatt.backends.dbus.properties import CHARACTERISTIC, DESCRIPTOR, DEVICE, GattTable
+from pygatt.deadline import Deadline
 from pygatt.exceptions import (
     AttributeNotFoundError,
     BLEError,
@@ -48,25 +49,8 @@ NotificationSink = Callable[[int, bytes], None]
 LossSink = Callable[[str], None]
 
 
-class Deadline:
-    """The time left for one operation."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._end = time.monotonic() + timeout
-
-    def remaining(self) -> float:
-        """Seconds left (never below a millisecond, so a call still gets a chance to fail cleanly)."""
-        return max(self._end - time.monotonic(), 0.001)
-
-    @property
-    def expired(self) -> bool:
-        """True once the deadline has passed."""
-        return time.monotonic() >= self._end
-
-
-class DBusLink:
-    """The link to one device: its object path, state and GATT operations.
+class DBusLink(GATTLink):
+    """The link to one device (the backend contract's GATTLink): its object path, state and GATT operations.
 
     Args:
         bus: the backend's bus connection.
@@ -483,6 +467,6 @@ class DBusLink:
                     raise NotConnectedError(f"{member} {target or path}: the link dropped ({exc})") from None
                 raise error from None
             except CallTimeout:
-                raise errors.timeout_error(member, target or path, deadline.timeout) from None
+                raise errors.timeout_error(member, target or path, deadline.seconds) from None
             except BusClosed as exc:
                 raise NotConnectedError(f"{member} {target or path}: the D-Bus connection is gone ({exc})") from None
