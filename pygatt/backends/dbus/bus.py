@@ -237,6 +237,11 @@ class BusConnection:
             raise DBusCallError(name, text)
         return tuple(reply.body)
 
+    def pending_calls(self) -> int:
+        """How many calls wait for their answer."""
+        with self._lock:
+            return len(self._pending)
+
     def add_match(self, rule: str, timeout: float) -> None:
         """Ask the bus to send us the signals ``rule`` matches."""
         self.call(BUS_NAME, BUS_PATH, BUS_NAME, "AddMatch", "s", (rule,), timeout=timeout)
