@@ -41,6 +41,20 @@ MATCH_RULES = (
 class DBusBackend(BLEBackend):
     """Backend to pygatt that talks to bluetoothd over D-Bus: no gatttool, no root where the
     system's D-Bus policy lets the user talk to BlueZ (Debian's does).
+
+    When ``PYGATT_SIMULATE`` names a simulated world and no ``bus_address`` is
+    given, :meth:`start` runs a private bus with a simulated BlueZ instead.
+
+    Args:
+        hci_device: the adapter to use, e.g. ``"hci0"``.
+        bus_address: a D-Bus address (``unix:path=...``) to use instead of the system bus
+            (keyword only); the system bus is ``DBUS_SYSTEM_BUS_ADDRESS`` when set.
+        agent_capability: the pairing agent's IO capability (``"NoInputNoOutput"`` is Just Works).
+        passkey: a fixed passkey (0..999999) the agent gives when a peer asks for one.
+        pin_code: a fixed PIN the agent gives for legacy pairing.
+
+    Raises:
+        ValueError: a malformed adapter name, bus address, capability, passkey or PIN.
     """
 
     def __init__(
@@ -52,18 +66,6 @@ class DBusBackend(BLEBackend):
         passkey: Optional[int] = None,
         pin_code: Optional[str] = None,
     ) -> None:
-        """Initialize.
-
-        hci_device -- the adapter to use, e.g. "hci0".
-        bus_address -- a D-Bus address to use instead of the system bus (keyword only); the
-            system bus is DBUS_SYSTEM_BUS_ADDRESS when set.
-        agent_capability -- the pairing agent's IO capability ("NoInputNoOutput" is Just Works).
-        passkey -- a fixed passkey the agent gives when a peer asks for one.
-        pin_code -- a fixed PIN the agent gives for legacy pairing.
-
-        When PYGATT_SIMULATE names a simulated world and no bus_address is given,
-        start() runs a private bus with a simulated BlueZ instead.
-        """
         self._hci_device = validate.hci_device(hci_device)
         self._adapter_path = paths.adapter_path(self._hci_device)
         if bus_address is not None and (not isinstance(bus_address, str) or not bus_address.startswith("unix:")):
@@ -102,9 +104,14 @@ class DBusBackend(BLEBackend):
     def start(self, timeout: float = CALL_TIMEOUT_S) -> None:
         """Connect to the bus, check that BlueZ and the adapter are there, register the pairing agent.
 
-        Raises BluezNotAvailableError (a ToolError) when bluetoothd is not on the bus or the
-        adapter does not exist, PermissionDeniedError when the bus policy refuses us. The
-        adapter is never reset or powered on behind the user's back.
+        The adapter is never reset or powered on behind the user's back.
+
+        Args:
+            timeout: seconds for the whole start.
+
+        Raises:
+            BluezNotAvailableError: no bus, bluetoothd not on it, or no such adapter (a ToolError).
+            PermissionDeniedError: the bus policy refuses to let us talk to BlueZ.
         """
         timeout = validate.positive_timeout(timeout)
         with self._lock:
@@ -219,9 +226,17 @@ class DBusBackend(BLEBackend):
     def scan(self, timeout: float = 10, *args: Any, **kwargs: Any) -> List[Dict[str, Any]]:
         """Scan for BLE devices for ``timeout`` seconds (StartDiscovery with an LE filter).
 
-        Returns a list of dicts with 'address', 'name' (None when not advertised), 'rssi',
-        'address_type', 'manufacturer_data' ({company id: bytes}), 'service_data'
-        ({UUID: bytes}) and 'uuids', for every device heard during the scan.
+        Args:
+            timeout: seconds to scan.
+            **kwargs: ``run_as_root`` is accepted for compatibility and ignored (no root needed).
+
+        Returns:
+            One dict per device heard during the scan: 'address', 'name' (None when not
+            advertised), 'rssi', 'address_type', 'manufacturer_data' ({company id: bytes}),
+            'service_data' ({UUID: bytes}) and 'uuids'.
+
+        Raises:
+            BLEError: a scan already runs, or BlueZ refused (e.g. the adapter is off).
         """
         if args or set(kwargs) - {"run_as_root"}:
             raise TypeError("scan() takes only timeout (and run_as_root, ignored: D-Bus needs no root)")
@@ -286,15 +301,21 @@ class DBusBackend(BLEBackend):
     ) -> DBusBLEDevice:
         """Connect to a device and return a DBusBLEDevice.
 
-        address -- the BLE address, e.g. "01:23:45:67:89:AB".
-        timeout -- seconds for the whole connection, service resolution included.
-        address_type -- BLEAddressType.public or BLEAddressType.random (used when BlueZ does
-            not know the device yet).
-        auto_reconnect -- reconnect (and resubscribe) when the link drops.
-
         A device BlueZ has not seen yet is looked for first (ConnectDevice where BlueZ
-        offers it, else a short LE discovery). Raises NotConnectedError with BlueZ's
-        reason when it fails.
+        offers it, else a short LE discovery), within the same ``timeout``.
+
+        Args:
+            address: the BLE address, e.g. ``"01:23:45:67:89:AB"``.
+            timeout: seconds for the whole connection, service resolution included.
+            address_type: ``BLEAddressType.public`` or ``BLEAddressType.random`` (its name or
+                5.0.0 value also work); used when BlueZ does not know the device yet.
+            auto_reconnect: reconnect (and resubscribe) when the link drops.
+
+        Returns:
+            The connected device (the same object when it is already connected).
+
+        Raises:
+            NotConnectedError: the connection failed (BlueZ's reason in the message) or timed out.
         """
         if kwargs:
             raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
@@ -382,7 +403,14 @@ class DBusBackend(BLEBackend):
                 self._awaited.pop(path, None)
 
     def disconnect(self, device: DBusBLEDevice) -> None:
-        """Disconnect ``device`` (its disconnect callbacks do not fire)."""
+        """Disconnect ``device`` (its disconnect callbacks do not fire).
+
+        Args:
+            device: a device this backend connected.
+
+        Raises:
+            NotConnectedError: it is not connected.
+        """
         path = paths.device_path(self._hci_device, device.address)
         with self._lock:
             link = self._links.pop(path, None)
@@ -394,7 +422,13 @@ class DBusBackend(BLEBackend):
         link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
 
     def clear_bond(self, address: Optional[str] = None) -> None:
-        """Remove the bond with ``address`` (every paired device when None): ``Adapter1.RemoveDevice``."""
+        """Remove the bond with ``address`` (every paired device when None): ``Adapter1.RemoveDevice``.
+
+        A device without a bond is not an error.
+
+        Args:
+            address: the device's address, or None for all paired devices.
+        """
         self._require_running()
         if address is None:
             targets = [
