@@ -181,3 +181,29 @@ def _uuid(short: str) -> Any:
     from pygatt.validate import characteristic_uuid
 
     return characteristic_uuid(short)
+
+
+@pytest.mark.parametrize("address, hung", [(HR, "Connect"), ("00:11:22:33:44:55", None)])
+def test_stop_ends_a_connect_in_flight(address: str, hung: Any) -> None:
+    """A connect waiting for BlueZ (hung Connect) or for an unknown device to advertise ends with stop()."""
+    rig = make_rig()
+    try:
+        if hung:
+            rig.bluez.hang(hung)
+        outcome: List[BaseException] = []
+
+        def connect() -> None:
+            try:
+                rig.backend.connect(address, timeout=60)
+            except BaseException as exc:  # recorded and checked below
+                outcome.append(exc)
+
+        connecting = threading.Thread(target=connect)
+        connecting.start()
+        assert wait_for(lambda: bool(rig.bluez.calls_to(hung or "StartDiscovery")))
+        rig.backend.stop()
+        connecting.join(10)
+        assert not connecting.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], exceptions.NotConnectedError), outcome
+    finally:
+        stop_rig(rig)

@@ -197,17 +197,13 @@ class DBusBackend(BLEBackend):
             links = list(self._links.values())
             self._devices.clear()
             self._links.clear()
+            awaited = list(self._awaited.values())
             bus, self._bus = self._bus, None
             simulation, self._simulation = self._simulation, None
-        self._reconnector.stop()
-        for device in devices:
-            device.link_down()
+        for event in awaited:
+            event.set()  # a connect looking for its device gives up now
         if bus is not None:
-            for link in links:
-                try:
-                    link.disconnect(STOP_TIMEOUT_S)
-                except BLEError as exc:
-                    log.info("Disconnecting %s while stopping: %s", link.address, exc)
+            self._disconnect_all(links)
             if self._agent_registered:
                 try:
                     bus.call(
@@ -216,10 +212,33 @@ class DBusBackend(BLEBackend):
                 except (DBusCallError, CallTimeout, BusClosed) as exc:
                     log.debug("UnregisterAgent: %s", exc)
                 self._agent_registered = False
-            bus.close()
+            bus.close()  # whatever still waits for BlueZ fails now
+        for link in links:
+            link.removed("the backend was stopped")  # wakes a connect waiting for its services
+        self._reconnector.stop()
+        for device in devices:
+            device.link_down()
         self._dispatcher.stop(0.5, discard=True)
         if simulation is not None:
             simulation.stop()
+
+    @staticmethod
+    def _disconnect_all(links: List[DBusLink]) -> None:
+        """Disconnect every link at once, waiting at most about STOP_TIMEOUT_S in all."""
+
+        def disconnect(link: DBusLink) -> None:
+            try:
+                link.disconnect(STOP_TIMEOUT_S)
+            except BLEError as exc:
+                log.info("Disconnecting %s while stopping: %s", link.address, exc)
+
+        threads = [
+            threading.Thread(target=disconnect, args=(link,), name="pygatt-dbus-stop", daemon=True) for link in links
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(STOP_TIMEOUT_S + 0.5)  # a thread still waiting ends when the bus closes next
 
     # -- scanning ---------------------------------------------------------------------------------
 
