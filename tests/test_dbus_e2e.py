@@ -433,3 +433,16 @@ def test_start_twice_and_stop_twice(rig: Rig) -> None:
     rig.backend.stop()
     with pytest.raises(exceptions.BLEError, match="not started"):
         rig.backend.connect(HR)
+
+
+def test_simulate_keyword_and_its_errors(tmp_path: object) -> None:
+    backend = pygatt.DBusBackend(simulate="heart-rate")
+    backend.start()
+    try:
+        assert [d["address"] for d in backend.filtered_scan("Pulse", timeout=0.2)] == ["C4:7C:8D:6A:3E:01"]
+    finally:
+        backend.stop()
+    with pytest.raises(ValueError, match="exclude"):
+        pygatt.DBusBackend(simulate="heart-rate", bus_address="unix:path=/x")
+    with pytest.raises(ValueError, match="no world file"):
+        pygatt.DBusBackend(simulate=f"{tmp_path}/missing.json").start()

@@ -52,6 +52,8 @@ class DBusBackend(BLEBackend):
         agent_capability: the pairing agent's IO capability (``"NoInputNoOutput"`` is Just Works).
         passkey: a fixed passkey (0..999999) the agent gives when a peer asks for one.
         pin_code: a fixed PIN the agent gives for legacy pairing.
+        simulate: a simulated world (JSON path, or ``"heart-rate"``) to run on a private bus
+            instead of talking to BlueZ (keyword only; ``PYGATT_SIMULATE`` does the same).
 
     Raises:
         ValueError: a malformed adapter name, bus address, capability, passkey or PIN.
@@ -65,12 +67,18 @@ class DBusBackend(BLEBackend):
         agent_capability: str = "KeyboardDisplay",
         passkey: Optional[int] = None,
         pin_code: Optional[str] = None,
+        simulate: Optional[str] = None,
     ) -> None:
         self._hci_device = validate.hci_device(hci_device)
         self._adapter_path = paths.adapter_path(self._hci_device)
         if bus_address is not None and (not isinstance(bus_address, str) or not bus_address.startswith("unix:")):
             raise ValueError(f"bus_address must be a 'unix:path=...' D-Bus address, got {bus_address!r}")
+        if simulate is not None and (not isinstance(simulate, str) or not simulate.strip()):
+            raise ValueError(f"simulate must name a simulated world, got {simulate!r}")
+        if simulate is not None and bus_address is not None:
+            raise ValueError("bus_address and simulate exclude each other")
         self._bus_address = bus_address
+        self._simulate = simulate
         self._agent = Agent(agent_capability, passkey, pin_code)
         self._agent_path = AGENT_PATH.format(id(self))
         self._agent_registered = False
@@ -121,9 +129,16 @@ class DBusBackend(BLEBackend):
             self._stopping.clear()
             address = self._bus_address
             if address is None:
-                self._simulation = Simulation.from_environment(self._hci_device)
+                if self._simulate is not None:
+                    self._simulation = Simulation(self._simulate, self._hci_device)
+                else:
+                    self._simulation = Simulation.from_environment(self._hci_device)
                 if self._simulation is not None:
-                    address = self._simulation.start()
+                    try:
+                        address = self._simulation.start()
+                    except BaseException:
+                        self._simulation = None
+                        raise
             bus = BusConnection(address, self._on_signal, self._on_bus_closed)
             try:
                 try:

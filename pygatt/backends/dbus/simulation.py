@@ -7,6 +7,8 @@ import logging
 import os
 from typing import Any, Mapping, Optional
 
+from pygatt.backends.dbus.errors import BluezNotAvailableError
+
 log = logging.getLogger(__name__)
 
 SIMULATE_ENV = "PYGATT_SIMULATE"
@@ -34,7 +36,12 @@ class Simulation:
         return cls(world, hci_device) if world else None
 
     def start(self) -> str:
-        """Start the bus and the simulated BlueZ; returns the bus address."""
+        """Start the bus and the simulated BlueZ; returns the bus address.
+
+        Raises:
+            ValueError: no such world.
+            BluezNotAvailableError: dbus-daemon is missing or the simulated BlueZ did not start.
+        """
         testing = importlib.import_module("pygatt.testing")
         dbus_bus = importlib.import_module("pygatt.testing.dbus_bus")
         bluez_dbus = importlib.import_module("pygatt.testing.sim.bluez_dbus")
@@ -44,6 +51,9 @@ class Simulation:
             self._bus.start()
             self._bluez = bluez_dbus.SimulatedBluez(world, self._bus.address, adapter=self.hci_device)
             self._bluez.start()
+        except RuntimeError as exc:  # no dbus-daemon, or the simulated BlueZ could not start
+            self.stop()
+            raise BluezNotAvailableError(f"Cannot start the simulated BlueZ for {self.world!r}: {exc}") from exc
         except BaseException:
             self.stop()
             raise
