@@ -439,15 +439,14 @@ def test_our_keyword_only_additions():
     assert scan.kind is inspect.Parameter.KEYWORD_ONLY and scan.default == "hcitool"
 
 
-def test_max_read_and_search_window_size_reach_the_session(fake_spawn):
+def test_max_read_reaches_the_gatttool_child_and_limits_are_checked(fake_spawn):
     backend = pygatt.GATTToolBackend(max_read=512, search_window_size=2048)
     backend.start(reset_on_start=False)
     try:
-        session = backend._spare
-        assert fake_spawn.kwargs[0]["maxread"] == 512 and session._max_read == 512
-        assert session._decoder._max_pending == 2048
+        assert fake_spawn.kwargs[0]["maxread"] == 512
     finally:
         backend.stop()
-    for bad in (0, -1, "10", 1.5):
-        with pytest.raises(ValueError):
-            pygatt.GATTToolBackend(max_read=bad)
+    for name in ("max_read", "search_window_size"):
+        for bad in (0, -1, "10", 1.5, True):
+            with pytest.raises(ValueError):
+                pygatt.GATTToolBackend(**{name: bad})
