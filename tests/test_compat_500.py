@@ -443,6 +443,26 @@ def test_several_devices_connected_sends_nothing(backend, fake_spawn, name):
     assert [child.sent for child in fake_spawn.children] == sent
 
 
+def test_a_disconnected_device_given_first_is_not_replaced_by_another(backend, fake_spawn):
+    """``adapter.char_read_handle(old_device, h)`` raises NotConnectedError, as in 5.0.0: it does not
+    fall back to the device that is still connected, and sends nothing.
+    """
+    fake_spawn.configure = accept_any_address
+    accept_any_address(fake_spawn.child)
+    first = backend.connect(ADDRESS)
+    backend.connect(SECOND)
+    first.disconnect()
+    sent = [list(child.sent) for child in fake_spawn.children]
+    for call in (
+        lambda: backend.char_read_handle(first, 0x000C),
+        lambda: backend.char_read_handle(connected_device=first, handle=0x000C),
+        lambda: backend.char_write_handle(device=first, handle=0x000D, value=bytearray([0x01, 0x00])),
+    ):
+        with pytest.raises(NotConnectedError):
+            call()
+    assert [child.sent for child in fake_spawn.children] == sent
+
+
 def test_the_device_given_is_the_device_used(backend, fake_spawn):
     """With two connected, ``adapter.char_read_handle(device, h)`` goes to that device's gatttool only."""
     fake_spawn.configure = accept_any_address
