@@ -210,7 +210,7 @@ class GATTToolSession:
         for event in events:
             if type(event) is notification:
                 self.notifications_seen += 1
-                self._on_notification(event.handle, event.value, event.indication)  # type: ignore[union-attr]
+                self._on_notification(event.handle, event.value, event.indication)
             else:
                 others.append(event)
         lost: Optional[str] = None
