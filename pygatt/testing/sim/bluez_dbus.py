@@ -952,7 +952,10 @@ class SimulatedBluez:
 
     def _access(self, device: DeviceState, attribute: Attribute, writing: bool) -> None:
         """Raise the D-Bus error for the ATT error the peer answers (0x05/0x0F: pairing first)."""
-        error = attribute.write_error if writing else attribute.read_error
+        error: Union[None, int, str] = attribute.write_error if writing else attribute.read_error
+        if attribute.characteristic is not None:  # the world's own value keeps codes gatttool has no text for
+            characteristic = attribute.characteristic
+            error = characteristic.write_error if writing else characteristic.read_error
         code = bz.att_code_of(error)
         if code is None and not (attribute.writable if writing else attribute.readable):
             code = 0x03 if writing else 0x02
