@@ -64,10 +64,11 @@ class Client:
 
     address: str
     answer_agent: Optional[Callable[[str, Tuple[Any, ...]], Tuple[str, Any]]] = None
+    enable_fds: bool = False
     events: List[Event] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.conn = open_dbus_connection(bus=self.address)
+        self.conn = open_dbus_connection(bus=self.address, enable_fds=self.enable_fds)
         self.unique_name = self.conn.unique_name
         self.raw_call(
             message_bus.AddMatch("type='signal',sender='org.bluez'"),

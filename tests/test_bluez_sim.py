@@ -18,7 +18,7 @@ import pytest
 from pygatt.testing import load_world
 from pygatt.testing.dbus_bus import BusStartError, PrivateBus, bus_config, find_daemon
 from pygatt.testing.sim import bluez_objects as bz
-from pygatt.testing.sim.bluez_dbus import SimulatedBluez
+from pygatt.testing.sim.bluez_dbus import PrivateBluez, SimulatedBluez
 from pygatt.testing.world import World, full_uuid, layout
 from tests.bluez_sim_client import (
     ADAPTER,
@@ -233,6 +233,7 @@ def test_discovery_adds_devices_with_advertisement_data(bus: PrivateBus, make_si
     assert c.changes(ADAPTER_PATH, "Discovering") == [True]
     added = c.wait_signal(lambda e: e.member == "InterfacesAdded" and e.body[0] == TAG_PATH)
     assert added.path == "/"
+    assert set(added.body[1]) == {DEVICE, PROPS, "org.freedesktop.DBus.Introspectable"}
     tag = added.body[1][DEVICE]
     assert tag["RSSI"] == ("n", -81) and tag["AddressType"] == ("s", "random") and "Name" not in tag
     assert tag["Alias"] == ("s", TAG_ADDRESS.replace(":", "-"))
@@ -535,6 +536,51 @@ def test_notify_sessions_end_with_their_sender(bus: PrivateBus, sim: SimulatedBl
     watcher.close()
 
 
+def test_acquire_notify_gives_one_packet_per_notification(bus: PrivateBus, sim: SimulatedBluez) -> None:
+    c = Client(bus.address, enable_fds=True)
+    c.connect()
+    assert c.get(BATTERY, CHAR, "NotifyAcquired") is False
+    assert c.call(BODY_LOCATION, CHAR, "AcquireNotify", "a{sv}", ({},)).error == "org.bluez.Error.NotSupported"
+    fd, mtu = c.call(BATTERY, CHAR, "AcquireNotify", "a{sv}", ({},)).ok()
+    assert mtu == 247
+    packets = fd.to_socket()
+    packets.settimeout(5)
+    assert c.get(BATTERY, CHAR, "NotifyAcquired") is True
+    again = c.call(BATTERY, CHAR, "AcquireNotify", "a{sv}", ({},))
+    assert (again.error, again.text) == ("org.bluez.Error.NotPermitted", "Notify acquired")
+    assert c.call(BATTERY, CHAR, "StartNotify").text == "Notify acquired"
+    assert sim.notify(HR_ADDRESS, "2a19", b"\x41")
+    assert sim.notify(HR_ADDRESS, "2a19", b"\x41\x42")
+    assert [packets.recv(100), packets.recv(100)] == [b"\x41", b"\x41\x42"]
+    c.pump(0.1)
+    assert c.changes(BATTERY, "Value") == []  # not copied to Value
+    sim.drop_link(HR_ADDRESS)
+    assert packets.recv(100) == b""  # the link went: EOF
+    packets.close()
+    c.wait_signal(lambda e: e.path == BATTERY and e.body[1].get("NotifyAcquired") == ("b", False))
+    c.close()
+
+
+def test_acquire_write_turns_packets_into_write_commands(bus: PrivateBus, make_sim: Any) -> None:
+    world = load_world("heart-rate")
+    world.peripherals[0].services[1].characteristics[2].properties = ["read", "write-without-response"]
+    make_sim(world)
+    c = Client(bus.address, enable_fds=True)
+    c.connect()
+    fd, mtu = c.call(CONTROL_POINT, CHAR, "AcquireWrite", "a{sv}", ({},)).ok()
+    writer = fd.to_socket()
+    assert c.get(CONTROL_POINT, CHAR, "WriteAcquired") is True
+    acquired = c.write(CONTROL_POINT, b"\x01", kind="command")
+    assert (acquired.error, acquired.text) == ("org.bluez.Error.NotPermitted", "Write acquired")
+    writer.send(b"\x33\x44")
+    time.sleep(0.1)
+    assert c.read(CONTROL_POINT).ok() == (b"\x33\x44",)
+    writer.close()
+    c.wait_signal(lambda e: e.path == CONTROL_POINT and e.body[1].get("WriteAcquired") == ("b", False))
+    c.write(CONTROL_POINT, b"\x05", kind="command").ok()
+    c.close()
+
+
 def test_start_notify_while_disconnected_arms_at_connection(sim: SimulatedBluez, client: Client) -> None:
     client.connect()
     client.call(HR_PATH, DEVICE, "Disconnect").ok()
@@ -719,6 +765,37 @@ def test_runs_as_a_program(bus: PrivateBus) -> None:
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+def test_runs_as_a_program_on_its_own_private_bus() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pygatt.testing.sim", "bluez", "--world", "heart-rate", "--private-bus"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        variable, address = process.stdout.readline().strip().split("=", 1)
+        assert variable == "DBUS_SYSTEM_BUS_ADDRESS"
+        assert "simulated org.bluez" in process.stdout.readline()
+        c = Client(address)
+        assert c.get(ADAPTER_PATH, ADAPTER, "Powered") is True
+        c.close()
+    finally:
+        process.terminate()
+        assert process.wait(10) == 0
+    with pytest.raises(OSError):
+        Client(address)  # the private bus went with it
+
+
+def test_private_bluez_is_a_whole_system_bus() -> None:
+    with PrivateBluez(load_world("heart-rate")) as system:
+        assert system.environ()["DBUS_SYSTEM_BUS_ADDRESS"] == system.address
+        c = Client(system.address)
+        assert HR_PATH in c.managed_objects()
+        c.close()
+    assert system.bluez is None and not system.bus.running
 
 
 def test_program_usage_errors() -> None:

@@ -3,9 +3,10 @@
 TOOL is gatttool, hcitool, hciconfig, bluetoothctl or btmgmt; WORLD a JSON
 world file or the name of a shipped example (``heart-rate``).
 
-``python -m pygatt.testing.sim bluez --world WORLD [--bus ADDRESS] [--adapter hciX] [--experimental]``
+``python -m pygatt.testing.sim bluez --world WORLD [--bus ADDRESS | --private-bus] [--adapter hciX] [--experimental]``
 serves a simulated ``org.bluez`` on a D-Bus bus (``$DBUS_SYSTEM_BUS_ADDRESS`` by
-default) until SIGTERM or SIGINT.
+default, or a private dbus-daemon it starts and whose address it prints) until
+SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ PROGRAMS = {
 }
 USAGE = (
     "usage: python -m pygatt.testing.sim {gatttool,hcitool,hciconfig,bluetoothctl,btmgmt} --world W -- ARGS\n"
-    "       python -m pygatt.testing.sim bluez --world W [--bus ADDRESS] [--adapter hciX] [--experimental]"
+    "       python -m pygatt.testing.sim bluez --world W [--bus ADDRESS | --private-bus] [--adapter A] [--experimental]"
 )
 
 
@@ -42,12 +43,14 @@ def bluez_main(argv: List[str]) -> int:
     """
     parser = argparse.ArgumentParser(prog="python -m pygatt.testing.sim bluez")
     parser.add_argument("--world", required=True, help="a world file or a shipped example name")
-    parser.add_argument("--bus", default=os.environ.get("DBUS_SYSTEM_BUS_ADDRESS"), help="the D-Bus address")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--bus", default=os.environ.get("DBUS_SYSTEM_BUS_ADDRESS"), help="the D-Bus address")
+    where.add_argument("--private-bus", action="store_true", help="start a private dbus-daemon and print its address")
     parser.add_argument("--adapter", default=None, help="the adapter name (the world's by default)")
     parser.add_argument("--experimental", action="store_true", help="export Adapter1.ConnectDevice")
     options = parser.parse_args(argv)
-    if not options.bus:
-        parser.error("--bus is required when DBUS_SYSTEM_BUS_ADDRESS is not set")
+    if not options.bus and not options.private_bus:
+        parser.error("--bus (or --private-bus) is required when DBUS_SYSTEM_BUS_ADDRESS is not set")
     try:
         world = load_world(options.world)
     except (ValueError, TypeError, KeyError) as exc:
@@ -55,7 +58,8 @@ def bluez_main(argv: List[str]) -> int:
         return 2
     from pygatt.testing.sim.bluez_dbus import run_until_stopped  # needs dbus-fast
 
-    return run_until_stopped(world, options.bus, adapter=options.adapter, experimental=options.experimental)
+    bus = None if options.private_bus else options.bus
+    return run_until_stopped(world, bus, adapter=options.adapter, experimental=options.experimental)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Coroutine, Dict, Iterable, List, Optional, Set
 
 from dbus_fast import Message, MessageType, Variant
 
+from pygatt.testing.dbus_bus import BusStartError, PrivateBus
 from pygatt.testing.world import World, full_uuid
 
 from . import bluez_objects as bz
@@ -823,12 +824,85 @@ class SimulatedBluez:
         self._changed(device.path, bz.DEVICE, {"Bonded": ("b", True), "Paired": ("b", True)})
 
 
-def run_until_stopped(world: World, bus_address: str, adapter: Optional[str] = None, experimental: bool = False) -> int:
+class PrivateBluez:
+    """A private dbus-daemon with a simulated ``org.bluez`` on it: a whole "system bus" for tests and demos.
+
+    Point a client at it with :meth:`environ` (``DBUS_SYSTEM_BUS_ADDRESS``)::
+
+        with PrivateBluez(load_world("heart-rate")) as system:
+            os.environ.update(system.environ())
+
+    Args:
+        world: the simulated world.
+        adapter: the adapter name (the world's by default).
+        experimental: export ``Adapter1.ConnectDevice``.
+        deny_send_to: bus names the bus policy refuses calls to (``["org.bluez"]``: AccessDenied).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        adapter: Optional[str] = None,
+        experimental: bool = False,
+        deny_send_to: Iterable[str] = (),
+    ) -> None:
+        self.bus = PrivateBus(deny_send_to=deny_send_to)
+        self.world = world
+        self.adapter = adapter
+        self.experimental = experimental
+        self.bluez: Optional[SimulatedBluez] = None
+
+    def __enter__(self) -> PrivateBluez:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        """The private bus's address."""
+        return self.bus.address
+
+    def environ(self) -> Dict[str, str]:
+        """``DBUS_SYSTEM_BUS_ADDRESS`` (and the session bus variable) pointing at the private bus."""
+        return self.bus.environ()
+
+    def start(self) -> None:
+        """Start the bus, then the simulated bluetoothd on it.
+
+        Raises:
+            BusStartError: no dbus-daemon.
+            RuntimeError: the simulator could not start.
+        """
+        self.bus.start()
+        try:
+            self.bluez = SimulatedBluez(self.world, self.bus.address, self.adapter, self.experimental)
+            self.bluez.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the simulator and the bus. Always returns."""
+        if self.bluez is not None:
+            self.bluez.stop()
+            self.bluez = None
+        self.bus.stop()
+
+
+def run_until_stopped(
+    world: World,
+    bus_address: Optional[str],
+    adapter: Optional[str] = None,
+    experimental: bool = False,
+) -> int:
     """Serve ``org.bluez`` until SIGTERM or SIGINT (for ``python -m pygatt.testing.sim bluez``).
 
     Args:
         world: the world.
-        bus_address: the bus to serve on.
+        bus_address: the bus to serve on; None starts a private bus and prints its address
+            as ``DBUS_SYSTEM_BUS_ADDRESS=...``.
         adapter: the adapter name (the world's by default).
         experimental: export ``ConnectDevice``.
 
@@ -841,20 +915,31 @@ def run_until_stopped(world: World, bus_address: str, adapter: Optional[str] = N
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
-    bluez = SimulatedBluez(world, bus_address, adapter=adapter, experimental=experimental)
+    private = PrivateBluez(world, adapter, experimental) if bus_address is None else None
+    bluez = None if private else SimulatedBluez(world, bus_address or "", adapter=adapter, experimental=experimental)
     try:
-        bluez.start()
-    except RuntimeError as exc:
+        if private is not None:
+            private.start()
+            bluez = private.bluez
+            sys.stdout.write(f"DBUS_SYSTEM_BUS_ADDRESS={private.address}\n")
+        else:
+            assert bluez is not None
+            bluez.start()
+    except (RuntimeError, BusStartError) as exc:
         sys.stderr.write(f"pygatt simulator: {exc}\n")
         return 1
-    sys.stdout.write(f"simulated org.bluez ({bluez.unique_name}) on {bus_address}\n")
+    assert bluez is not None
+    sys.stdout.write(f"simulated org.bluez ({bluez.unique_name}) on {bluez.bus_address}\n")
     sys.stdout.flush()
     try:
         while not stop.is_set() and bluez.running:
             stop.wait(0.2)
     finally:
-        bluez.stop()
+        if private is not None:
+            private.stop()
+        else:
+            bluez.stop()
     return 0
 
 
-__all__ = ["BusCall", "SimulatedBluez", "run_until_stopped"]
+__all__ = ["BusCall", "PrivateBluez", "SimulatedBluez", "run_until_stopped"]
