@@ -643,6 +643,8 @@ class SimulatedBluez:
         if device.connected:
             self._reply(call)
             return
+        if device.connecting is not None:
+            raise bz.bluez_error("InProgress")
 
         async def connect() -> None:
             try:

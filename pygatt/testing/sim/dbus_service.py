@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import threading
+import time
 from typing import Any, Callable, Coroutine, Dict, Iterable, List, Optional, Set, Tuple
 
 from dbus_fast import Message, MessageType, Variant
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
+WRITABLE_TIMEOUT_S = 10.0
 PROPERTIES = "org.freedesktop.DBus.Properties"
 OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 
@@ -75,6 +78,21 @@ def variants(props: Properties) -> Dict[str, Variant]:
     return {name: Variant(signature, wire(value)) for name, (signature, value) in props.items()}
 
 
+class PacedMessageBus(MessageBus):
+    """dbus-fast's asyncio bus, plus a way to wait until its socket takes more data.
+
+    dbus-fast writes at once when its queue is empty and treats ``EAGAIN`` from a full
+    socket as a broken connection, so a fast producer (a notification stream) must
+    wait for the socket before each message.
+    """
+
+    def wait_writable(self, timeout: float) -> bool:
+        """Block until the bus socket is writable or ``timeout`` passes; True when writable."""
+        if self._fd is None:
+            return False
+        return bool(select.select([], [self._fd], [], timeout)[1])
+
+
 class BusService:
     """Own ``name`` on the bus at ``bus_address`` and pass method calls to ``on_call``.
 
@@ -107,7 +125,8 @@ class BusService:
         self.gone = False  # True once we left the bus
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._bus: Optional[MessageBus] = None
+        self._bus: Optional[PacedMessageBus] = None
+        self._closing = threading.Event()
         self._ready = threading.Event()
         self._start_error: Optional[BaseException] = None
         self._stopping: Optional[asyncio.Event] = None
@@ -145,6 +164,7 @@ class BusService:
         thread, loop, stopping = self._thread, self._loop, self._stopping
         if thread is None:
             return
+        self._closing.set()
         if loop is not None and stopping is not None and not loop.is_closed():
             try:
                 loop.call_soon_threadsafe(stopping.set)
@@ -197,7 +217,7 @@ class BusService:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
-        bus = MessageBus(bus_address=self.bus_address, negotiate_unix_fd=self.unix_fds)
+        bus = PacedMessageBus(bus_address=self.bus_address, negotiate_unix_fd=self.unix_fds)
         await asyncio.wait_for(bus.connect(), START_TIMEOUT_S)
         self._bus = bus
         self.unique_name = bus.unique_name or ""
@@ -267,13 +287,23 @@ class BusService:
             message: the message.
             then: runs once the message left (or could not leave); e.g. closes a file descriptor it carried.
         """
-        if self.gone or self._bus is None:
+        if self.gone or self._bus is None or not self._writable():
             if then is not None:
                 then()
             return
         written = self._bus.send(message)
         if then is not None:
             written.add_done_callback(lambda _: then())
+
+    def _writable(self) -> bool:
+        """Wait (blocking this thread: back-pressure) until the bus takes data; False if it never does."""
+        assert self._bus is not None
+        deadline = time.monotonic() + WRITABLE_TIMEOUT_S
+        while not self._bus.wait_writable(0.1):
+            if self._closing.is_set() or time.monotonic() > deadline:
+                log.warning("%s: the bus takes no more data; a message is dropped", self.thread_name)
+                return False
+        return True
 
     def watch(self, fd: int, action: Callable[[], None]) -> None:
         """Run ``action`` on this thread whenever ``fd`` is readable."""
