@@ -112,6 +112,20 @@ def test_private_bus_starts_answers_and_leaves_nothing_behind() -> None:
     private_bus.stop()  # a second stop returns too
 
 
+def test_a_private_bus_dropped_unstopped_takes_its_daemon_along() -> None:
+    import gc
+    import os
+
+    private_bus = PrivateBus()
+    private_bus.start()
+    pid = private_bus.pid
+    assert pid is not None
+    del private_bus
+    gc.collect()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
 def test_private_bus_reports_a_missing_daemon() -> None:
     with pytest.raises(BusStartError, match="cannot run"):
         PrivateBus(daemon="/nonexistent/dbus-daemon").start()
@@ -587,7 +601,7 @@ def test_acquire_notify_gives_one_packet_per_notification(bus: PrivateBus, sim: 
 def test_acquire_write_turns_packets_into_write_commands(bus: PrivateBus, make_sim: Any) -> None:
     world = load_world("heart-rate")
     world.peripherals[0].services[1].characteristics[2].properties = ["read", "write-without-response"]
-    make_sim(world)
+    sim = make_sim(world)
     c = Client(bus.address, enable_fds=True)
     c.connect()
     fd, mtu = c.call(CONTROL_POINT, CHAR, "AcquireWrite", "a{sv}", ({},)).ok()
@@ -596,8 +610,11 @@ def test_acquire_write_turns_packets_into_write_commands(bus: PrivateBus, make_s
     acquired = c.write(CONTROL_POINT, b"\x01", kind="command")
     assert (acquired.error, acquired.text) == ("org.bluez.Error.NotPermitted", "Write acquired")
     writer.send(b"\x33\x44")
-    time.sleep(0.1)
+    deadline = time.monotonic() + 10  # the packet and the read travel on different sockets
+    while c.read(CONTROL_POINT).ok() != (b"\x33\x44",) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert c.read(CONTROL_POINT).ok() == (b"\x33\x44",)
+    assert sim.calls_to("AcquireWrite")[0].path == CONTROL_POINT
     writer.close()
     c.wait_signal(lambda e: e.path == CONTROL_POINT and e.body[1].get("WriteAcquired") == ("b", False))
     c.write(CONTROL_POINT, b"\x05", kind="command").ok()
@@ -708,13 +725,13 @@ def test_vanish_pending_calls_get_no_reply_then_service_unknown(bus: PrivateBus,
 
 
 def test_device_removed_mid_read(bus: PrivateBus, make_sim: Any) -> None:
-    sim = make_sim(heart_rate(response_delay_s=0.5))
+    sim = make_sim(heart_rate(response_delay_s=3.0))
     c = Client(bus.address)
     c.connect()
     from jeepney import DBusAddress, new_method_call
 
     message = new_method_call(DBusAddress(BODY_LOCATION, "org.bluez", CHAR), "ReadValue", "a{sv}", ({},))
-    timer = threading.Timer(0.15, sim.remove_device, args=(HR_ADDRESS,))
+    timer = threading.Timer(0.2, sim.remove_device, args=(HR_ADDRESS,))
     timer.start()
     reply = c.raw_call(message, "ReadValue")
     timer.join()
@@ -734,12 +751,13 @@ def test_link_dropped_during_a_notification_stream(bus: PrivateBus, make_sim: An
     c = Client(bus.address)
     c.connect()
     c.call(HR_MEASUREMENT, CHAR, "StartNotify").ok()
-    c.wait_signal(lambda e: e.path == HR_MEASUREMENT and "Value" in e.body[1])
-    c.pump(0.2)
+    deadline = time.monotonic() + 10
+    while len(c.changes(HR_MEASUREMENT, "Value")) < 3 and time.monotonic() < deadline:
+        c.pump(0.05)
     sim.drop_link(HR_ADDRESS)
     c.wait_signal(lambda e: e.path == HR_PATH and e.body[1].get("Connected") == ("b", False))
     received = len(c.changes(HR_MEASUREMENT, "Value"))
-    assert received >= 2
+    assert received >= 3
     c.pump(0.3)
     assert len(c.changes(HR_MEASUREMENT, "Value")) == received  # the stream stopped with the link
     assert HR_MEASUREMENT in c.managed_objects()  # GATT objects stay
