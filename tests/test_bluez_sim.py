@@ -202,9 +202,14 @@ def test_properties_get_set_and_their_errors(client: Client) -> None:
     assert read_only.error == "org.freedesktop.DBus.Error.PropertyReadOnly"
     wrong = client.call(HR_PATH, PROPS, "Set", "ssv", (DEVICE, "Trusted", ("s", "yes")))
     assert wrong.error == "org.freedesktop.DBus.Error.InvalidSignature"
-    client.call(HR_PATH, PROPS, "Set", "ssv", (DEVICE, "Trusted", ("b", False))).ok()
-    assert client.changes(HR_PATH, "Trusted") == [False]
     assert client.get(HR_PATH, DEVICE, "Trusted") is False
+    client.call(HR_PATH, PROPS, "Set", "ssv", (DEVICE, "Trusted", ("b", True))).ok()
+    client.call(HR_PATH, PROPS, "Set", "ssv", (DEVICE, "Trusted", ("b", True))).ok()
+    assert client.changes(HR_PATH, "Trusted") == [True]  # once: the second Set changed nothing
+    assert client.get(HR_PATH, DEVICE, "Trusted") is True
+    client.call(ADAPTER_PATH, PROPS, "Set", "ssv", (ADAPTER, "Powered", ("b", False))).ok()
+    off = client.call(ADAPTER_PATH, ADAPTER, "StartDiscovery")
+    assert (off.error, off.text) == ("org.bluez.Error.NotReady", "Resource Not Ready")
 
 
 def test_wrong_signature_unknown_object_and_missing_adapter(bus: PrivateBus, make_sim: Any) -> None:

@@ -125,7 +125,7 @@ class SimulatedBluez:
             path = bz.device_path(self.adapter_path, peripheral.address)
             device = DeviceState(peripheral, path, self.adapter_path)
             if peripheral.bonded:  # known from /var/lib/bluetooth: on the bus from startup
-                device.on_bus = device.paired = device.bonded = device.trusted = True
+                device.on_bus = device.paired = device.bonded = True
             self.devices[path] = device
 
     # ====================================================================================
@@ -450,7 +450,7 @@ class SimulatedBluez:
             elif name == "Blocked":
                 device.blocked = bool(value.value)
         new = (self._interfaces(path) or {}).get(interface, {})
-        if name in new:
+        if name in new and new[name] != props[name]:  # signalled only when it changed
             self._changed(path, interface, {name: new[name]})
         self._reply(call)
 
@@ -662,6 +662,7 @@ class SimulatedBluez:
             return
         if device.connecting is None:
             device.connecting = self.service.future()
+            device.connecting.add_done_callback(_consume)  # waiters may be gone (cancelled Pair)
             device.link += 1
             device.temporary_token += 1
             link = device.link
@@ -824,6 +825,12 @@ class SimulatedBluez:
         """BlueZ raised the link's security after an ATT 0x05/0x0F and the peer paired "just works"."""
         device.paired = device.bonded = True
         self._changed(device.path, bz.DEVICE, {"Bonded": ("b", True), "Paired": ("b", True)})
+
+
+def _consume(future: asyncio.Future) -> None:
+    """Mark a future's exception as seen (asyncio logs unseen ones)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class PrivateBluez:
