@@ -72,6 +72,10 @@ class Agent:
 class SimulatedBluez:
     """A mock ``org.bluez`` on the bus at ``bus_address``, backed by ``world``.
 
+    ``_<interface>_<Member>`` methods answer the D-Bus methods of the adapter, devices,
+    agent manager and standard interfaces (GATT objects: :class:`~.bluez_gatt.GattServer`);
+    they reply (now or later) or raise :class:`~.bluez_objects.BluezError`.
+
     Args:
         world: the simulated world (the same one the simulated gatttool uses).
         bus_address: the D-Bus address (``unix:path=...``) to connect to.

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 class GattServer:
     """The GATT methods of every device's characteristics and descriptors.
 
+    ``char_<Member>`` and ``desc_<Member>`` answer the D-Bus method ``<Member>`` of
+    ``GattCharacteristic1``/``GattDescriptor1`` with ``(call, device, path, *arguments)``:
+    they reply (now or later) or raise :class:`~.bluez_objects.BluezError` for an error reply.
+
     Args:
         service: the bus service that answers and signals.
         link_down: drops a device's link (the world's ``disconnect_after_ops``).
