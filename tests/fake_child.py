@@ -54,6 +54,7 @@ class FakeGatttool:
         self.answer = True  # False: swallow GATT requests (for timeouts)
         self.mtu = 23
         self.sec_level = "low"
+        self.read_sizes: set = set()
         self.extra_uuid_matches = 0
         self.hidden_from_desc: set = set()
         self._queue: queue.Queue[object] = queue.Queue()
@@ -124,6 +125,7 @@ class FakeGatttool:
 
     # -- the child interface of pygatt.backends.gatttool.process.Child ------------
     def read(self, size: int) -> str:
+        self.read_sizes.add(size)
         item = self._queue.get()
         if item is _EOF:
             self._queue.put(_EOF)

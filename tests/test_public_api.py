@@ -35,6 +35,7 @@ from unittest import mock
 import pytest
 
 import pygatt
+from tests.conftest import wait_for
 
 # -- pygatt 5.0.0, method by method -------------------------------------------------------
 # Each class maps a method name to its parameters, written as in a ``def`` line without ``self``.
@@ -443,7 +444,7 @@ def test_max_read_reaches_the_gatttool_child_and_limits_are_checked(fake_spawn):
     backend = pygatt.GATTToolBackend(max_read=512, search_window_size=2048)
     backend.start(reset_on_start=False)
     try:
-        assert fake_spawn.kwargs[0]["maxread"] == 512
+        assert wait_for(lambda: fake_spawn.child.read_sizes == {512})
     finally:
         backend.stop()
     for name in ("max_read", "search_window_size"):
