@@ -44,7 +44,7 @@ ATT_ERROR_TEXTS = {
     0x10: "Attribute type is not a supported grouping attribute",
     0x11: "Insufficient Resources to complete the request",
     0x80: "Internal application error: I/O",
-    0x81: "A timeout occured",
+    0x81: "A timeout occurred",  # spelled so by BlueZ 5.66 (seen on the real gatttool)
     0x82: "The operation was aborted",
 }
 #: An error code gatttool has no words for (it prints "Unexpected error code").
@@ -165,6 +165,7 @@ class Peripheral:
     response_delay_s: float = 0.0
     disconnect_after_ops: Optional[int] = None
     disconnect_after_s: Optional[float] = None
+    disconnect_after_notifications: Optional[int] = None  # drop each link after sending this many
     sec_level_error: Optional[str] = None
     bonded: bool = False
     services: List[Service] = field(default_factory=list)

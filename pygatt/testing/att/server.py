@@ -9,9 +9,9 @@ its own attribute table (writes last as long as the link, as in the simulated
 gatttool), answered by :class:`~pygatt.testing.att.responder.LinkResponder`.
 
 The world's behaviour settings apply: ``mtu`` (offered in Exchange MTU),
-``response_delay_s`` (every response is sent that late), ``disconnect_after_ops``
-and ``disconnect_after_s`` (the peripheral closes the link: a remote
-disconnect), ``connectable`` and ``address_type`` (no socket, so gatttool's
+``response_delay_s`` (every response is sent that late), ``disconnect_after_ops``,
+``disconnect_after_s`` and ``disconnect_after_notifications`` (the peripheral
+closes the link: a remote disconnect), ``connectable`` and ``address_type`` (no socket, so gatttool's
 connect is refused) and the characteristics' ``notify`` streams (started by a
 CCCD write, or at connect; indications wait for their confirmation).
 ``connect_delay_s`` and ``connect_error`` have no equivalent here.
@@ -78,6 +78,7 @@ class _Link:
         self.indication_out: Optional[Tuple[bytes, Optional[_Stream]]] = None
         self.streams: Dict[int, _Stream] = {}
         self.ops = 0
+        self.notified = 0  # notifications and indications sent
         self.open = True
         self.close_when_drained = False
 
@@ -105,6 +106,9 @@ class ATTPeripheralServer:
         self._running = False
         self._lock = threading.Lock()
         self._received: Dict[str, Deque[bytes]] = {}
+        self._peak: Dict[str, int] = {}
+        self._notified: Dict[str, int] = {}
+        #: how many connections were accepted so far
         self.accepted = 0
 
     # -- life cycle -----------------------------------------------------------------------
@@ -174,6 +178,16 @@ class ATTPeripheralServer:
         """How many links are open (to ``address``, or in all)."""
         with self._lock:
             return sum(1 for link in self._links.values() if address in (None, link.peripheral.address.upper()))
+
+    def peak_links(self, address: str) -> int:
+        """The most links to ``address`` that were ever open at the same time."""
+        with self._lock:
+            return self._peak.get(address.upper(), 0)
+
+    def notifications_sent(self, address: str) -> int:
+        """How many notifications and indications were handed to the links to ``address``."""
+        with self._lock:
+            return self._notified.get(address.upper(), 0)
 
     def received(self, address: str) -> List[bytes]:
         """The PDUs clients sent to ``address`` so far, oldest first (the last 100,000)."""
@@ -255,8 +269,11 @@ class ATTPeripheralServer:
             return
         sock.setblocking(False)
         link = _Link(sock, self._listeners[listener])
+        address = link.peripheral.address.upper()
         with self._lock:
             self._links[link.id] = link
+            open_now = sum(1 for other in self._links.values() if other.peripheral.address.upper() == address)
+            self._peak[address] = max(self._peak.get(address, 0), open_now)
         self.accepted += 1
         self._selector.register(sock, selectors.EVENT_READ, ("link", link))
         log.debug("link %d to %s is up", link.id, link.peripheral.address)
@@ -381,8 +398,19 @@ class ATTPeripheralServer:
 
     # -- notifications and indications ---------------------------------------------------------
 
+    def _count_notification(self, link: _Link) -> None:
+        """Count one notification or indication; drop the link after the world's limit."""
+        link.notified += 1
+        with self._lock:
+            address = link.peripheral.address.upper()
+            self._notified[address] = self._notified.get(address, 0) + 1
+        limit = link.peripheral.disconnect_after_notifications
+        if limit and link.notified >= limit:
+            link.close_when_drained = True
+
     def _emit(self, link: _Link, handle: int, value: bytes, indication: bool, stream: Optional[_Stream]) -> None:
         value = value[: link.responder.mtu - 3]  # a notification carries at most MTU - 3 bytes
+        self._count_notification(link)
         if not indication:
             self._send(link, pdu.notification(handle, value))
             return
@@ -436,7 +464,8 @@ class ATTPeripheralServer:
 
     def _fill(self, link: _Link, stream: _Stream) -> None:
         """Queue up to BURST values of a stream that has no interval."""
-        while len(link.outgoing) < BURST and not stream.finished:
+        while len(link.outgoing) < BURST and not stream.finished and not link.close_when_drained:
             value = stream.spec.value(stream.sent)
             stream.sent += 1
+            self._count_notification(link)
             link.outgoing.append(pdu.notification(stream.value_handle, value[: link.responder.mtu - 3]))
