@@ -44,6 +44,13 @@ needs_real_gatttool = [
 ]
 
 
+def uses_real_gatttool(test: Callable[..., None]) -> Callable[..., None]:
+    """Mark a test ``realtool`` and skip it, saying why, when gatttool or gcc is missing."""
+    for mark in needs_real_gatttool:
+        test = mark(test)
+    return test
+
+
 def error_uuid(code: int) -> str:
     """The UUID of the lab characteristic that fails with ``code``."""
     return f"{0xE000 + code:04x}"
