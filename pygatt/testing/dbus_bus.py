@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from types import TracebackType
 from typing import Dict, Iterable, Optional, Type
@@ -95,6 +96,7 @@ class PrivateBus:
         self.pid: Optional[int] = None
         self._process: Optional[subprocess.Popen] = None
         self._directory: Optional[str] = None
+        self._finalizer: Optional[weakref.finalize] = None
 
     def __enter__(self) -> PrivateBus:
         self.start()
@@ -154,6 +156,8 @@ class PrivateBus:
             self._cleanup_directory()
             raise BusStartError(f"cannot run {program}: {exc}") from exc
         self.pid = self._process.pid
+        # also at interpreter exit or if this object is dropped unstopped: no daemon outlives us
+        self._finalizer = weakref.finalize(self, _terminate, self._process, self._directory)
         try:
             self.address = self._read_address(timeout)
         except BusStartError:
@@ -185,22 +189,30 @@ class PrivateBus:
 
     def stop(self) -> None:
         """Stop the daemon (SIGTERM, then SIGKILL) and remove its directory. Always returns."""
-        process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    log.warning("dbus-daemon %d ignored SIGTERM; killing it", process.pid)
-                    process.kill()
-                    process.wait(STOP_TIMEOUT_S)
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
+        self._process = None
+        if self._finalizer is not None:
+            self._finalizer()  # runs _terminate once
+            self._finalizer = None
         self._cleanup_directory()
 
     def _cleanup_directory(self) -> None:
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
+
+
+def _terminate(process: subprocess.Popen, directory: Optional[str]) -> None:
+    """Stop a daemon and remove its directory (also called at interpreter exit)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("dbus-daemon %d ignored SIGTERM; killing it", process.pid)
+            process.kill()
+            process.wait(STOP_TIMEOUT_S)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)

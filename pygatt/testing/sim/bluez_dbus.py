@@ -18,18 +18,17 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Coroutine, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from dbus_fast import Message, MessageType, Variant
-from dbus_fast.aio import MessageBus
-from dbus_fast.constants import NameFlag, RequestNameReply
 
-from pygatt.testing.world import Attribute, World, full_uuid
+from pygatt.testing.dbus_bus import BusStartError, PrivateBus
+from pygatt.testing.world import World, full_uuid
 
 from . import bluez_objects as bz
+from .bluez_gatt import GattServer
 from .bluez_state import (
     BLUEZ_MTU,
-    CharacteristicState,
     DeviceState,
     Properties,
     adapter_properties,
@@ -38,11 +37,10 @@ from .bluez_state import (
     device_properties,
     service_properties,
 )
+from .dbus_service import START_TIMEOUT_S, STOP_TIMEOUT_S, BusService, Var, unwire, variants
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
 PAIRING_METHODS = ("just-works", "confirm", "passkey", "display")
 WRITABLE = {
     bz.ADAPTER: {"Alias": "s", "Powered": "b", "Discoverable": "b", "Pairable": "b"},
@@ -73,6 +71,10 @@ class Agent:
 
 class SimulatedBluez:
     """A mock ``org.bluez`` on the bus at ``bus_address``, backed by ``world``.
+
+    ``_<interface>_<Member>`` methods answer the D-Bus methods of the adapter, devices,
+    agent manager and standard interfaces (GATT objects: :class:`~.bluez_gatt.GattServer`);
+    they reply (now or later) or raise :class:`~.bluez_objects.BluezError`.
 
     Args:
         world: the simulated world (the same one the simulated gatttool uses).
@@ -108,18 +110,13 @@ class SimulatedBluez:
         self.experimental = experimental
         self.temporary_timeout_s = temporary_timeout_s
         self.agent_timeout_s = agent_timeout_s
-        self.unique_name = ""
         self._lock = threading.Lock()
         self._calls: List[BusCall] = []
         self._hung: Set[str] = set()
-        self._thread: Optional[threading.Thread] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._bus: Optional[MessageBus] = None
-        self._ready = threading.Event()
-        self._start_error: Optional[BaseException] = None
-        self._stopping: Optional[asyncio.Event] = None
-        self._gone = False
-        self._tasks: Set[asyncio.Task] = set()
+        self.service = BusService(
+            bus_address, bz.SERVICE_NAME, self._on_call, self._client_left, "simulated-bluetoothd", unix_fds=True
+        )
+        self.gatt = GattServer(self.service, self._link_down, self._security_paired)
         # bluetoothd's state
         self.powered = world.adapter.present
         self.alias = f"pygatt-sim-{self.adapter_name}"
@@ -132,7 +129,7 @@ class SimulatedBluez:
             path = bz.device_path(self.adapter_path, peripheral.address)
             device = DeviceState(peripheral, path, self.adapter_path)
             if peripheral.bonded:  # known from /var/lib/bluetooth: on the bus from startup
-                device.on_bus = device.paired = device.bonded = device.trusted = True
+                device.on_bus = device.paired = device.bonded = True
             self.devices[path] = device
 
     # ====================================================================================
@@ -154,37 +151,21 @@ class SimulatedBluez:
         Raises:
             RuntimeError: the bus refused us or did not answer in time.
         """
-        if self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="simulated-bluetoothd", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise RuntimeError(f"simulated org.bluez: no bus connection within {timeout:g} s")
-        if self._start_error is not None:
-            error = self._start_error
-            self.stop()
-            raise RuntimeError(f"simulated org.bluez could not start: {error}") from error
+        self.service.start(timeout)
 
     def stop(self) -> None:
         """Leave the bus and end the thread. Always returns."""
-        thread, loop = self._thread, self._loop
-        if thread is None:
-            return
-        if loop is not None and self._stopping is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(self._stopping.set)
-            except RuntimeError:
-                log.debug("simulated org.bluez: the loop is already closed")
-        thread.join(STOP_TIMEOUT_S)
-        if thread.is_alive():
-            log.warning("simulated org.bluez: the thread did not end within %g s", STOP_TIMEOUT_S)
-        self._thread = None
+        self.service.stop()
 
     @property
     def running(self) -> bool:
         """True while the simulated bluetoothd's thread runs (false after stop(); vanish() keeps it)."""
-        return self._thread is not None and self._thread.is_alive()
+        return self.service.running
+
+    @property
+    def unique_name(self) -> str:
+        """Our unique bus name (the owner of ``org.bluez``)."""
+        return self.service.unique_name
 
     @property
     def calls(self) -> List[BusCall]:
@@ -217,7 +198,7 @@ class SimulatedBluez:
         Args:
             timeout: seconds to wait for the bus to see it.
         """
-        self._call_soon(self._vanish, timeout)
+        self.service.run_soon(self.service.leave, timeout)
 
     def remove_device(self, address: str, timeout: float = STOP_TIMEOUT_S) -> None:
         """The device object goes away now (``InterfacesRemoved``), in the middle of whatever runs.
@@ -226,7 +207,7 @@ class SimulatedBluez:
             address: the device address.
             timeout: seconds to wait for it to be done.
         """
-        self._call_soon(lambda: self._remove(self._device(address), reason=bz.gatt_error(0)), timeout)
+        self.service.run_soon(lambda: self._remove(self._device(address), reason=bz.gatt_error(0)), timeout)
 
     def drop_link(self, address: str, timeout: float = STOP_TIMEOUT_S) -> None:
         """The peer drops the link: ``ServicesResolved``/``Connected`` become false, GATT objects stay.
@@ -235,7 +216,7 @@ class SimulatedBluez:
             address: the device address.
             timeout: seconds to wait for it to be done.
         """
-        self._call_soon(lambda: self._link_down(self._device(address)), timeout)
+        self.service.run_soon(lambda: self._link_down(self._device(address)), timeout)
 
     def notify(self, address: str, characteristic: Union[int, str], value: bytes, timeout: float = 5.0) -> bool:
         """The peer sends one notification (delivered only if a notify session enabled it).
@@ -249,110 +230,40 @@ class SimulatedBluez:
         Returns:
             True when a ``PropertiesChanged`` was sent.
         """
-        return bool(self._call_soon(lambda: self._notify_now(self._device(address), characteristic, value), timeout))
+        return bool(
+            self.service.run_soon(lambda: self.gatt.notify_now(self._device(address), characteristic, value), timeout)
+        )
 
     def device_path(self, address: str) -> str:
         """The object path of the device with ``address``."""
         return bz.device_path(self.adapter_path, address)
 
     # ====================================================================================
-    # thread, loop and bus
+    # sending (on the service thread)
     # ====================================================================================
-    def _call_soon(self, action: Callable[[], Any], timeout: float) -> Any:
-        loop = self._loop
-        if loop is None or loop.is_closed() or self._thread is None:
-            raise RuntimeError("the simulated org.bluez is not running")
-
-        async def run() -> Any:
-            return action()
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout)
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except Exception as exc:  # reported to start() when it is not running yet
-            self._start_error = exc
-            log.exception("simulated org.bluez failed")
-        finally:
-            self._ready.set()
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stopping = asyncio.Event()
-        bus = MessageBus(bus_address=self.bus_address)
-        await asyncio.wait_for(bus.connect(), START_TIMEOUT_S)
-        self._bus = bus
-        self.unique_name = bus.unique_name or ""
-        bus.add_message_handler(self._on_message)
-        await bus.call(
-            Message(
-                destination="org.freedesktop.DBus",
-                path="/org/freedesktop/DBus",
-                interface="org.freedesktop.DBus",
-                member="AddMatch",
-                signature="s",
-                body=["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"],
-            )
-        )
-        reply = await bus.request_name(bz.SERVICE_NAME, NameFlag.DO_NOT_QUEUE)
-        if reply != RequestNameReply.PRIMARY_OWNER:
-            raise RuntimeError(f"could not own {bz.SERVICE_NAME}: {reply}")
-        self._ready.set()
-        await self._stopping.wait()
-        if not self._gone:
-            self._gone = True
-            bus.disconnect()
-
-    def _vanish(self) -> None:
-        if not self._gone and self._bus is not None:
-            self._gone = True
-            self._bus.disconnect()
-
-    def _spawn(self, coroutine: Any) -> asyncio.Task:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     def _later(self, delay: float, action: Callable[[], None]) -> None:
-        assert self._loop is not None
-        self._loop.call_later(max(0.0, delay), action)
+        self.service.later(delay, action)
 
-    def _send(self, message: Message) -> None:
-        if not self._gone and self._bus is not None:
-            self._bus.send(message)
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task:
+        return self.service.spawn(coroutine)
 
     def _reply(self, call: Message, signature: str = "", body: Optional[List[Any]] = None) -> None:
-        self._send(Message.new_method_return(call, signature, [wire(v) for v in (body or [])]))
+        self.service.reply(call, signature, body)
 
     def _fail(self, call: Message, error: bz.BluezError) -> None:
-        self._send(Message.new_error(call, error.name, error.message))
-
-    def _signal(self, path: str, interface: str, member: str, signature: str, body: List[Any]) -> None:
-        self._send(Message.new_signal(path, interface, member, signature, body))
+        self.service.fail(call, error.name, error.message)
 
     def _changed(self, path: str, interface: str, changed: Properties, invalidated: Iterable[str] = ()) -> None:
-        """``PropertiesChanged`` from ``path``."""
-        body = {name: Variant(sig, wire(value)) for name, (sig, value) in changed.items()}
-        self._signal(path, bz.PROPERTIES, "PropertiesChanged", "sa{sv}as", [interface, body, list(invalidated)])
+        self.service.properties_changed(path, interface, changed, invalidated)
 
     def _added(self, path: str) -> None:
-        """``InterfacesAdded`` from ``/`` for the object at ``path``."""
-        interfaces = self._interfaces(path) or {}
-        body = {
-            name: {prop: Variant(sig, wire(value)) for prop, (sig, value) in props.items()}
-            for name, props in interfaces.items()
-        }
-        self._signal(bz.ROOT, bz.OBJECT_MANAGER, "InterfacesAdded", "oa{sa{sv}}", [path, body])
+        """``InterfacesAdded`` from ``/``: the object's interfaces (gdbus lists the standard ones too)."""
+        interfaces: Dict[str, Properties] = {bz.INTROSPECTABLE: {}, bz.PROPERTIES: {}}
+        interfaces.update(self._interfaces(path) or {})
+        self.service.interfaces_added(bz.ROOT, path, interfaces)
 
     def _removed(self, path: str, interfaces: List[str]) -> None:
-        self._signal(bz.ROOT, bz.OBJECT_MANAGER, "InterfacesRemoved", "oas", [path, interfaces])
+        self.service.interfaces_removed(bz.ROOT, path, interfaces)
 
     # ====================================================================================
     # the object tree
@@ -424,15 +335,7 @@ class SimulatedBluez:
     # ====================================================================================
     # dispatch
     # ====================================================================================
-    def _on_message(self, message: Message) -> bool:
-        if message.message_type == MessageType.SIGNAL:
-            if message.member == "NameOwnerChanged" and message.sender == "org.freedesktop.DBus":
-                name, _, new_owner = message.body
-                if name.startswith(":") and not new_owner:
-                    self._sender_left(name)
-            return False
-        if message.message_type != MessageType.METHOD_CALL:
-            return False
+    def _on_call(self, message: Message) -> None:
         path, member, signature = message.path or "/", message.member or "", message.signature or ""
         with self._lock:
             self._calls.append(
@@ -441,12 +344,11 @@ class SimulatedBluez:
             hung = member in self._hung
         if hung:
             log.debug("simulated org.bluez: %s %s left unanswered (hang)", member, path)
-            return True
+            return
         try:
             self._dispatch(message, path, member, signature)
         except bz.BluezError as error:
             self._fail(message, error)
-        return True
 
     def _dispatch(self, message: Message, path: str, member: str, signature: str) -> None:
         interfaces = self._interfaces(path)
@@ -471,12 +373,16 @@ class SimulatedBluez:
             bz.CHARACTERISTIC: "char",
             bz.DESCRIPTOR: "desc",
         }.get(interface)
+        arguments = [unwire(argument) for argument in message.body]
+        if prefix in ("char", "desc"):
+            getattr(self.gatt, f"{prefix}_{member}")(message, self._device_of(path), path, *arguments)
+            return
         handler = getattr(self, f"_{prefix}_{member}", None) if prefix else None
         if handler is None:
             raise bz.bluez_error("NotSupported")
-        handler(message, path, *[unwire(argument) for argument in message.body])
+        handler(message, path, *arguments)
 
-    def _sender_left(self, sender: str) -> None:
+    def _client_left(self, sender: str) -> None:
         """A client left the bus: its discovery session, filter, agent and notify sessions end."""
         if sender in self.discovery_sessions:
             self._end_discovery(sender)
@@ -486,9 +392,7 @@ class SimulatedBluez:
             if self.default_agent == sender:
                 self.default_agent = None
         for device in self.devices.values():
-            for state in device.characteristics.values():
-                if sender in state.sessions:
-                    self._end_notify_session(device, state, sender)
+            self.gatt.client_left(device, sender)
 
     # -- standard interfaces --------------------------------------------------------------
     def _om_GetManagedObjects(self, call: Message, path: str) -> None:
@@ -499,10 +403,10 @@ class SimulatedBluez:
             interfaces = self._interfaces(object_path) or {}
             entry: Dict[str, Dict[str, Variant]] = {bz.INTROSPECTABLE: {}}
             for name, props in interfaces.items():
-                entry[name] = {prop: Variant(sig, wire(value)) for prop, (sig, value) in props.items()}
+                entry[name] = variants(props)
             entry[bz.PROPERTIES] = {}
             result[object_path] = entry
-        self._send(Message.new_method_return(call, "a{oa{sa{sv}}}", [result]))
+        self.service.send(Message.new_method_return(call, "a{oa{sa{sv}}}", [result]))
 
     def _introspect_Introspect(self, call: Message, path: str) -> None:
         prefix = path.rstrip("/") + "/"
@@ -518,16 +422,15 @@ class SimulatedBluez:
         if name not in props:
             raise bz.BluezError(bz.INVALID_ARGS, f"No such property '{name}'")
         signature, value = props[name]
-        self._send(Message.new_method_return(call, "v", [Variant(signature, wire(value))]))
+        self._reply(call, "v", [Var(signature, value)])
 
     def _props_GetAll(self, call: Message, path: str, interface: str) -> None:
         props = (self._interfaces(path) or {}).get(interface)
         if props is None:
             raise bz.BluezError(bz.INVALID_ARGS, f"No such interface '{interface}'")
-        body = {name: Variant(sig, wire(value)) for name, (sig, value) in props.items()}
-        self._send(Message.new_method_return(call, "a{sv}", [body]))
+        self.service.send(Message.new_method_return(call, "a{sv}", [variants(props)]))
 
-    def _props_Set(self, call: Message, path: str, interface: str, name: str, value: bz.Var) -> None:
+    def _props_Set(self, call: Message, path: str, interface: str, name: str, value: Var) -> None:
         props = (self._interfaces(path) or {}).get(interface)
         if props is None:
             raise bz.BluezError(bz.INVALID_ARGS, f"No such interface '{interface}'")
@@ -551,7 +454,7 @@ class SimulatedBluez:
             elif name == "Blocked":
                 device.blocked = bool(value.value)
         new = (self._interfaces(path) or {}).get(interface, {})
-        if name in new:
+        if name in new and new[name] != props[name]:  # signalled only when it changed
             self._changed(path, interface, {name: new[name]})
         self._reply(call)
 
@@ -693,14 +596,14 @@ class SimulatedBluez:
             wanted = device is not None and kind[1] == device.peripheral.address_type
             if device is None or not wanted or not device.peripheral.connectable or device.peripheral.connect_error:
                 await asyncio.sleep(device.peripheral.connect_delay_s if device else 0.05)
-                self._send(Message.new_error(call, "org.bluez.Failed", ""))  # 5.66: no ".Error", no text
+                self.service.send(Message.new_error(call, "org.bluez.Failed", ""))  # 5.66: no ".Error", no text
                 return
             device.on_bus = True
             self._added(device.path)
             try:
                 await self._bring_up(device)
             except bz.BluezError:
-                self._send(Message.new_error(call, "org.bluez.Failed", ""))
+                self.service.send(Message.new_error(call, "org.bluez.Failed", ""))
                 return
             self._reply(call, "o", [device.path])
 
@@ -744,6 +647,8 @@ class SimulatedBluez:
         if device.connected:
             self._reply(call)
             return
+        if device.connecting is not None:
+            raise bz.bluez_error("InProgress")
 
         async def connect() -> None:
             try:
@@ -760,8 +665,8 @@ class SimulatedBluez:
         if device.connected:
             return
         if device.connecting is None:
-            assert self._loop is not None
-            device.connecting = self._loop.create_future()
+            device.connecting = self.service.future()
+            device.connecting.add_done_callback(_consume)  # waiters may be gone (cancelled Pair)
             device.link += 1
             device.temporary_token += 1
             link = device.link
@@ -805,12 +710,7 @@ class SimulatedBluez:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        for state in device.characteristics.values():
-            if state.sessions:  # notify sessions survive a disconnect: BlueZ enables the CCCD again
-                self._write_cccd(device, state, enable=True)
-            stream = state.characteristic.notify
-            if stream is not None and stream.trigger == "connect":
-                self._start_stream(device, state)
+        self.gatt.link_up(device)
 
     def _link_down(
         self,
@@ -830,8 +730,7 @@ class SimulatedBluez:
         pending, device.pending = device.pending, {}
         for call in pending.values():
             self._fail(call, reason)
-        for state in device.characteristics.values():
-            state.read_offset, state.readers, state.writing, state.enabling = None, [], False, False
+        self.gatt.link_lost(device)
         waiters, device.resolved_waiters = device.resolved_waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -876,8 +775,7 @@ class SimulatedBluez:
             device.paired = device.bonded = True
             self._changed(device.path, bz.DEVICE, {"Bonded": ("b", True), "Paired": ("b", True)})
             if not device.services_resolved:
-                assert self._loop is not None
-                waiter = self._loop.create_future()
+                waiter = self.service.future()
                 device.resolved_waiters.append(waiter)
                 await waiter
             self._reply(call)
@@ -909,11 +807,10 @@ class SimulatedBluez:
         message = Message(
             destination=agent.sender, path=agent.path, interface=bz.AGENT, member=member, signature=signature, body=body
         )
-        assert self._bus is not None
         try:
-            reply = await asyncio.wait_for(self._bus.call(message), self.agent_timeout_s)
+            reply = await asyncio.wait_for(self.service.call(message), self.agent_timeout_s)
         except asyncio.TimeoutError:
-            self._send(Message(destination=agent.sender, path=agent.path, interface=bz.AGENT, member="Cancel"))
+            self.service.send(Message(destination=agent.sender, path=agent.path, interface=bz.AGENT, member="Cancel"))
             raise bz.bluez_error("AuthenticationTimeout") from None
         if reply.message_type == MessageType.ERROR:
             log.debug("simulated org.bluez: agent answered %s", reply.error_name)
@@ -928,281 +825,97 @@ class SimulatedBluez:
         device.pairing.cancel()
         self._reply(call)
 
-    # -- GATT: reads and writes -------------------------------------------------------------
-    def _gatt_op(self, device: DeviceState, call: Message, action: Callable[[], None]) -> None:
-        """Run a GATT operation after the peer's response time, unless the link changes first."""
-        if not device.connected:
-            raise bz.not_connected()
-        device.ops += 1
-        link = device.link
-        device.pending[call.serial] = call
-
-        def finish() -> None:
-            if device.link != link or device.pending.pop(call.serial, None) is None:
-                return
-            try:
-                action()
-            except bz.BluezError as error:
-                self._fail(call, error)
-            limit = device.peripheral.disconnect_after_ops
-            if limit and device.ops >= limit:
-                self._later(0.001, lambda: self._remote_disconnect(device, link))
-
-        self._later(device.peripheral.response_delay_s, finish)
-
-    def _access(self, device: DeviceState, attribute: Attribute, writing: bool) -> None:
-        """Raise the D-Bus error for the ATT error the peer answers (0x05/0x0F: pairing first)."""
-        error = attribute.write_error if writing else attribute.read_error
-        code = bz.att_code_of(error)
-        if code is None and not (attribute.writable if writing else attribute.readable):
-            code = 0x03 if writing else 0x02
-        if code in (0x05, 0x0F) and not device.paired and device.peripheral.pairing == "just-works":
-            device.paired = device.bonded = True  # BlueZ raises the security level and retries
-            self._changed(device.path, bz.DEVICE, {"Bonded": ("b", True), "Paired": ("b", True)})
-        if code in (0x05, 0x0F) and device.paired:
-            return
-        if code is not None:
-            raise bz.gatt_error(code)
-
-    def _char_ReadValue(self, call: Message, path: str, options: bz.Options) -> None:
-        device = self._device_of(path)
-        state = device.characteristics[path]
-        offset, _ = bz.parse_gatt_options(options)
-        if not device.connected:
-            raise bz.not_connected()
-        if state.read_offset is not None:
-            if state.read_offset != offset:
-                raise bz.bluez_error("InProgress")
-            state.readers.append(call)  # a concurrent read at the same offset joins the first
-            device.pending[call.serial] = call
-            return
-        state.read_offset, state.readers = offset, [call]
-
-        def read() -> None:
-            readers, state.readers, state.read_offset = state.readers, [], None
-            try:
-                value = self._read(device, state.attribute, offset)
-            except bz.BluezError as error:
-                for reader in readers[1:]:
-                    device.pending.pop(reader.serial, None)
-                    self._fail(reader, error)
-                raise
-            state.value = value
-            self._changed(state.path, bz.CHARACTERISTIC, {"Value": ("ay", value)})  # before the reply
-            for reader in readers:
-                device.pending.pop(reader.serial, None)
-                self._reply(reader, "ay", [value])
-
-        self._gatt_op(device, call, read)
-
-    def _read(self, device: DeviceState, attribute: Attribute, offset: int) -> bytes:
-        self._access(device, attribute, writing=False)
-        value = bytes(attribute.value)
-        if offset > len(value):
-            raise bz.gatt_error(0x07)
-        return value[offset:]  # BlueZ reads long values with Read Blob: the whole value
-
-    def _char_WriteValue(self, call: Message, path: str, value: bytes, options: bz.Options) -> None:
-        device = self._device_of(path)
-        state = device.characteristics[path]
-        offset, kind = bz.parse_gatt_options(options)
-        if not device.connected:
-            raise bz.not_connected()
-        if state.writing:
-            raise bz.bluez_error("InProgress")
-        flags = state.flags
-        if kind is None:
-            kind = "request" if "write" in flags else "command" if "write-without-response" in flags else ""
-        if kind in ("request", "reliable"):
-            state.writing = True
-
-            def write() -> None:
-                state.writing = False
-                self._write(device, state.attribute, bytes(value), offset)
-                self._reply(call)
-
-            self._gatt_op(device, call, write)
-            return
-        if kind != "command" or offset:
-            raise bz.bluez_error("NotSupported")
-        if len(value) > device.mtu - 3:
-            raise bz.bluez_error("Failed", "Failed to initiate write")
-        device.ops += 1
-        try:  # a Write Command gets no answer: an error on the peer's side is invisible
-            self._write(device, state.attribute, bytes(value), 0)
-        except bz.BluezError as error:
-            log.debug("simulated org.bluez: write command dropped by the peer (%s)", error.message)
-        self._reply(call)
-
-    def _write(self, device: DeviceState, attribute: Attribute, value: bytes, offset: int) -> None:
-        self._access(device, attribute, writing=True)
-        if offset > len(attribute.value):
-            raise bz.gatt_error(0x07)
-        attribute.value = bytearray(bytes(attribute.value[:offset]) + value)  # Value (BlueZ's cache) is unchanged
-
-    def _desc_ReadValue(self, call: Message, path: str, options: bz.Options) -> None:
-        device = self._device_of(path)
-        state = device.descriptors[path]
-        offset, _ = bz.parse_gatt_options(options)
-
-        def read() -> None:
-            value = self._read(device, state.attribute, offset)
-            state.value = value
-            self._changed(state.path, bz.DESCRIPTOR, {"Value": ("ay", value)})
-            self._reply(call, "ay", [value])
-
-        self._gatt_op(device, call, read)
-
-    def _desc_WriteValue(self, call: Message, path: str, value: bytes, options: bz.Options) -> None:
-        device = self._device_of(path)
-        state = device.descriptors[path]
-        offset, _ = bz.parse_gatt_options(options)
-        if state.attribute.uuid == bz.CCCD_UUID:
-            raise bz.bluez_error("NotPermitted", "Write not permitted")  # use StartNotify/StopNotify
-
-        def write() -> None:
-            self._write(device, state.attribute, bytes(value), offset)
-            self._reply(call)
-
-        self._gatt_op(device, call, write)
-
-    def _char_AcquireWrite(self, call: Message, path: str, options: bz.Options) -> None:
-        raise bz.bluez_error("NotSupported")  # not simulated: WriteAcquired is not exported
-
-    _char_AcquireNotify = _char_AcquireWrite  # not simulated: NotifyAcquired is not exported, clients StartNotify
-
-    # -- GATT: notifications -----------------------------------------------------------------
-    def _char_StartNotify(self, call: Message, path: str) -> None:
-        device = self._device_of(path)
-        state = device.characteristics[path]
-        sender = call.sender or ""
-        if not {"notify", "indicate"} & set(state.flags):
-            raise bz.bluez_error("NotSupported")
-        if sender in state.sessions:
-            self._reply(call)
-            return
-        if state.enabling:
-            raise bz.bluez_error("InProgress")
-        if not device.connected:  # succeeds; the CCCD is written at the next connection
-            state.sessions.add(sender)
-            self._set_notifying(state, True)
-            self._reply(call)
-            return
-        state.enabling = True
-        link = device.link
-
-        def enabled() -> None:
-            state.enabling = False
-            if device.link != link:
-                self._fail(call, bz.bluez_error("NotConnected"))
-                return
-            state.sessions.add(sender)
-            first = state.cccd is None or not int.from_bytes(bytes(state.cccd.value[:2]).ljust(2, b"\0"), "little")
-            self._set_notifying(state, True)
-            self._reply(call)
-            if first:
-                self._write_cccd(device, state, enable=True)
-
-        self._later(device.peripheral.response_delay_s, enabled)
-
-    def _set_notifying(self, state: CharacteristicState, notifying: bool) -> None:
-        if state.notifying != notifying:
-            state.notifying = notifying
-            self._changed(state.path, bz.CHARACTERISTIC, {"Notifying": ("b", notifying)})
-
-    def _write_cccd(self, device: DeviceState, state: CharacteristicState, enable: bool) -> None:
-        """Write the CCCD on the peer: 0x0001 when ``notify`` is set, else 0x0002; starts a stream."""
-        if state.cccd is None:
-            return
-        bits = (0x0001 if "notify" in state.flags else 0x0002) if enable else 0
-        state.cccd.value = bytearray(bits.to_bytes(2, "little"))
-        stream = state.characteristic.notify
-        if enable and stream is not None and stream.trigger == "subscribe":
-            self._start_stream(device, state)
-
-    def _char_StopNotify(self, call: Message, path: str) -> None:
-        device = self._device_of(path)
-        state = device.characteristics[path]
-        sender = call.sender or ""
-        if sender not in state.sessions:
-            raise bz.bluez_error("Failed", "No notify session started")
-        self._end_notify_session(device, state, sender)
-        self._reply(call)
-
-    def _end_notify_session(self, device: DeviceState, state: CharacteristicState, sender: str) -> None:
-        state.sessions.discard(sender)
-        if state.sessions:
-            return
-        if device.connected:
-            self._write_cccd(device, state, enable=False)
-        self._set_notifying(state, False)
-
-    def _start_stream(self, device: DeviceState, state: CharacteristicState) -> None:
-        stream = state.characteristic.notify
-        assert stream is not None
-        link = device.link
-        state.stream_sent = 0
-
-        def send() -> None:
-            if device.link != link or not device.connected:
-                return
-            enabled = state.cccd is None or any(bytes(state.cccd.value[:2]))
-            if stream.trigger == "subscribe" and not enabled:
-                return
-            batch = 1 if stream.interval_s > 0 else 32
-            for _ in range(batch):
-                if stream.count and state.stream_sent >= stream.count:
-                    return
-                self._deliver(state, stream.value(state.stream_sent))
-                state.stream_sent += 1
-            self._later(stream.interval_s, send)
-
-        self._later(stream.interval_s, send)
-
-    def _deliver(self, state: CharacteristicState, value: bytes) -> bool:
-        """A notification reaches BlueZ: one ``Value`` signal, even for an unchanged value."""
-        if not state.sessions:
-            return False  # BlueZ only listens for handles a notify session registered
-        state.value = value
-        self._changed(state.path, bz.CHARACTERISTIC, {"Value": ("ay", value)})
-        return True
-
-    def _notify_now(self, device: DeviceState, key: Union[int, str], value: bytes) -> bool:
-        state = device.find_characteristic(key)
-        if state is None or not device.connected:
-            return False
-        return self._deliver(state, bytes(value))
+    def _security_paired(self, device: DeviceState) -> None:
+        """BlueZ raised the link's security after an ATT 0x05/0x0F and the peer paired "just works"."""
+        device.paired = device.bonded = True
+        self._changed(device.path, bz.DEVICE, {"Bonded": ("b", True), "Paired": ("b", True)})
 
 
-# ==========================================================================================
-# values between the model and dbus-fast
-# ==========================================================================================
-def wire(value: Any) -> Any:
-    """A model value as dbus-fast wants it (:class:`~.bluez_objects.Var` -> ``Variant``)."""
-    if isinstance(value, bz.Var):
-        return Variant(value.signature, wire(value.value))
-    if isinstance(value, dict):
-        return {key: wire(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [wire(item) for item in value]
-    return value
+def _consume(future: asyncio.Future) -> None:
+    """Mark a future's exception as seen (asyncio logs unseen ones)."""
+    if not future.cancelled():
+        future.exception()
 
 
-def unwire(value: Any) -> Any:
-    """A received argument as the model wants it (``a{sv}`` -> ``{key: (signature, value)}``, ``v`` -> Var)."""
-    if isinstance(value, Variant):
-        return bz.Var(value.signature, value.value)
-    if isinstance(value, dict) and all(isinstance(item, Variant) for item in value.values()):
-        return {key: (item.signature, item.value) for key, item in value.items()}
-    return value
+class PrivateBluez:
+    """A private dbus-daemon with a simulated ``org.bluez`` on it: a whole "system bus" for tests and demos.
+
+    Point a client at it with :meth:`environ` (``DBUS_SYSTEM_BUS_ADDRESS``)::
+
+        with PrivateBluez(load_world("heart-rate")) as system:
+            os.environ.update(system.environ())
+
+    Args:
+        world: the simulated world.
+        adapter: the adapter name (the world's by default).
+        experimental: export ``Adapter1.ConnectDevice``.
+        deny_send_to: bus names the bus policy refuses calls to (``["org.bluez"]``: AccessDenied).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        adapter: Optional[str] = None,
+        experimental: bool = False,
+        deny_send_to: Iterable[str] = (),
+    ) -> None:
+        self.bus = PrivateBus(deny_send_to=deny_send_to)
+        self.world = world
+        self.adapter = adapter
+        self.experimental = experimental
+        self.bluez: Optional[SimulatedBluez] = None
+
+    def __enter__(self) -> PrivateBluez:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        """The private bus's address."""
+        return self.bus.address
+
+    def environ(self) -> Dict[str, str]:
+        """``DBUS_SYSTEM_BUS_ADDRESS`` (and the session bus variable) pointing at the private bus."""
+        return self.bus.environ()
+
+    def start(self) -> None:
+        """Start the bus, then the simulated bluetoothd on it.
+
+        Raises:
+            BusStartError: no dbus-daemon.
+            RuntimeError: the simulator could not start.
+        """
+        self.bus.start()
+        try:
+            self.bluez = SimulatedBluez(self.world, self.bus.address, self.adapter, self.experimental)
+            self.bluez.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the simulator and the bus. Always returns."""
+        if self.bluez is not None:
+            self.bluez.stop()
+            self.bluez = None
+        self.bus.stop()
 
 
-def run_until_stopped(world: World, bus_address: str, adapter: Optional[str] = None, experimental: bool = False) -> int:
+def run_until_stopped(
+    world: World,
+    bus_address: Optional[str],
+    adapter: Optional[str] = None,
+    experimental: bool = False,
+) -> int:
     """Serve ``org.bluez`` until SIGTERM or SIGINT (for ``python -m pygatt.testing.sim bluez``).
 
     Args:
         world: the world.
-        bus_address: the bus to serve on.
+        bus_address: the bus to serve on; None starts a private bus and prints its address
+            as ``DBUS_SYSTEM_BUS_ADDRESS=...``.
         adapter: the adapter name (the world's by default).
         experimental: export ``ConnectDevice``.
 
@@ -1215,20 +928,31 @@ def run_until_stopped(world: World, bus_address: str, adapter: Optional[str] = N
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
-    bluez = SimulatedBluez(world, bus_address, adapter=adapter, experimental=experimental)
+    private = PrivateBluez(world, adapter, experimental) if bus_address is None else None
+    bluez = None if private else SimulatedBluez(world, bus_address or "", adapter=adapter, experimental=experimental)
     try:
-        bluez.start()
-    except RuntimeError as exc:
+        if private is not None:
+            private.start()
+            bluez = private.bluez
+            sys.stdout.write(f"DBUS_SYSTEM_BUS_ADDRESS={private.address}\n")
+        else:
+            assert bluez is not None
+            bluez.start()
+    except (RuntimeError, BusStartError) as exc:
         sys.stderr.write(f"pygatt simulator: {exc}\n")
         return 1
-    sys.stdout.write(f"simulated org.bluez ({bluez.unique_name}) on {bus_address}\n")
+    assert bluez is not None
+    sys.stdout.write(f"simulated org.bluez ({bluez.unique_name}) on {bluez.bus_address}\n")
     sys.stdout.flush()
     try:
         while not stop.is_set() and bluez.running:
             stop.wait(0.2)
     finally:
-        bluez.stop()
+        if private is not None:
+            private.stop()
+        else:
+            bluez.stop()
     return 0
 
 
-__all__ = ["BusCall", "SimulatedBluez", "run_until_stopped"]
+__all__ = ["BusCall", "PrivateBluez", "SimulatedBluez", "run_until_stopped"]

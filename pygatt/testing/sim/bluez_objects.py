@@ -6,9 +6,7 @@ input signatures (BlueZ dispatches on name *and* signature), the error names and
 their exact messages (clients parse them), the parsing of the ``a{sv}`` options
 of ``ReadValue``/``WriteValue``/``SetDiscoveryFilter``, and introspection XML.
 
-Property values are plain Python values with their D-Bus signature; a value that
-must travel inside a variant (``ManufacturerData``' values, ``a{sv}`` entries)
-is a :class:`Var`. The bus layer turns them into its library's variants.
+Options received as ``a{sv}`` arrive here as ``{key: (signature, value)}``.
 """
 
 from __future__ import annotations
@@ -79,14 +77,6 @@ CONNECT_REASONS = {
 
 #: A characteristic's ``Flags`` in BlueZ's order (``PROPERTY_BITS`` bit order).
 FLAG_ORDER = sorted(PROPERTY_BITS, key=PROPERTY_BITS.__getitem__)
-
-
-@dataclass(frozen=True)
-class Var:
-    """A value that travels inside a D-Bus variant: its signature and the value."""
-
-    signature: str
-    value: Any
 
 
 class BluezError(Exception):

@@ -10,12 +10,14 @@ left out when BlueZ would leave them out.
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from pygatt.testing.world import Attribute, Characteristic, Layout, Peripheral, full_uuid, layout
 
 from . import bluez_objects as bz
+from .dbus_service import Var
 
 Properties = Dict[str, Tuple[str, Any]]
 
@@ -45,6 +47,8 @@ class CharacteristicState:
     readers: List[Any] = field(default_factory=list)  # calls waiting for it
     writing: bool = False
     stream_sent: int = 0
+    notify_socket: Optional[socket.socket] = None  # our end after AcquireNotify
+    write_socket: Optional[socket.socket] = None  # our end after AcquireWrite
 
     @property
     def flags(self) -> List[str]:
@@ -212,14 +216,14 @@ def device_properties(device: DeviceState) -> Properties:
     return props
 
 
-def manufacturer_data(peripheral: Peripheral) -> Dict[int, bz.Var]:
+def manufacturer_data(peripheral: Peripheral) -> Dict[int, Var]:
     """``ManufacturerData``: company id -> variant holding ``ay``."""
-    return {int(key, 16): bz.Var("ay", bytes.fromhex(value)) for key, value in peripheral.manufacturer_data.items()}
+    return {int(key, 16): Var("ay", bytes.fromhex(value)) for key, value in peripheral.manufacturer_data.items()}
 
 
-def service_data(peripheral: Peripheral) -> Dict[str, bz.Var]:
+def service_data(peripheral: Peripheral) -> Dict[str, Var]:
     """``ServiceData``: 128-bit UUID -> variant holding ``ay``."""
-    return {full_uuid(key): bz.Var("ay", bytes.fromhex(value)) for key, value in peripheral.service_data.items()}
+    return {full_uuid(key): Var("ay", bytes.fromhex(value)) for key, value in peripheral.service_data.items()}
 
 
 def service_properties(device: DeviceState, path: str) -> Properties:
@@ -229,7 +233,11 @@ def service_properties(device: DeviceState, path: str) -> Properties:
 
 
 def characteristic_properties(device: DeviceState, state: CharacteristicState) -> Properties:
-    """``GattCharacteristic1``'s properties (Notifying only with notify/indicate, MTU only while connected)."""
+    """``GattCharacteristic1``'s properties.
+
+    Notifying only with notify/indicate, NotifyAcquired only with notify, WriteAcquired only
+    with write-without-response, MTU only while connected.
+    """
     props: Properties = {
         "UUID": ("s", state.attribute.uuid),
         "Service": ("o", state.service_path),
@@ -238,6 +246,10 @@ def characteristic_properties(device: DeviceState, state: CharacteristicState) -
     if {"notify", "indicate"} & set(state.flags):
         props["Notifying"] = ("b", state.notifying)
     props["Flags"] = ("as", state.flags)
+    if "write-without-response" in state.flags:
+        props["WriteAcquired"] = ("b", state.write_socket is not None)
+    if "notify" in state.flags:
+        props["NotifyAcquired"] = ("b", state.notify_socket is not None)
     if device.connected:
         props["MTU"] = ("q", device.mtu)
     return props
