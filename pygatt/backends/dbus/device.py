@@ -43,6 +43,18 @@ class DBusBLEDevice(BLEDevice):
         """The backend this device was connected through."""
         return self._backend
 
+    def char_read_handle(self, handle: int, *, timeout: Optional[float] = None) -> bytearray:
+        """Read an attribute by handle (BlueZ reads the whole value, following with Read Blob).
+
+        Args:
+            handle: the attribute handle to read.
+            timeout: seconds to wait; None for the default (4 s).
+
+        Returns:
+            The value.
+        """
+        return super().char_read_handle(handle, timeout=timeout)
+
     def char_read_long_handle(self, handle: int, *, timeout: Optional[float] = None, offset: int = 0) -> bytearray:
         """Read a characteristic by handle, following values longer than one ATT packet.
 
