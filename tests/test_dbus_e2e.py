@@ -446,3 +446,25 @@ def test_simulate_keyword_and_its_errors(tmp_path: object) -> None:
         pygatt.DBusBackend(simulate="heart-rate", bus_address="unix:path=/x")
     with pytest.raises(ValueError, match="no world file"):
         pygatt.DBusBackend(simulate=f"{tmp_path}/missing.json").start()
+
+
+def test_only_bluetoothd_may_call_the_pairing_agent() -> None:
+    """Another program on the bus must not get the passkey from our agent."""
+    from jeepney import DBusAddress, MessageType, new_method_call
+    from jeepney.io.blocking import open_dbus_connection
+
+    rig = make_rig(passkey=654321)
+    try:
+        (registered,) = rig.bluez.calls_to("RegisterAgent")
+        agent = DBusAddress(registered.body[0], bus_name=registered.sender, interface="org.bluez.Agent1")
+        with open_dbus_connection(bus=rig.bus.address) as stranger:
+            reply = stranger.send_and_get_reply(
+                new_method_call(agent, "RequestPasskey", "o", (rig.bluez.device_path(KEYPAD),)), timeout=5
+            )
+        assert reply.header.message_type is MessageType.error
+        assert reply.body == ("only bluetoothd may call this agent",)
+        assert rig.backend.agent.calls == []
+        rig.backend.connect(KEYPAD).bond()  # bluetoothd itself is answered
+        assert rig.backend.agent.calls == ["RequestPasskey"]
+    finally:
+        stop_rig(rig)

@@ -10,7 +10,7 @@ from pygatt import validate
 from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend
 from pygatt.backends.dbus import errors, paths, properties
 from pygatt.backends.dbus.agent import Agent
-from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError, Signal
+from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError, IncomingCall, Signal
 from pygatt.backends.dbus.device import DBusBLEDevice
 from pygatt.backends.dbus.link import DBusLink
 from pygatt.backends.dbus.properties import ADAPTER, CHARACTERISTIC, DEVICE
@@ -82,6 +82,7 @@ class DBusBackend(BLEBackend):
         self._agent = Agent(agent_capability, passkey, pin_code)
         self._agent_path = AGENT_PATH.format(id(self))
         self._agent_registered = False
+        self._bluez_owner = ""  # the unique bus name of bluetoothd: the only caller the agent answers
         self._dispatcher = CallbackDispatcher("pygatt-dbus-callbacks")
         self._lock = threading.RLock()
         self._bus: Optional[BusConnection] = None
@@ -165,7 +166,8 @@ class DBusBackend(BLEBackend):
 
     def _check_adapter(self, timeout: float) -> None:
         try:
-            self._bus_call(DBUS, "/org/freedesktop/DBus", DBUS, "GetNameOwner", "s", (BLUEZ,), timeout=timeout)
+            owner = self._bus_call(DBUS, "/org/freedesktop/DBus", DBUS, "GetNameOwner", "s", (BLUEZ,), timeout=timeout)
+            self._bluez_owner = str(owner[0])
         except BLEError as exc:
             raise errors.BluezNotAvailableError(
                 f"bluetoothd is not running: nobody owns {BLUEZ} on the system bus "
@@ -185,7 +187,7 @@ class DBusBackend(BLEBackend):
 
     def _register_agent(self, timeout: float) -> None:
         bus = self._connection()
-        bus.export(self._agent_path, self._agent.handle)
+        bus.export(self._agent_path, self._answer_agent_call)
         try:
             self._bluez(
                 "/org/bluez",
@@ -199,6 +201,15 @@ class DBusBackend(BLEBackend):
             self._agent_registered = True
         except BLEError as exc:
             log.warning("Could not register the pairing agent (%s); bond() uses BlueZ's default agent", exc)
+
+    def _answer_agent_call(self, call: IncomingCall) -> Tuple[str, Tuple[Any, ...]]:
+        """Reader thread: pass a call to the agent when bluetoothd made it; refuse anyone else
+        (another program on the bus must not learn the passkey or confirm a pairing).
+        """
+        if not call.sender or call.sender != self._bluez_owner:
+            log.warning("Refused a pairing-agent call (%s) from %s, which is not bluetoothd", call.member, call.sender)
+            raise DBusCallError("org.freedesktop.DBus.Error.AccessDenied", "only bluetoothd may call this agent")
+        return self._agent.handle(call)
 
     def stop(self) -> None:
         """Stop the backend: disconnect every device, unregister the agent, close the bus.
@@ -516,8 +527,10 @@ class DBusBackend(BLEBackend):
             self._interfaces_added(str(signal.body[0]), signal.body[1])
         elif member == "InterfacesRemoved":
             self._interfaces_removed(str(signal.body[0]), list(signal.body[1]))
-        elif member == "NameOwnerChanged" and signal.body[0] == BLUEZ and not signal.body[2]:
-            self._bluez_gone("bluetoothd left the bus")
+        elif member == "NameOwnerChanged" and signal.body[0] == BLUEZ:
+            self._bluez_owner = str(signal.body[2])
+            if not signal.body[2]:
+                self._bluez_gone("bluetoothd left the bus")
 
     def _properties_changed(self, path: str, body: Any) -> None:
         interface, changed, invalidated = body

@@ -87,12 +87,14 @@ class IncomingCall:
         interface: the interface named in the call.
         member: the method.
         body: its arguments.
+        sender: the unique bus name of the caller.
     """
 
     path: str
     interface: str
     member: str
     body: Tuple[Any, ...]
+    sender: str = ""
 
 
 # What an exported object's handler returns: (reply signature, reply body); raise DBusCallError to refuse.
@@ -325,6 +327,7 @@ class BusConnection:
             str(fields.get(HeaderFields.interface, "")),
             str(fields.get(HeaderFields.member, "")),
             tuple(message.body),
+            str(fields.get(HeaderFields.sender, "")),
         )
         with self._lock:
             handler = self._exported.get(call.path)
