@@ -207,3 +207,12 @@ def test_stop_ends_a_connect_in_flight(address: str, hung: Any) -> None:
         assert len(outcome) == 1 and isinstance(outcome[0], exceptions.NotConnectedError), outcome
     finally:
         stop_rig(rig)
+
+
+def test_disconnect_returns_when_bluez_never_confirms(rig: Rig) -> None:
+    device = rig.backend.connect(HR)
+    rig.bluez.hang("Disconnect")
+    device.disconnect()
+    assert not device.connected
+    with pytest.raises(exceptions.NotConnectedError):
+        device.char_read("2a38")

@@ -206,8 +206,8 @@ class DBusLink(GATTLink):
     def disconnect(self, timeout: float) -> None:
         """End notify sessions and the link (``Device1.Disconnect``); no disconnect callbacks fire.
 
-        Raises:
-            NotificationTimeout: BlueZ did not confirm in time (the link is forgotten anyway).
+        Always returns: when BlueZ does not confirm within ``timeout`` (or is gone), that is
+        logged and the link is forgotten anyway.
         """
         deadline = Deadline(timeout)
         with self._state:
@@ -223,8 +223,11 @@ class DBusLink(GATTLink):
         try:
             self._call(self.path, DEVICE, "Disconnect", timeout=deadline, target=self.address)
         except NotConnectedError:
-            pass  # already gone
-        log.info("Disconnected from %s", self.address)
+            log.info("%s was already disconnected", self.address)
+        except BLEError as exc:
+            log.warning("BlueZ did not confirm the disconnect of %s: %s", self.address, exc)
+        else:
+            log.info("Disconnected from %s", self.address)
 
     # -- GATT ---------------------------------------------------------------------------------
 
