@@ -216,3 +216,24 @@ def test_disconnect_returns_when_bluez_never_confirms(rig: Rig) -> None:
     assert not device.connected
     with pytest.raises(exceptions.NotConnectedError):
         device.char_read("2a38")
+
+
+def test_a_second_connect_while_one_is_in_flight_is_refused(rig: Rig) -> None:
+    rig.bluez.hang("Connect")
+    outcome: List[BaseException] = []
+
+    def connect() -> None:
+        try:
+            rig.backend.connect(HR, timeout=2)
+        except BaseException as exc:  # recorded and checked below
+            outcome.append(exc)
+
+    first = threading.Thread(target=connect)
+    first.start()
+    assert wait_for(lambda: bool(rig.bluez.calls_to("Connect")))
+    with pytest.raises(exceptions.BLEError, match="being opened already"):
+        rig.backend.connect(HR)
+    first.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], exceptions.NotConnectedError)
+    rig.bluez.hang("Connect", False)
+    assert rig.backend.connect(HR).char_read("2a38") == bytearray(b"\x01")

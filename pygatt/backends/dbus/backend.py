@@ -374,6 +374,11 @@ class DBusBackend(BLEBackend):
                 log.info("Already connected to %s", address)
                 existing.auto_reconnect = bool(auto_reconnect)
                 return existing
+            if paths.device_path(self._hci_device, address) in self._links:
+                raise BLEError(f"A connection to {address} is being opened already (connect or auto-reconnect)")
+            if existing is not None:
+                existing.auto_reconnect = False  # a new device object takes over from one still reconnecting
+                del self._devices[address]
         device = DBusBLEDevice(address, self)
         device.auto_reconnect = bool(auto_reconnect)
         self._open_link(device, kind, Deadline(timeout))
@@ -394,6 +399,8 @@ class DBusBackend(BLEBackend):
 
         link = DBusLink(self._connection(), self._hci_device, device.address, on_notification, on_lost)
         with self._lock:
+            if path in self._links:
+                raise BLEError(f"A connection to {device.address} is being opened already")
             self._links[path] = link
         try:
             link.open(deadline.remaining(0.05))
