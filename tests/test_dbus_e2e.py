@@ -468,3 +468,36 @@ def test_only_bluetoothd_may_call_the_pairing_agent() -> None:
         assert rig.backend.agent.calls == ["RequestPasskey"]
     finally:
         stop_rig(rig)
+
+
+def test_signals_from_anyone_but_bluetoothd_are_ignored(rig: Rig) -> None:
+    """Another program cannot inject notifications or disconnects by sending BlueZ-like signals."""
+    from jeepney import DBusAddress, new_signal
+    from jeepney.io.blocking import open_dbus_connection
+
+    device = rig.backend.connect(HR)
+    got = Collector()
+    device.subscribe("2a19", callback=got)
+    fired: list = []
+    device.register_disconnect_callback(fired.append)
+    char_path = next(c.path for c in rig.bluez.calls_to("StartNotify"))
+    with open_dbus_connection(bus=rig.bus.address) as stranger:
+        fake_value = new_signal(
+            DBusAddress(char_path, interface="org.freedesktop.DBus.Properties"),
+            "PropertiesChanged",
+            "sa{sv}as",
+            ("org.bluez.GattCharacteristic1", {"Value": ("ay", b"\x66")}, []),
+        )
+        fake_drop = new_signal(
+            DBusAddress(rig.bluez.device_path(HR), interface="org.freedesktop.DBus.Properties"),
+            "PropertiesChanged",
+            "sa{sv}as",
+            ("org.bluez.Device1", {"Connected": ("b", False)}, []),
+        )
+        stranger.send(fake_value)
+        stranger.send(fake_drop)
+    assert rig.bluez.notify(HR, "2a19", b"\x01")  # the real one, sent after the fakes
+    assert got.wait(1)
+    time.sleep(0.1)
+    assert [v for _, v in got.values] == [b"\x01"]
+    assert fired == [] and device.connected

@@ -32,9 +32,9 @@ STOP_TIMEOUT_S = 1.0
 AGENT_PATH = "/org/pygatt/agent{}"
 MATCH_RULES = (
     f"type='signal',sender='{DBUS}',interface='{DBUS}',member='NameOwnerChanged',arg0='{BLUEZ}'",
-    f"type='signal',interface='{OBJECT_MANAGER}',member='InterfacesAdded',arg0path='/org/bluez/'",
-    f"type='signal',interface='{OBJECT_MANAGER}',member='InterfacesRemoved',arg0path='/org/bluez/'",
-    f"type='signal',interface='{PROPERTIES}',member='PropertiesChanged',path_namespace='/org/bluez'",
+    f"type='signal',sender='{BLUEZ}',interface='{OBJECT_MANAGER}',member='InterfacesAdded',arg0path='/org/bluez/'",
+    f"type='signal',sender='{BLUEZ}',interface='{OBJECT_MANAGER}',member='InterfacesRemoved',arg0path='/org/bluez/'",
+    f"type='signal',sender='{BLUEZ}',interface='{PROPERTIES}',member='PropertiesChanged',path_namespace='/org/bluez'",
 )
 
 
@@ -528,16 +528,20 @@ class DBusBackend(BLEBackend):
 
     def _on_signal(self, signal: Signal) -> None:
         member = signal.member
+        if member == "NameOwnerChanged":
+            if signal.sender == DBUS and signal.body[0] == BLUEZ:
+                self._bluez_owner = str(signal.body[2])
+                if not signal.body[2]:
+                    self._bluez_gone("bluetoothd left the bus")
+            return
+        if signal.sender != self._bluez_owner:
+            return  # only bluetoothd speaks for BlueZ's objects
         if member == "PropertiesChanged":
             self._properties_changed(signal.path, signal.body)
         elif member == "InterfacesAdded":
             self._interfaces_added(str(signal.body[0]), signal.body[1])
         elif member == "InterfacesRemoved":
             self._interfaces_removed(str(signal.body[0]), list(signal.body[1]))
-        elif member == "NameOwnerChanged" and signal.body[0] == BLUEZ:
-            self._bluez_owner = str(signal.body[2])
-            if not signal.body[2]:
-                self._bluez_gone("bluetoothd left the bus")
 
     def _properties_changed(self, path: str, body: Any) -> None:
         interface, changed, invalidated = body
