@@ -34,11 +34,11 @@ from tests.realtool_support import (
     backend_factory,  # noqa: F401
     error_uuid,
     lab_world,
+    needs_real_gatttool,
     rig,  # noqa: F401
     rig_factory,  # noqa: F401
     shim_library,  # noqa: F401
     wait_until,
-    needs_real_gatttool,
 )
 
 pytestmark = needs_real_gatttool
@@ -320,13 +320,19 @@ def test_remote_drop_fires_the_disconnect_callback_and_ends_operations(device, r
 
 
 def test_peripheral_that_drops_after_some_operations(rig_factory, backend_factory):  # noqa: F811
-    flaky = rig_factory(lab_world(disconnect_after_ops=2))
+    flaky = rig_factory(lab_world(disconnect_after_ops=3))
     backend = backend_factory(tools=flaky.tools)
     device = backend.connect(ADDRESS)
     dropped = threading.Event()
     device.register_disconnect_callback(lambda d: dropped.set())
     assert device.char_read_handle(flaky.handle("2a00")) == bytearray(b"Lab")
     assert device.char_read_handle(flaky.handle("ff01")) == bytearray(b"\x00")
+    # The peripheral answers the third read and closes at once: gatttool may see the close
+    # before the answer and then reports the read as failed. Either way the link ends.
+    try:
+        assert device.char_read_handle(flaky.handle("2a00")) == bytearray(b"Lab")
+    except exceptions.BLEError as exc:
+        assert "read" in str(exc) or isinstance(exc, exceptions.NotConnectedError)
     assert dropped.wait(10)
     with pytest.raises(exceptions.NotConnectedError):
         device.char_read_handle(flaky.handle("2a00"))
