@@ -79,7 +79,8 @@ class Peer:
 
 
 @pytest.fixture
-def bus() -> Iterator[PrivateBus]:
+def bus(request: pytest.FixtureRequest) -> Iterator[PrivateBus]:
+    request.applymarker(pytest.mark.dbus)
     if find_daemon() is None:
         pytest.skip("dbus-daemon is not installed (apt install dbus)")
     with PrivateBus() as private:

@@ -37,7 +37,7 @@ from tests.dbus_sim import (
     world_dict,
 )
 
-pytestmark = requires_daemon
+pytestmark = [requires_daemon, pytest.mark.dbus]
 
 
 @pytest.fixture

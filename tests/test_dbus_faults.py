@@ -17,7 +17,7 @@ from pygatt.testing import World
 from tests.conftest import wait_for
 from tests.dbus_sim import HR, Collector, Rig, make_rig, requires_daemon, running_rig, stop_rig, world_dict
 
-pytestmark = requires_daemon
+pytestmark = [requires_daemon, pytest.mark.dbus]
 
 ENDLESS_STREAM = {"trigger": "subscribe", "interval_s": 0.01, "count": 0, "values": [], "size": 8}
 

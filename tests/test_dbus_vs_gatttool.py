@@ -21,7 +21,7 @@ from pygatt.util import uuid16_to_uuid
 from tests.conftest import wait_for
 from tests.dbus_sim import requires_daemon
 
-pytestmark = [requires_daemon, pytest.mark.simulator]
+pytestmark = [requires_daemon, pytest.mark.simulator, pytest.mark.dbus]
 
 ADDRESS = "C4:7C:8D:6A:3E:01"
 # The GAP service (Device Name, Appearance) is BlueZ's own: it exports no D-Bus objects for it.
