@@ -79,8 +79,7 @@ class Peer:
 
 
 @pytest.fixture
-def bus(request: pytest.FixtureRequest) -> Iterator[PrivateBus]:
-    request.applymarker(pytest.mark.dbus)
+def bus() -> Iterator[PrivateBus]:
     if find_daemon() is None:
         pytest.skip("dbus-daemon is not installed (apt install dbus)")
     with PrivateBus() as private:
@@ -100,6 +99,7 @@ def connect(address: str, signals: List[Signal], closed: List[str]) -> BusConnec
     return connection
 
 
+@pytest.mark.dbus
 def test_calls_errors_and_timeouts(bus: PrivateBus, peer: Peer) -> None:
     connection = connect(bus.address, [], [])
     try:
@@ -118,6 +118,7 @@ def test_calls_errors_and_timeouts(bus: PrivateBus, peer: Peer) -> None:
         connection.close()
 
 
+@pytest.mark.dbus
 def test_calls_from_many_threads_get_their_own_answers(bus: PrivateBus, peer: Peer) -> None:
     connection = connect(bus.address, [], [])
     results: List[Tuple[str, Any]] = []
@@ -136,6 +137,7 @@ def test_calls_from_many_threads_get_their_own_answers(bus: PrivateBus, peer: Pe
     assert len(results) == 200 and all(sent == got for sent, got in results)
 
 
+@pytest.mark.dbus
 def test_signals_reach_the_handler_in_order_and_a_failing_handler_does_not_stop_the_reader(
     bus: PrivateBus, peer: Peer
 ) -> None:
@@ -161,6 +163,7 @@ def test_signals_reach_the_handler_in_order_and_a_failing_handler_does_not_stop_
         connection.close()
 
 
+@pytest.mark.dbus
 def test_exported_objects_answer_calls_and_unknown_paths_get_unknown_object(bus: PrivateBus, peer: Peer) -> None:
     asked: List[IncomingCall] = []
 
@@ -181,6 +184,7 @@ def test_exported_objects_answer_calls_and_unknown_paths_get_unknown_object(bus:
         connection.close()
 
 
+@pytest.mark.dbus
 def test_close_ends_the_reader_and_fails_later_calls(bus: PrivateBus, peer: Peer) -> None:
     closed: List[str] = []
     before = set(threading.enumerate())
@@ -193,6 +197,7 @@ def test_close_ends_the_reader_and_fails_later_calls(bus: PrivateBus, peer: Peer
     assert closed == []  # closing it ourselves is not "the bus went away"
 
 
+@pytest.mark.dbus
 def test_the_bus_going_away_fails_pending_calls_and_reports_once(bus: PrivateBus, peer: Peer) -> None:
     closed: List[str] = []
     connection = connect(bus.address, [], closed)
