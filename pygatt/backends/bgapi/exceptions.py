@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterable, Optional, Union
 
 from pygatt.backends.bgapi.error_codes import describe
-from pygatt.exceptions import BLEError
+from pygatt.exceptions import BLEError, NotificationTimeout
 
 
 class BGAPIError(BLEError):
@@ -19,8 +19,12 @@ class BGAPIError(BLEError):
         self.return_code = return_code
 
 
-class ExpectedResponseTimeout(BGAPIError):
+class ExpectedResponseTimeout(BGAPIError, NotificationTimeout):
     """An answer the dongle owed (a response or an event) did not come in time.
+
+    A :class:`BGAPIError` as in pygatt 5.0.0, and also a
+    :class:`~pygatt.exceptions.NotificationTimeout`, what every backend raises
+    when a peer does not answer in time.
 
     ``expected`` names what was awaited; ``timeout`` is the wait in seconds.
     """
