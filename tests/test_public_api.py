@@ -48,9 +48,10 @@ def test_notification_timeout_keeps_gatttool_output():
     assert pygatt.exceptions.NotificationTimeout().gatttool_output is None
 
 
-def test_bgapi_backend_imports_and_says_it_is_not_available():
-    with pytest.raises(pygatt.BLEError, match="not available in this release"):
-        pygatt.BGAPIBackend()
+def test_bgapi_backend_is_available_and_opens_nothing_until_started():
+    backend = pygatt.BGAPIBackend(serial_port="/dev/does-not-exist")
+    assert backend.port_name is None
+    backend.stop()  # never started: nothing to do
 
 
 @pytest.mark.parametrize(
