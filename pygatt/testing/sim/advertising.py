@@ -64,9 +64,11 @@ def advertising_data(peripheral: Peripheral) -> bytes:
     long = [u for u in advertised_uuids(peripheral) if u not in short]
     structures = [ad_structure(FLAGS, bytes([LE_GENERAL_DISCOVERABLE | BR_EDR_NOT_SUPPORTED]))]
     if short:
-        structures.append(ad_structure(COMPLETE_16BIT_UUIDS, b"".join(int(u[4:8], 16).to_bytes(2, "little") for u in short)))
+        listed = b"".join(int(u[4:8], 16).to_bytes(2, "little") for u in short)
+        structures.append(ad_structure(COMPLETE_16BIT_UUIDS, listed))
     if long:
-        structures.append(ad_structure(COMPLETE_128BIT_UUIDS, b"".join(uuid_module.UUID(u).bytes[::-1] for u in long)))
+        listed = b"".join(uuid_module.UUID(u).bytes[::-1] for u in long)
+        structures.append(ad_structure(COMPLETE_128BIT_UUIDS, listed))
     if peripheral.tx_power is not None:
         structures.append(ad_structure(TX_POWER, peripheral.tx_power.to_bytes(1, "little", signed=True)))
     if peripheral.manufacturer_data is not None:

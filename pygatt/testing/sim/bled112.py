@@ -593,7 +593,8 @@ class Firmware:
         self._answer(link, answer)
 
     def cmd_attclient_indicate_confirm(self, connection: int) -> None:
-        self.host.respond("attclient_indicate_confirm", result=SUCCESS if connection in self.connections else NOT_CONNECTED)
+        result = SUCCESS if connection in self.connections else NOT_CONNECTED
+        self.host.respond("attclient_indicate_confirm", result=result)
 
     # -- values and notification streams --------------------------------------------------
     def _store(self, link: Connection, attribute: Attribute, value: bytes) -> None:
@@ -618,7 +619,8 @@ class Firmware:
         link.streams[value_handle] = generation
 
         def running() -> bool:
-            return link.alive and link.streams.get(value_handle) == generation and not self._stream_done(link, value_handle)
+            current = link.streams.get(value_handle) == generation
+            return link.alive and current and not self._stream_done(link, value_handle)
 
         def send_one() -> None:
             sequence = link.sent.get(value_handle, 0)
