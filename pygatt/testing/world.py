@@ -52,6 +52,16 @@ def full_uuid(text: str) -> str:
     return str(uuid_module.UUID(text))
 
 
+def att_error_code(error: Union[None, int, str]) -> Optional[int]:
+    """An ATT error given as a code or as gatttool's text, as its code (an unknown text: 0x0E)."""
+    if error is None or isinstance(error, int):
+        return error
+    for code, text in ATT_ERROR_TEXTS.items():
+        if text == error:
+            return code
+    return 0x0E
+
+
 def att_error_text(error: Union[None, int, str]) -> Optional[str]:
     """An ATT error given as a code or as gatttool's text, as gatttool's text."""
     if error is None or isinstance(error, str):
@@ -141,6 +151,15 @@ class Peripheral:
     sec_level_error: Optional[str] = None
     bonded: bool = False
     services: List[Service] = field(default_factory=list)
+    # What a BGAPI dongle sees (optional; the simulated gatttool ignores them):
+    advertised_services: Optional[List[str]] = None  # None: the services but 1800/1801
+    manufacturer_data: Optional[str] = None  # hex, company id first (little-endian), as on air
+    tx_power: Optional[int] = None  # dBm, advertised when set
+    advertising_data: Optional[str] = None  # raw AD structures (hex), replaces the generated advertisement
+    scan_response_data: Optional[str] = None  # raw AD structures (hex), replaces the generated scan response
+    advertising_interval_s: float = 0.1
+    connect_error_code: Optional[int] = None  # BGAPI reason of a failed connect (0x023E when connect_error is set)
+    bond_error_code: Optional[int] = None  # BGAPI/SMP code of a failed bonding (0x0305 when sec_level_error is set)
 
 
 @dataclass
