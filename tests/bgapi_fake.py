@@ -359,6 +359,9 @@ class FakeSerialPort:
         self.dongle.receive(bytes(data))
         return len(data)
 
+    def flush(self) -> None:
+        pass  # writes are delivered at once
+
     def reset_input_buffer(self) -> None:
         with self._cond:
             self._buffer.clear()

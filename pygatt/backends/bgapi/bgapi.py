@@ -33,7 +33,7 @@ from pygatt.backends.bgapi.error_codes import describe
 from pygatt.backends.bgapi.exceptions import BGAPIError, CommandFailed, ExpectedResponseTimeout
 from pygatt.backends.bgapi.link import BGAPILink
 from pygatt.backends.bgapi.protocol import DEFAULT_RESPONSE_TIMEOUT_S, BGAPIProtocol
-from pygatt.backends.bgapi.transport import SerialTransport, is_url
+from pygatt.backends.bgapi.transport import SerialTransport
 from pygatt.dispatch import CallbackDispatcher
 from pygatt.exceptions import NotConnectedError
 from pygatt.reconnect import Reconnector
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 MAX_CONNECTION_ATTEMPTS = 10
 SIMULATE_ENV = "PYGATT_SIMULATE"
 OPEN_RETRY_DELAY_S = 0.25
+INIT_RESPONSE_TIMEOUT_S = 2.0
 STOP_DISCONNECT_TIMEOUT_S = 1.0
 
 ScanCallback = Callable[[Dict[str, "AdvertisingAndScanInfo"], str, str], Any]
@@ -151,12 +152,14 @@ class BGAPIBackend(BLEBackend):
     # -- the simulated dongle --------------------------------------------------------
 
     def _start_simulator(self, world: str) -> None:
+        """Serve a simulated BLED112 (``pygatt.testing``) for ``PYGATT_SIMULATE`` and find it like a real one."""
+        from pygatt.testing import load_world
         from pygatt.testing.sim.bgapi import SimulatedDongle
 
-        self._simulator = SimulatedDongle(world)
-        self._serial_port = self._simulator.open_socket()
+        self._simulator = SimulatedDongle(load_world(world))
+        port = self._simulator.open_socket()
         self._comports = self._simulator.comports
-        log.info("PYGATT_SIMULATE=%s: using a simulated BLED112 at %s", world, self._serial_port)
+        log.info("PYGATT_SIMULATE=%s: using a simulated BLED112 at %s", world, port)
 
     # -- finding and opening the port ------------------------------------------------------
 
@@ -186,11 +189,13 @@ class BGAPIBackend(BLEBackend):
         seen = ", ".join(util.describe_port(p) for p in self._list_ports()) or "none"
         raise BGAPIError(f"No BLED112 (USB 2458:0001) found; serial ports seen: {seen}")
 
-    def _open(self, candidates: Callable[[], List[str]]) -> SerialTransport:
-        """Open the first port of ``candidates()`` that opens, trying up to MAX_CONNECTION_ATTEMPTS times.
+    def _open(self, candidates: Callable[[], List[str]], initialise: bool = True) -> SerialTransport:
+        """Open the first port of ``candidates()`` that opens (and, with ``initialise``, answers the
+        initial commands), trying up to MAX_CONNECTION_ATTEMPTS times. The transport returned is
+        attached to the protocol.
 
         Raises:
-            NotConnectedError: nothing opened.
+            NotConnectedError: nothing opened (or answered).
         """
         errors: List[str] = []
         for attempt in range(1, MAX_CONNECTION_ATTEMPTS + 1):
@@ -198,9 +203,14 @@ class BGAPIBackend(BLEBackend):
                 transport = SerialTransport(port, self._protocol.handle_message, self._port_lost)
                 try:
                     transport.open()
-                except (serial.SerialException, OSError, ValueError) as exc:
+                    self._protocol.attach(transport)
+                    if initialise:
+                        self._initialise()
+                except (serial.SerialException, OSError, ValueError, NotConnectedError, BGAPIError) as exc:
+                    # a port still enumerating, or the old port dying under us just after a reset
                     errors.append(f"{port}: {exc}")
                     log.debug("Opening %s failed (attempt %d): %s", port, attempt, exc)
+                    self._protocol.detach()
                     transport.close()
                     continue
                 return transport
@@ -210,15 +220,15 @@ class BGAPIBackend(BLEBackend):
         raise NotConnectedError(f"Could not open the BGAPI dongle after {MAX_CONNECTION_ATTEMPTS} attempts ({last})")
 
     def _candidates_after_reset(self, before: List[str]) -> Callable[[], List[str]]:
-        """Where the dongle may be after a reset: its old name first, then any BLED112 port that is new."""
+        """Where the dongle may be after a reset: its old name first (an explicit port, or one
+        still listed), then BLED112 ports that were not there before, then (auto mode) any BLED112.
+        """
         old = self._transport_port
 
         def candidates() -> List[str]:
             now = self._dongle_ports()
-            if self._serial_port is not None and is_url(self._serial_port):
-                return [self._serial_port]
-            ordered = [old] if old in now or self._serial_port is not None else []
-            ordered += [p for p in now if p not in before and p != old]
+            ordered = [old] if self._serial_port is not None or old in now else []
+            ordered += [p for p in now if p not in before and p not in ordered]
             if self._serial_port is None:
                 ordered += [p for p in now if p not in ordered]
             return ordered
@@ -249,12 +259,12 @@ class BGAPIBackend(BLEBackend):
             self.stop()
         port = self._locate()
         self._transport_port = port
-        transport = self._open(lambda: [port])
+        transport = self._open(lambda: [port], initialise=not reset)
         try:
             if reset:
                 before = self._dongle_ports()
-                self._protocol.attach(transport)
                 self._protocol.send("system_reset", boot_in_dfu=0)
+                transport.drain()
                 self._protocol.detach()
                 transport.close()
                 log.info("Reset the dongle at %s; reopening in %g s", port, delay_after_reset_s)
@@ -266,20 +276,20 @@ class BGAPIBackend(BLEBackend):
                         self._serial_port = transport.port_name
             self._transport = transport
             self._transport_port = transport.port_name
-            self._protocol.attach(transport)
             self._dispatcher.start()
             self._reconnector.start()
             self._running = True
-            self._initialise()
         except BaseException:
+            transport.close()
             self.stop()
             raise
         log.info("BGAPI backend started on %s", transport.port_name)
 
     def _initialise(self) -> None:
-        self._protocol.command("gap_set_mode", discover=0, connect=0)
-        self._protocol.command("sm_set_bondable_mode", bondable=0)
-        result = self._protocol.command("gap_end_procedure")["result"]
+        """Stop advertising, refuse new bonds, end any procedure left running."""
+        self._protocol.command("gap_set_mode", wait=INIT_RESPONSE_TIMEOUT_S, discover=0, connect=0)
+        self._protocol.command("sm_set_bondable_mode", wait=INIT_RESPONSE_TIMEOUT_S, bondable=0)
+        result = self._protocol.command("gap_end_procedure", wait=INIT_RESPONSE_TIMEOUT_S)["result"]
         if result:
             log.debug("gap_end_procedure at start: %s (nothing was running)", describe(result))
 

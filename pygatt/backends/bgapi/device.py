@@ -64,7 +64,8 @@ class BGAPIBLEDevice(BLEDevice):
         return self._backend
 
     def char_read(self, uuid: UUIDLike, timeout: Optional[float] = None) -> bytearray:
-        """Read a characteristic by UUID (``attclient_read_by_type``).
+        """Read a characteristic by UUID: its value handle from discovery, then a read by handle
+        (as pygatt 5.0.0 did; the firmware's read-by-type path is not used).
 
         Args:
             uuid: the characteristic's UUID.
@@ -73,7 +74,7 @@ class BGAPIBLEDevice(BLEDevice):
         Returns:
             The value.
         """
-        return super().char_read(uuid, timeout=timeout)
+        return self.char_read_handle(self.get_handle(uuid), timeout)
 
     def char_read_handle(self, handle: int, timeout: Optional[float] = None) -> bytearray:
         """Read an attribute by handle (``attclient_read_by_handle``).

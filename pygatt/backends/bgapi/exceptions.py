@@ -31,7 +31,7 @@ class ExpectedResponseTimeout(BGAPIError, NotificationTimeout):
 
     def __init__(self, expected_packets: Union[str, Iterable[str]], timeout: float) -> None:
         expected = expected_packets if isinstance(expected_packets, str) else " or ".join(expected_packets)
-        super().__init__(f"Timed out after {timeout:g} s waiting for {expected}")
+        super().__init__(f"Timed out after {timeout:.3g} s waiting for {expected}")
         self.expected = expected
         self.timeout = timeout
 

@@ -119,6 +119,16 @@ class SerialTransport:
                 self._lose(reason)
                 raise NotConnectedError(reason) from exc
 
+    def drain(self) -> None:
+        """Wait until what was written has left (before closing the port after a reset)."""
+        port = self._serial
+        if port is None:
+            return
+        try:
+            port.flush()
+        except (serial.SerialException, OSError, AttributeError) as exc:
+            log.debug("Flushing %s: %s", self.port_name, exc)
+
     def close(self) -> None:
         """Stop the reader and close the port (idempotent; returns within a couple of seconds)."""
         self._closing.set()
