@@ -30,7 +30,7 @@ from pygatt.backends.bgapi import advertising, codec, util
 from pygatt.backends.bgapi.codec import ConnectionFlag, Message
 from pygatt.backends.bgapi.device import BGAPIBLEDevice
 from pygatt.backends.bgapi.error_codes import describe
-from pygatt.backends.bgapi.exceptions import BGAPIError, CommandFailed, ExpectedResponseTimeout
+from pygatt.backends.bgapi.exceptions import BGAPIError, CommandFailed, DongleNotFoundError, ExpectedResponseTimeout
 from pygatt.backends.bgapi.link import BGAPILink
 from pygatt.backends.bgapi.protocol import DEFAULT_RESPONSE_TIMEOUT_S, BGAPIProtocol
 from pygatt.backends.bgapi.transport import SerialTransport
@@ -187,7 +187,7 @@ class BGAPIBackend(BLEBackend):
             log.info("Found a BLED112 at %s", ports[0])
             return ports[0]
         seen = ", ".join(util.describe_port(p) for p in self._list_ports()) or "none"
-        raise BGAPIError(f"No BLED112 (USB 2458:0001) found; serial ports seen: {seen}")
+        raise DongleNotFoundError(f"No BLED112 (USB 2458:0001) found; serial ports seen: {seen}")
 
     def _open(self, candidates: Callable[[], List[str]], initialise: bool = True) -> SerialTransport:
         """Open the first port of ``candidates()`` that opens (and, with ``initialise``, answers the
@@ -247,7 +247,7 @@ class BGAPIBackend(BLEBackend):
             delay_after_reset_s: seconds to wait after the reset before reopening.
 
         Raises:
-            BGAPIError: no dongle found.
+            DongleNotFoundError: no port given and no dongle in the port list (a BGAPIError).
             NotConnectedError: the port could not be opened (again).
             ExpectedResponseTimeout: the dongle did not answer.
         """

@@ -19,6 +19,10 @@ class BGAPIError(BLEError):
         self.return_code = return_code
 
 
+class DongleNotFoundError(BGAPIError):
+    """No BGAPI dongle was found in the list of serial ports."""
+
+
 class ExpectedResponseTimeout(BGAPIError, NotificationTimeout):
     """An answer the dongle owed (a response or an event) did not come in time.
 
