@@ -176,6 +176,7 @@ def test_reset_over_a_socket_url(dongle: SimulatedDongle) -> None:
 def test_pygatt_simulate_starts_a_simulated_dongle(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYGATT_SIMULATE", "heart-rate")
     adapter = BGAPIBackend()
+    assert "simulated-bled112" not in [t.name for t in threading.enumerate()]  # nothing runs before start()
     try:
         adapter.start()
         assert adapter.port_name is not None and adapter.port_name.startswith("socket://127.0.0.1:")

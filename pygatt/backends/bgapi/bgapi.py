@@ -130,9 +130,13 @@ class BGAPIBackend(BLEBackend):
         self._serial_port = serial_port
         self._comports = comports
         self._simulator: Any = None
+        self._simulated_world: Any = None
         world = os.environ.get(SIMULATE_ENV, "").strip()
         if serial_port is None and comports is None and world:
-            self._start_simulator(world)
+            from pygatt.testing import load_world  # only for PYGATT_SIMULATE
+
+            self._simulated_world = load_world(world)  # a bad world fails here, before start()
+            log.info("PYGATT_SIMULATE=%s: start() will serve a simulated BLED112", world)
         self._protocol = BGAPIProtocol(DEFAULT_RESPONSE_TIMEOUT_S)
         self._transport: Optional[SerialTransport] = None
         self._dispatcher = CallbackDispatcher("pygatt-bgapi-callbacks")
@@ -151,15 +155,14 @@ class BGAPIBackend(BLEBackend):
 
     # -- the simulated dongle --------------------------------------------------------
 
-    def _start_simulator(self, world: str) -> None:
-        """Serve a simulated BLED112 (``pygatt.testing``) for ``PYGATT_SIMULATE`` and find it like a real one."""
-        from pygatt.testing import load_world
+    def _start_simulator(self) -> None:
+        """Serve a simulated BLED112 (``pygatt.testing``) for ``PYGATT_SIMULATE``, found like a real one."""
         from pygatt.testing.sim.bgapi import SimulatedDongle
 
-        self._simulator = SimulatedDongle(load_world(world))
+        self._simulator = SimulatedDongle(self._simulated_world)
         port = self._simulator.open_socket()
         self._comports = self._simulator.comports
-        log.info("PYGATT_SIMULATE=%s: using a simulated BLED112 at %s", world, port)
+        log.info("Serving a simulated BLED112 at %s", port)
 
     # -- finding and opening the port ------------------------------------------------------
 
@@ -257,9 +260,15 @@ class BGAPIBackend(BLEBackend):
             raise ValueError("delay_after_reset_s must not be negative")
         if self._running:
             self.stop()
-        port = self._locate()
-        self._transport_port = port
-        transport = self._open(lambda: [port], initialise=not reset)
+        try:
+            if self._simulated_world is not None:
+                self._start_simulator()
+            port = self._locate()
+            self._transport_port = port
+            transport = self._open(lambda: [port], initialise=not reset)
+        except BaseException:
+            self.stop()
+            raise
         try:
             if reset:
                 before = self._dongle_ports()

@@ -243,6 +243,11 @@ class BGAPIProtocol:
     def command(self, name: str, *, wait: Optional[float] = None, check: bool = False, **fields: Any) -> Message:
         """Send command ``name`` and return its response.
 
+        The response is the next one with the command's class and id. A response
+        that comes after its command timed out is therefore taken by the next
+        command of the same kind; the dongle answers within milliseconds, so a
+        lost response (garbled on the line) is the case this favours.
+
         Args:
             name: the command, as named in the codec's table.
             wait: seconds to wait for the response (default ``response_timeout``).
@@ -261,8 +266,8 @@ class BGAPIProtocol:
         spec = codec.spec_for(Kind.COMMAND, name)
         if name in codec.COMMANDS_WITHOUT_RESPONSE:
             raise ValueError(f"{name} has no response; use send()")
-        frame = codec.encode_payload(spec, fields)  # validate before taking the lock
-        frame = codec.Packet(False, spec.msg_class, spec.msg_id, frame).to_bytes()
+        payload = codec.encode_payload(spec, fields)  # bad fields fail here, before anything is sent
+        frame = codec.Packet(False, spec.msg_class, spec.msg_id, payload).to_bytes()
         seconds = self.response_timeout if wait is None else wait
         deadline = time.monotonic() + seconds
         if not self._command_lock.acquire(timeout=max(0.0, seconds)):
