@@ -36,7 +36,9 @@ def test_import_paths_and_names() -> None:
     assert issubclass(device.BGAPIBLEDevice, pygatt.BLEDevice)
     assert issubclass(exceptions.BGAPIError, BLEError)
     assert issubclass(exceptions.ExpectedResponseTimeout, exceptions.BGAPIError)
-    assert issubclass(exceptions.ExpectedResponseTimeout, NotificationTimeout)
+    assert exceptions.ExpectedResponseTimeout.__mro__[1:3] == (exceptions.BGAPIError, BLEError)  # as in 5.0.0
+    assert issubclass(exceptions.AnswerTimeout, exceptions.ExpectedResponseTimeout)
+    assert issubclass(exceptions.AnswerTimeout, NotificationTimeout)
     assert callable(error_codes.get_return_message)
     assert callable(util.find_usb_serial_devices) and callable(util.extract_vid_pid)
     info = util.USBSerialDeviceInfo()

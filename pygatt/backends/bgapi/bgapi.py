@@ -391,7 +391,7 @@ class BGAPIBackend(BLEBackend):
         scan_interval: int = 75,
         scan_window: int = 50,
         active: bool = True,
-        discover_mode: int = codec.GapDiscoverMode.OBSERVATION,
+        discover_mode: int = 2,
         scan_cb: Optional[ScanCallback] = None,
         **kwargs: Any,
     ) -> List[Dict[str, Any]]:
@@ -478,7 +478,7 @@ class BGAPIBackend(BLEBackend):
     def connect(  # type: ignore[override]
         self,
         address: str,
-        timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+        timeout: float = 5,
         address_type: BLEAddressType = BLEAddressType.public,
         interval_min: int = 60,
         interval_max: int = 76,

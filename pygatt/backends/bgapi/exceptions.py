@@ -23,12 +23,11 @@ class DongleNotFoundError(BGAPIError):
     """No BGAPI dongle was found in the list of serial ports."""
 
 
-class ExpectedResponseTimeout(BGAPIError, NotificationTimeout):
+class ExpectedResponseTimeout(BGAPIError):
     """An answer the dongle owed (a response or an event) did not come in time.
 
-    A :class:`BGAPIError` as in pygatt 5.0.0, and also a
-    :class:`~pygatt.exceptions.NotificationTimeout`, what every backend raises
-    when a peer does not answer in time.
+    What the backend raises is the subclass :class:`AnswerTimeout`, which is also
+    a :class:`~pygatt.exceptions.NotificationTimeout`.
 
     ``expected`` names what was awaited; ``timeout`` is the wait in seconds.
     """
@@ -38,6 +37,13 @@ class ExpectedResponseTimeout(BGAPIError, NotificationTimeout):
         super().__init__(f"Timed out after {timeout:.3g} s waiting for {expected}")
         self.expected = expected
         self.timeout = timeout
+
+
+class AnswerTimeout(ExpectedResponseTimeout, NotificationTimeout):
+    """The timeout the BGAPI backend raises: an :class:`ExpectedResponseTimeout` (as in
+    pygatt 5.0.0) and a :class:`~pygatt.exceptions.NotificationTimeout`, what every
+    backend raises when a peer does not answer in time.
+    """
 
 
 class CommandFailed(BGAPIError):

@@ -28,7 +28,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Protoco
 from pygatt.backends.bgapi import codec
 from pygatt.backends.bgapi.codec import AttributeValueType, Kind, Message
 from pygatt.backends.bgapi.error_codes import describe
-from pygatt.backends.bgapi.exceptions import CommandFailed, ExpectedResponseTimeout
+from pygatt.backends.bgapi.exceptions import AnswerTimeout, CommandFailed
 from pygatt.exceptions import NotConnectedError
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class EventInbox:
             try:
                 item = self._queue.get(timeout=max(0.0, remaining)) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
-                raise ExpectedResponseTimeout(expected, round(time.monotonic() - self.opened, 3)) from None
+                raise AnswerTimeout(expected, round(time.monotonic() - self.opened, 3)) from None
             if isinstance(item, Exception):
                 self._queue.put(item)  # stays failed
                 raise item
@@ -271,7 +271,7 @@ class BGAPIProtocol:
         seconds = self.response_timeout if wait is None else wait
         deadline = time.monotonic() + seconds
         if not self._command_lock.acquire(timeout=max(0.0, seconds)):
-            raise ExpectedResponseTimeout(f"a turn to send {name} (another command is in flight)", seconds)
+            raise AnswerTimeout(f"a turn to send {name} (another command is in flight)", seconds)
         try:
             pending = _PendingCommand(name, spec.msg_class, spec.msg_id)
             with self._state_lock:
@@ -279,7 +279,7 @@ class BGAPIProtocol:
             try:
                 self._write(frame, name)
                 if not pending.done.wait(max(0.0, deadline - time.monotonic())):
-                    raise ExpectedResponseTimeout(f"the response to {name}", seconds)
+                    raise AnswerTimeout(f"the response to {name}", seconds)
             finally:
                 with self._state_lock:
                     self._pending = None
@@ -319,7 +319,7 @@ class BGAPIProtocol:
                         return message
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ExpectedResponseTimeout(sorted(wanted), timeout)
+                    raise AnswerTimeout(sorted(wanted), timeout)
                 self._unclaimed_changed.wait(remaining)
 
     # -- the reader's side ---------------------------------------------------------------
