@@ -375,12 +375,12 @@ class SimulatedDongle(Host):
         """system_reset: the port vanishes now and comes back under another name later."""
         old = self._port
         assert old is not None
+        self._published = None  # before the port dies: a host that sees it dead must not find it listed
         self._firmware.reboot()
         self._decoder.reset()
         replacement = type(old)(self._selector, self._scheduler, self._received, self._attached)  # a new name
         old.close()
         self._port = replacement
-        self._published = None
         self._boot_pending = True
         log.info("simulated BLED112: reset; %s is gone, %s appears in %s s", old.name, replacement.name,
                  self.reset_delay_s)  # fmt: skip
@@ -392,11 +392,11 @@ class SimulatedDongle(Host):
         self._scheduler.after(self.reset_delay_s, reappear)
 
     def _kill(self) -> None:
+        self._published = None
         if self._port is not None:
             log.info("simulated BLED112: %s dies", self._port.name)
             self._port.close()
             self._port = None
-        self._published = None
         self._firmware.reboot()
         self._decoder.reset()
         self._boot_pending = True
