@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid as uuid_module
-from typing import List, Tuple
+from typing import List
 
 from pygatt.testing.world import Peripheral, full_uuid
 
@@ -34,19 +34,6 @@ SIG_BASE_SUFFIX = "-0000-1000-8000-00805f9b34fb"
 def ad_structure(ad_type: int, data: bytes) -> bytes:
     """One AD structure: its length (type byte included), its type, its data."""
     return bytes([len(data) + 1, ad_type]) + data
-
-
-def parse_ad_structures(payload: bytes) -> List[Tuple[int, bytes]]:
-    """Split a payload into ``(type, data)`` pairs; a zero length ends it, a truncated one is dropped."""
-    found = []
-    index = 0
-    while index < len(payload):
-        length = payload[index]
-        if length == 0 or index + 1 + length > len(payload):
-            break
-        found.append((payload[index + 1], bytes(payload[index + 2 : index + 1 + length])))
-        index += 1 + length
-    return found
 
 
 def advertised_uuids(peripheral: Peripheral) -> List[str]:

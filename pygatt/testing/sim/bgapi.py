@@ -48,7 +48,7 @@ VENDOR_ID = 0x2458
 PRODUCT_ID = 0x0001
 CALL_TIMEOUT_S = 5.0
 JOIN_TIMEOUT_S = 5.0
-IDLE_FRAME_S = 0.1  # a partial command older than this is given up (the decoder resynchronises)
+IDLE_FRAME_S = 0.5  # a partial command older than this is given up (the decoder resynchronises)
 ADDRESS_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
@@ -97,8 +97,6 @@ class SimulatedDongle(Host):
         max_connections: links the firmware allows at once (stock firmware: 3).
         address: the dongle's own Bluetooth address.
         reset_delay_s: how long the port is gone after ``system_reset``.
-        boot_delay_s: how long after a host opens the port again ``system_boot`` is sent
-            (a host flushes its input buffer when it opens a port).
 
     Raises:
         ValueError: a bad address or connection count.
@@ -114,18 +112,16 @@ class SimulatedDongle(Host):
         max_connections: int = 3,
         address: str = "00:07:80:AA:BB:CC",
         reset_delay_s: float = 0.2,
-        boot_delay_s: float = 0.05,
     ) -> None:
         if not isinstance(address, str) or not ADDRESS_RE.match(address):
             raise ValueError(f"not a Bluetooth address (want 'XX:XX:XX:XX:XX:XX'): {address!r}")
         if isinstance(max_connections, bool) or not isinstance(max_connections, int) or not 1 <= max_connections <= 8:
             raise ValueError(f"max_connections must be an int from 1 to 8, got {max_connections!r}")
-        if reset_delay_s < 0 or boot_delay_s < 0:
-            raise ValueError("delays cannot be negative")
+        if reset_delay_s < 0:
+            raise ValueError("reset_delay_s cannot be negative")
         self.world = world
         self.address = address.upper()
         self.reset_delay_s = reset_delay_s
-        self.boot_delay_s = boot_delay_s
         self.commands_received: List[Tuple[str, dict]] = []
         self._selector = selectors.DefaultSelector()
         self._scheduler = Scheduler()
@@ -136,6 +132,7 @@ class SimulatedDongle(Host):
         self._published: Optional[str] = None  # the port comports() reports
         self._boot_pending = False
         self._drop_responses = 0
+        self._early = bytearray()  # injected before any host had the port open
         self._calls: Deque[Callable[[], None]] = deque()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -182,7 +179,9 @@ class SimulatedDongle(Host):
         return self._published
 
     def inject_garbage(self, data: bytes) -> None:
-        """Send ``data`` to the host as it is, between frames (lost while no host has the port open)."""
+        """Send ``data`` to the host as it is, between frames (when no host has the port open yet:
+        as soon as one opens it).
+        """
         payload = bytes(data)
         self._call(lambda: self._send_raw(payload))
 
@@ -337,7 +336,10 @@ class SimulatedDongle(Host):
         self._decoder.reset()
         if self._boot_pending:
             self._boot_pending = False
-            self._firmware.later(self.boot_delay_s, self._firmware.boot_event)
+            self._firmware.boot_event()
+        if self._early and self._port is not None:
+            self._port.send(bytes(self._early))
+            self._early.clear()
 
     def _received(self, data: bytes) -> None:
         if self._handle(self._decoder.feed(data)):
@@ -373,12 +375,12 @@ class SimulatedDongle(Host):
         """system_reset: the port vanishes now and comes back under another name later."""
         old = self._port
         assert old is not None
+        self._published = None  # before the port dies: a host that sees it dead must not find it listed
         self._firmware.reboot()
         self._decoder.reset()
         replacement = type(old)(self._selector, self._scheduler, self._received, self._attached)  # a new name
         old.close()
         self._port = replacement
-        self._published = None
         self._boot_pending = True
         log.info("simulated BLED112: reset; %s is gone, %s appears in %s s", old.name, replacement.name,
                  self.reset_delay_s)  # fmt: skip
@@ -390,18 +392,20 @@ class SimulatedDongle(Host):
         self._scheduler.after(self.reset_delay_s, reappear)
 
     def _kill(self) -> None:
+        self._published = None
         if self._port is not None:
             log.info("simulated BLED112: %s dies", self._port.name)
             self._port.close()
             self._port = None
-        self._published = None
         self._firmware.reboot()
         self._decoder.reset()
         self._boot_pending = True
 
     def _send_raw(self, data: bytes) -> None:
-        if self._port is not None:
+        if self._port is not None and self._port.attached:
             self._port.send(data)
+        elif self._port is not None:
+            self._early += data
 
     def _count_drop(self) -> None:
         self._drop_responses += 1

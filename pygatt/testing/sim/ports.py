@@ -13,6 +13,10 @@ driven by its selector and scheduler; nothing blocks.
   no slave is open).
 - :class:`SocketPort`: ``socket://127.0.0.1:PORT``, pyserial's URL handler. The
   newest connection is the attached host; an older one is dropped.
+
+pyserial discards what is waiting on a port it opens (pty and socket alike), so a
+port counts as attached :data:`ATTACH_SETTLE_S` after the open was seen, or as
+soon as the host writes, whichever comes first.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from .scheduler import Scheduler, Timer
 log = logging.getLogger(__name__)
 
 ATTACH_POLL_S = 0.02
+ATTACH_SETTLE_S = 0.03
 LOW_WATER = 16 * 1024  # below this backlog the port asks for more output
 HIGH_WATER = 4 * 1024 * 1024  # beyond this, output the host does not read is dropped
 READ_SIZE = 65536
@@ -63,6 +68,7 @@ class SimulatedPort(abc.ABC):
         self._out = bytearray()
         self._waiting: List[Callable[[], None]] = []
         self._overflow_logged = False
+        self._settle_timer: Optional[Timer] = None
 
     @property
     @abc.abstractmethod
@@ -107,8 +113,14 @@ class SimulatedPort(abc.ABC):
 
     # -- for subclasses -----------------------------------------------------------------
     @abc.abstractmethod
+    def _host_fd(self) -> Optional[int]:
+        """The descriptor of the host's end while a host has the port open (attached or settling)."""
+
+    def _reading(self) -> bool:
+        return self._host_fd() is not None
+
     def _write_fd(self) -> Optional[int]:
-        """The descriptor output goes to, or None while detached."""
+        return self._host_fd() if self.attached else None
 
     @abc.abstractmethod
     def _close_fds(self) -> None:
@@ -117,6 +129,20 @@ class SimulatedPort(abc.ABC):
     @abc.abstractmethod
     def _detach(self) -> None:
         """The host closed the port (or its connection failed)."""
+
+    def _opened(self) -> None:
+        """A host opened the port: attached once it settled (or when it writes)."""
+        self._settle_timer = self.scheduler.after(ATTACH_SETTLE_S, self._settled)
+
+    def _settled(self) -> None:
+        self._settle_timer = None
+        if self._reading() and not self.attached:
+            self._attach_done()
+
+    def _cancel_settle(self) -> None:
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
 
     def _attach_done(self) -> None:
         self.attached = True
@@ -157,12 +183,10 @@ class SimulatedPort(abc.ABC):
             self.selector.modify(fd, events, self._ready)
 
     def _ready(self, mask: int) -> None:
-        fd = self._write_fd()
-        if fd is None:
-            return
         if mask & selectors.EVENT_WRITE:
             self._flush()
-        if mask & selectors.EVENT_READ and self._write_fd() is not None:
+        fd = self._host_fd()
+        if mask & selectors.EVENT_READ and fd is not None:
             try:
                 data = os.read(fd, READ_SIZE)
             except BlockingIOError:
@@ -174,6 +198,8 @@ class SimulatedPort(abc.ABC):
             if not data:
                 self._detach()
                 return
+            if not self.attached:
+                self._attach_done()
             self.on_data(data)
 
 
@@ -205,7 +231,7 @@ class PtyPort(SimulatedPort):
     def name(self) -> str:
         return self._name
 
-    def _write_fd(self) -> Optional[int]:
+    def _host_fd(self) -> Optional[int]:
         return self._master if self._registered else None
 
     def _watch_for_host(self) -> None:
@@ -219,12 +245,13 @@ class PtyPort(SimulatedPort):
         self.selector.register(self._master, selectors.EVENT_READ, self._ready)
         self._registered = True
         log.debug("simulated port %s: opened by the host", self._name)
-        self._attach_done()
+        self._opened()
 
     def _detach(self) -> None:
         if not self._registered:
             return
         log.debug("simulated port %s: closed by the host", self._name)
+        self._cancel_settle()
         self.selector.unregister(self._master)
         self._registered = False
         self.attached = False
@@ -232,6 +259,7 @@ class PtyPort(SimulatedPort):
         self._watch_for_host()
 
     def _close_fds(self) -> None:
+        self._cancel_settle()
         if self._attach_timer is not None:
             self._attach_timer.cancel()
         if self._registered:
@@ -263,7 +291,7 @@ class SocketPort(SimulatedPort):
     def name(self) -> str:
         return self._url
 
-    def _write_fd(self) -> Optional[int]:
+    def _host_fd(self) -> Optional[int]:
         return self._client.fileno() if self._client is not None else None
 
     def _accept(self, mask: int) -> None:
@@ -278,9 +306,10 @@ class SocketPort(SimulatedPort):
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._client = client
         self.selector.register(client, selectors.EVENT_READ, self._ready)
-        self._attach_done()
+        self._opened()
 
     def _drop_client(self) -> None:
+        self._cancel_settle()
         if self._client is None:
             return
         self.selector.unregister(self._client)
