@@ -2,12 +2,16 @@
 
 Layers, each with one job:
 
-* :mod:`~pygatt.backends.bgapi.codec`: bytes <-> typed messages (no I/O);
+* :mod:`~pygatt.backends.bgapi.codec` (with the table in :mod:`~.messages`):
+  bytes <-> typed messages, no I/O; :mod:`~.advertising` and :mod:`~.discovery`
+  parse advertising data and attribute listings, also without I/O;
 * :mod:`~pygatt.backends.bgapi.transport`: the serial port and its one reader thread;
+  :mod:`~.ports` finds the port (again, after a reset);
 * :mod:`~pygatt.backends.bgapi.protocol`: one command in flight, responses matched
   by class/id, events routed per connection;
 * :mod:`~pygatt.backends.bgapi.link`: the GATT operations of one connection;
-* this module: finding and resetting the dongle, scanning, connecting, bonds;
+  :mod:`~.connecting` opens one;
+* this module: the backend's life cycle, scanning (:mod:`~.scanning`), connecting, bonds;
 * :mod:`~pygatt.backends.bgapi.device`: ``BGAPIBLEDevice``, the user's handle.
 
 User callbacks run on the backend's :class:`~pygatt.dispatch.CallbackDispatcher`
@@ -22,17 +26,17 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import serial
-
 from pygatt import validate
 from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, Characteristic
-from pygatt.backends.bgapi import advertising, codec, util
-from pygatt.backends.bgapi.codec import ConnectionFlag, Message
+from pygatt.backends.bgapi import util
+from pygatt.backends.bgapi.connecting import ConnectionParams, bounded_int, end_procedure, open_connection
 from pygatt.backends.bgapi.device import BGAPIBLEDevice
 from pygatt.backends.bgapi.error_codes import describe
-from pygatt.backends.bgapi.exceptions import BGAPIError, CommandFailed, DongleNotFoundError, ExpectedResponseTimeout
+from pygatt.backends.bgapi.exceptions import CommandFailed, ExpectedResponseTimeout
 from pygatt.backends.bgapi.link import BGAPILink
+from pygatt.backends.bgapi.ports import MAX_CONNECTION_ATTEMPTS, Candidates, PortFinder, open_first
 from pygatt.backends.bgapi.protocol import DEFAULT_RESPONSE_TIMEOUT_S, BGAPIProtocol
+from pygatt.backends.bgapi.scanning import AdvertisingAndScanInfo, record_scan_response, scan_results
 from pygatt.backends.bgapi.transport import SerialTransport
 from pygatt.dispatch import CallbackDispatcher
 from pygatt.exceptions import NotConnectedError
@@ -40,9 +44,7 @@ from pygatt.reconnect import Reconnector
 
 log = logging.getLogger(__name__)
 
-MAX_CONNECTION_ATTEMPTS = 10
 SIMULATE_ENV = "PYGATT_SIMULATE"
-OPEN_RETRY_DELAY_S = 0.25
 INIT_RESPONSE_TIMEOUT_S = 2.0
 STOP_DISCONNECT_TIMEOUT_S = 1.0
 
@@ -59,37 +61,6 @@ def bgapi_address_to_hex(address: Union[bytes, bytearray, Sequence[int]]) -> str
         The address in upper case with colons, most significant byte first.
     """
     return ":".join(f"{b:02X}" for b in reversed(list(address)))
-
-
-class AdvertisingAndScanInfo:
-    """What a scan heard from one device: address, name, last RSSI and the
-    parsed advertising data per packet type (``packet_data``).
-    """
-
-    def __init__(self) -> None:
-        self.name = ""
-        self.address = ""
-        self.rssi: Optional[int] = None
-        self.packet_data: Dict[str, Dict[str, Any]] = {}
-
-    def __repr__(self) -> str:
-        return f"<AdvertisingAndScanInfo {self.address} {self.name!r} rssi={self.rssi}>"
-
-
-def _address_type_code(address_type: Any) -> int:
-    if address_type is BLEAddressType.public or address_type == "public":
-        return codec.AddressType.PUBLIC
-    if address_type is BLEAddressType.random or address_type == "random":
-        return codec.AddressType.RANDOM
-    raise ValueError(f"address_type must be BLEAddressType.public or BLEAddressType.random, got {address_type!r}")
-
-
-def _uint(value: Any, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be within {low}..{high}, got {value}")
-    return value
 
 
 def _message_name(expected: Any) -> str:
@@ -127,8 +98,7 @@ class BGAPIBackend(BLEBackend):
         if comports is not None and not callable(comports):
             raise TypeError("comports must be callable")
         self._receive_queue_timeout = validate.positive_timeout(receive_queue_timeout, "receive_queue_timeout")
-        self._serial_port = serial_port
-        self._comports = comports
+        self._ports = PortFinder(serial_port, comports)
         self._simulator: Any = None
         self._simulated_world: Any = None
         world = os.environ.get(SIMULATE_ENV, "").strip()
@@ -146,11 +116,10 @@ class BGAPIBackend(BLEBackend):
         self._devices: Dict[str, BGAPIBLEDevice] = {}
         self._links: Dict[int, Tuple[BGAPILink, BGAPIBLEDevice]] = {}
         self._running = False
-        self._transport_port = ""
         self.address: Optional[str] = None
 
     def __repr__(self) -> str:
-        port = self._transport.port_name if self._transport is not None else self._serial_port
+        port = self._transport.port_name if self._transport is not None else self._ports.serial_port
         return f"<BGAPIBackend port={port} running={self._running}>"
 
     # -- the simulated dongle --------------------------------------------------------
@@ -161,82 +130,30 @@ class BGAPIBackend(BLEBackend):
 
         self._simulator = SimulatedDongle(self._simulated_world)
         port = self._simulator.open_socket()
-        self._comports = self._simulator.comports
+        self._ports.comports = self._simulator.comports
         log.info("Serving a simulated BLED112 at %s", port)
 
-    # -- finding and opening the port ------------------------------------------------------
+    # -- opening the port ------------------------------------------------------------------
 
-    def _list_ports(self) -> List[Any]:
-        try:
-            return list((self._comports or util.default_comports)())
-        except Exception as exc:  # a port list that fails is "no ports", not a crash
-            log.warning("Listing serial ports failed: %s", exc)
-            return []
-
-    def _dongle_ports(self) -> List[str]:
-        found = util.find_usb_serial_devices(util.BLED112_VENDOR_ID, util.BLED112_PRODUCT_ID, comports=self._list_ports)
-        return [info.port_name for info in found if info.port_name]
-
-    def _locate(self) -> str:
-        """The port to open: the one given, else the first BLED112 in the port list.
+    def _open(self, candidates: Candidates, initialise: bool = True) -> SerialTransport:
+        """Open the first candidate that answers (the initial commands, with ``initialise``);
+        the transport returned is attached to the protocol.
 
         Raises:
-            BGAPIError: no port given and no BLED112 found (the message lists what was seen).
+            NotConnectedError: nothing opened (or answered) within MAX_CONNECTION_ATTEMPTS rounds.
         """
-        if self._serial_port is not None:
-            return self._serial_port
-        ports = self._dongle_ports()
-        if ports:
-            log.info("Found a BLED112 at %s", ports[0])
-            return ports[0]
-        seen = ", ".join(util.describe_port(p) for p in self._list_ports()) or "none"
-        raise DongleNotFoundError(f"No BLED112 (USB 2458:0001) found; serial ports seen: {seen}")
 
-    def _open(self, candidates: Callable[[], List[str]], initialise: bool = True) -> SerialTransport:
-        """Open the first port of ``candidates()`` that opens (and, with ``initialise``, answers the
-        initial commands), trying up to MAX_CONNECTION_ATTEMPTS times. The transport returned is
-        attached to the protocol.
+        def ready(transport: SerialTransport) -> None:
+            self._protocol.attach(transport)
+            if initialise:
+                self._initialise()
 
-        Raises:
-            NotConnectedError: nothing opened (or answered).
-        """
-        errors: List[str] = []
-        for attempt in range(1, MAX_CONNECTION_ATTEMPTS + 1):
-            for port in candidates():
-                transport = SerialTransport(port, self._protocol.handle_message, self._port_lost)
-                try:
-                    transport.open()
-                    self._protocol.attach(transport)
-                    if initialise:
-                        self._initialise()
-                except (serial.SerialException, OSError, ValueError, NotConnectedError, BGAPIError) as exc:
-                    # a port still enumerating, or the old port dying under us just after a reset
-                    errors.append(f"{port}: {exc}")
-                    log.debug("Opening %s failed (attempt %d): %s", port, attempt, exc)
-                    self._protocol.detach()
-                    transport.close()
-                    continue
-                return transport
-            if attempt < MAX_CONNECTION_ATTEMPTS:
-                time.sleep(OPEN_RETRY_DELAY_S)
-        last = errors[-1] if errors else "no BLED112 in the port list"
-        raise NotConnectedError(f"Could not open the BGAPI dongle after {MAX_CONNECTION_ATTEMPTS} attempts ({last})")
-
-    def _candidates_after_reset(self, before: List[str]) -> Callable[[], List[str]]:
-        """Where the dongle may be after a reset: its old name first (an explicit port, or one
-        still listed), then BLED112 ports that were not there before, then (auto mode) any BLED112.
-        """
-        old = self._transport_port
-
-        def candidates() -> List[str]:
-            now = self._dongle_ports()
-            ordered = [old] if self._serial_port is not None or old in now else []
-            ordered += [p for p in now if p not in before and p not in ordered]
-            if self._serial_port is None:
-                ordered += [p for p in now if p not in ordered]
-            return ordered
-
-        return candidates
+        return open_first(
+            candidates,
+            lambda port: SerialTransport(port, self._protocol.handle_message, self._port_lost),
+            ready,
+            lambda transport: self._protocol.detach(),
+        )
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -263,28 +180,26 @@ class BGAPIBackend(BLEBackend):
         try:
             if self._simulated_world is not None:
                 self._start_simulator()
-            port = self._locate()
-            self._transport_port = port
+            port = self._ports.locate()
             transport = self._open(lambda: [port], initialise=not reset)
         except BaseException:
             self.stop()
             raise
         try:
             if reset:
-                before = self._dongle_ports()
+                before = self._ports.dongle_ports()
                 self._protocol.send("system_reset", boot_in_dfu=0)
                 transport.drain()
                 self._protocol.detach()
                 transport.close()
                 log.info("Reset the dongle at %s; reopening in %g s", port, delay_after_reset_s)
                 time.sleep(delay_after_reset_s)
-                transport = self._open(self._candidates_after_reset(before))
+                transport = self._open(self._ports.after_reset(port, before))
                 if transport.port_name != port:
                     log.warning("The dongle came back as %s (was %s)", transport.port_name, port)
-                    if self._serial_port is not None:
-                        self._serial_port = transport.port_name
+                    if self._ports.serial_port is not None:
+                        self._ports.serial_port = transport.port_name
             self._transport = transport
-            self._transport_port = transport.port_name
             self._dispatcher.start()
             self._reconnector.start()
             self._running = True
@@ -411,11 +326,11 @@ class BGAPIBackend(BLEBackend):
             (per packet type, the advertising fields by name).
         """
         seconds = validate.positive_timeout(timeout)
-        interval = _uint(scan_interval, "scan_interval", 4, 0x4000)
-        window = _uint(scan_window, "scan_window", 4, 0x4000)
+        interval = bounded_int(scan_interval, "scan_interval", 4, 0x4000)
+        window = bounded_int(scan_window, "scan_window", 4, 0x4000)
         if window > interval:
             raise ValueError(f"scan_window ({window}) must not exceed scan_interval ({interval})")
-        mode = _uint(int(discover_mode), "discover_mode", 0, 2)
+        mode = bounded_int(discover_mode, "discover_mode", 0, 2)
         if scan_cb is not None and not callable(scan_cb):
             raise TypeError("scan_cb must be callable")
         self._require_running()
@@ -436,42 +351,14 @@ class BGAPIBackend(BLEBackend):
                         message = inbox.get(deadline, "scan responses")
                     except ExpectedResponseTimeout:
                         break
-                    address, packet_type = self._record_scan(devices, message)
+                    address, packet_type = record_scan_response(devices, message)
                     if scan_cb is not None and scan_cb(devices, address, packet_type):
                         log.info("scan_cb ended the scan early")
                         break
             finally:
-                self._end_procedure()
+                end_procedure(self._protocol)
         log.info("Scan found %d device(s)", len(devices))
-        return [
-            {"address": info.address, "name": info.name, "rssi": info.rssi, "packet_data": info.packet_data}
-            for info in devices.values()
-        ]
-
-    @staticmethod
-    def _record_scan(devices: Dict[str, AdvertisingAndScanInfo], message: Message) -> Tuple[str, str]:
-        address = message["sender"]
-        packet_type = advertising.packet_type_name(message["packet_type"])
-        name, fields = advertising.parse(message["data"])
-        info = devices.get(address)
-        if info is None:
-            info = devices[address] = AdvertisingAndScanInfo()
-            info.address = address
-        if name:
-            info.name = name
-        info.rssi = message["rssi"]
-        previous = info.packet_data.get(packet_type)
-        if previous is None or len(fields) >= len(previous):
-            info.packet_data[packet_type] = fields
-        return address, packet_type
-
-    def _end_procedure(self) -> None:
-        try:
-            result = self._protocol.command("gap_end_procedure")["result"]
-            if result:
-                log.debug("gap_end_procedure: %s", describe(result))
-        except (BGAPIError, NotConnectedError) as exc:
-            log.warning("Ending the GAP procedure failed: %s", exc)
+        return scan_results(devices)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -507,13 +394,7 @@ class BGAPIBackend(BLEBackend):
         """
         address = validate.address(address)
         seconds = validate.positive_timeout(timeout)
-        type_code = _address_type_code(address_type)
-        imin = _uint(interval_min, "interval_min", 6, 3200)
-        imax = _uint(interval_max, "interval_max", 6, 3200)
-        if imin > imax:
-            raise ValueError(f"interval_min ({imin}) must not exceed interval_max ({imax})")
-        supervision = _uint(supervision_timeout, "supervision_timeout", 10, 3200)
-        lat = _uint(latency, "latency", 0, 500)
+        params = ConnectionParams.checked(address_type, interval_min, interval_max, supervision_timeout, latency)
         self._require_running()
         with self._lock:
             existing = self._devices.get(address)
@@ -522,75 +403,24 @@ class BGAPIBackend(BLEBackend):
             return existing
         device = BGAPIBLEDevice(address, None, self)
         device.auto_reconnect = bool(auto_reconnect)
-        params = (type_code, imin, imax, supervision, lat)
         self._open_link(device, seconds, params)
         return device
 
-    def _open_link(self, device: BGAPIBLEDevice, seconds: float, params: Tuple[int, int, int, int, int]) -> None:
-        """Connect ``device`` (new or reconnecting) and register its link."""
-        address = device.address
-        type_code, imin, imax, supervision, lat = params
-        deadline = time.monotonic() + seconds
+    def _open_link(self, device: BGAPIBLEDevice, seconds: float, params: ConnectionParams) -> None:
+        """Connect ``device`` (new or reconnecting), one connect at a time, and register its link."""
         if not self._connect_lock.acquire(timeout=seconds):
-            raise NotConnectedError(f"Timed out connecting to {address}: another connect did not finish")
+            raise NotConnectedError(f"Timed out connecting to {device.address}: another connect did not finish")
         try:
-
-            def accepts(message: Message) -> bool:
-                if message.name == "connection_status":
-                    return bool(message["address"] == address)
-                return message.name == "connection_disconnected"
-
-            with self._protocol.inbox(accepts) as inbox:
-                response = self._protocol.command(
-                    "gap_connect_direct",
-                    wait=max(0.001, deadline - time.monotonic()),
-                    address=address,
-                    addr_type=type_code,
-                    conn_interval_min=imin,
-                    conn_interval_max=imax,
-                    timeout=supervision,
-                    latency=lat,
-                )
-                if response["result"]:
-                    raise NotConnectedError(f"Connecting to {address} failed: {describe(response['result'])}")
-                handle = response["connection_handle"]
-                link = BGAPILink(self._protocol, address, handle, self)
-                self._protocol.add_listener(handle, link)
-                try:
-                    self._await_connection(inbox, link, deadline, seconds)
-                except BaseException:
-                    self._protocol.remove_listener(handle, link)
-                    raise
+            link = open_connection(self._protocol, device.address, params, seconds, self)
         finally:
             self._connect_lock.release()
         device.handle = link.connection
         device.connection_params = params
         with self._lock:
             self._links[link.connection] = (link, device)
-            self._devices[address] = device
+            self._devices[device.address] = device
         device.link_up(link)
-        log.info("Connected to %s (connection %d)", address, link.connection)
-
-    def _await_connection(self, inbox: Any, link: BGAPILink, deadline: float, seconds: float) -> None:
-        while True:
-            try:
-                message = inbox.get(deadline, f"the connection to {link.address}")
-            except ExpectedResponseTimeout:
-                self._end_procedure()
-                raise NotConnectedError(f"Timed out connecting to {link.address} after {seconds:g} s") from None
-            if message.name == "connection_disconnected":
-                if message["connection"] != link.connection:
-                    continue
-                raise NotConnectedError(f"Connecting to {link.address} failed: {describe(message['reason'])}")
-            if message["flags"] & ConnectionFlag.CONNECTED:
-                if message["connection"] != link.connection:  # the dongle moved it: follow
-                    self._protocol.remove_listener(link.connection, link)
-                    link.connection = message["connection"]
-                    self._protocol.add_listener(link.connection, link)
-                link.on_status(message)
-                return
-            flags = message["flags"]
-            raise NotConnectedError(f"Connecting to {link.address} failed (connection_status flags 0x{flags:02x})")
+        log.info("Connected to %s (connection %d)", device.address, link.connection)
 
     def disconnect(self, device: BGAPIBLEDevice) -> None:
         """Forget ``device`` after its link was closed on purpose (called by the device)."""
@@ -617,7 +447,7 @@ class BGAPIBackend(BLEBackend):
         if link is not None and link.connected:
             log.info("%s is still connected", device.address)
             return
-        params = device.connection_params or (codec.AddressType.PUBLIC, 60, 76, 100, 0)
+        params = device.connection_params or ConnectionParams()
         self._open_link(device, seconds, params)
         device.resubscribe_all()
 

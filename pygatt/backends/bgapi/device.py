@@ -8,13 +8,14 @@ Everything but the constructor and a few names pygatt 5.0.0 used is the shared
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, ClassVar, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, ClassVar, Dict, Optional
 
 from pygatt.device import BLEDevice
 from pygatt.validate import BytesLike, UUIDLike
 
 if TYPE_CHECKING:
     from pygatt.backends.bgapi.bgapi import BGAPIBackend
+    from pygatt.backends.bgapi.connecting import ConnectionParams
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ class BGAPIBLEDevice(BLEDevice):
         super().__init__(address)
         self._handle = handle
         self._backend = backend
-        #: (address type, interval min, interval max, supervision timeout, latency) of the last connect
-        self.connection_params: Optional[Tuple[int, int, int, int, int]] = None
+        #: the parameters of the last connect (a reconnect uses them again)
+        self.connection_params: Optional[ConnectionParams] = None
 
     @property
     def handle(self) -> Optional[int]:
