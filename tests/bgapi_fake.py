@@ -279,6 +279,9 @@ class FakeDongle:
     def cmd_attclient_write_command(self, m: codec.Message) -> None:
         self._write(m, False)
 
+    def cmd_attclient_indicate_confirm(self, m: codec.Message) -> None:
+        self.rsp("attclient_indicate_confirm", result=0)
+
     def cmd_attclient_prepare_write(self, m: codec.Message) -> None:
         c, h = m["connection"], m["atthandle"]
         self.rsp("attclient_prepare_write", connection=c, result=0)

@@ -344,6 +344,17 @@ def test_subscribe_writes_the_discovered_cccd_and_callbacks_run_off_the_reader(
     assert wait_for(lambda: len(calls) == 3)
 
 
+def test_indication_left_to_the_host_is_confirmed(device: BGAPIBLEDevice, dongle: FakeDongle) -> None:
+    got: List[bytes] = []
+    device.subscribe("2a37", callback=lambda h, v: got.append(bytes(v)), indication=True)
+    assert wait_for(lambda: len(got) == 3)
+    assert "attclient_indicate_confirm" not in dongle.names()  # type 2: the firmware confirmed them
+    dongle.evt("attclient_attribute_value", connection=0, atthandle=9, type=5, value=b"\x42")
+    assert wait_for(lambda: "attclient_indicate_confirm" in dongle.names())
+    assert got[-1] == b"\x42"
+    assert [m for m in dongle.received if m.name == "attclient_indicate_confirm"][0].fields == {"connection": 0}
+
+
 def test_rssi_bond_mtu(device: BGAPIBLEDevice, dongle: FakeDongle) -> None:
     assert device.get_rssi() == -61
     device.bond(permanent=True)

@@ -38,12 +38,12 @@ class Writer:
 
 class Listener:
     def __init__(self) -> None:
-        self.notifications: List[Tuple[int, bytes, bool]] = []
+        self.notifications: List[Tuple[int, bytes, int]] = []
         self.disconnects: List[Tuple[str, Optional[int]]] = []
         self.statuses: List[codec.Message] = []
 
-    def on_notification(self, handle: int, value: bytes, indication: bool) -> None:
-        self.notifications.append((handle, value, indication))
+    def on_notification(self, handle: int, value: bytes, value_type: int) -> None:
+        self.notifications.append((handle, value, value_type))
 
     def on_disconnected(self, reason: str, code: Optional[int]) -> None:
         self.disconnects.append((reason, code))
@@ -119,7 +119,7 @@ def test_notifications_never_reach_an_inbox() -> None:
         protocol.handle_message(value(codec.AttributeValueType.INDICATE))
         protocol.handle_message(value(codec.AttributeValueType.READ))
         assert [m["type"] for m in inbox.drain()] == [0]
-    assert listener.notifications == [(3, b"\x01", False), (3, b"\x01", True)]
+    assert listener.notifications == [(3, b"\x01", 1), (3, b"\x01", 2)]
 
 
 def test_unknown_connection_is_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:

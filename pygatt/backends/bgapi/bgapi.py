@@ -32,7 +32,7 @@ from pygatt.backends.bgapi import util
 from pygatt.backends.bgapi.connecting import ConnectionParams, bounded_int, end_procedure, open_connection
 from pygatt.backends.bgapi.device import BGAPIBLEDevice
 from pygatt.backends.bgapi.error_codes import describe
-from pygatt.backends.bgapi.exceptions import CommandFailed, ExpectedResponseTimeout
+from pygatt.backends.bgapi.exceptions import BGAPIError, CommandFailed, ExpectedResponseTimeout
 from pygatt.backends.bgapi.link import BGAPILink
 from pygatt.backends.bgapi.ports import MAX_CONNECTION_ATTEMPTS, Candidates, PortFinder, open_first
 from pygatt.backends.bgapi.protocol import DEFAULT_RESPONSE_TIMEOUT_S, BGAPIProtocol
@@ -272,6 +272,16 @@ class BGAPIBackend(BLEBackend):
         device = entry[1]
         if device.listens_to(handle):
             self._dispatcher.submit(device.receive_notification, handle, value, droppable=True)
+
+    def confirm_indication(self, link: BGAPILink) -> None:
+        """Confirm an indication on the callback thread (the reader must not wait for a response)."""
+        self._dispatcher.submit(self._confirm_indication, link)
+
+    def _confirm_indication(self, link: BGAPILink) -> None:
+        try:
+            link.confirm_indication(DEFAULT_RESPONSE_TIMEOUT_S)
+        except (BGAPIError, NotConnectedError) as exc:
+            log.warning("Confirming an indication from %s failed: %s", link.address, exc)
 
     def lost(self, link: BGAPILink, reason: str) -> None:
         """A link ended without being asked to: tell its device on the callback thread."""

@@ -20,6 +20,7 @@ from pygatt.backends.backend import DEFAULT_ATT_MTU, Characteristic, GATTLink
 from pygatt.backends.bgapi import codec
 from pygatt.backends.bgapi.codec import AttributeValueType, ConnectionFlag, Message
 from pygatt.backends.bgapi.discovery import build_characteristics, uuid_from_wire, uuid_to_wire
+from pygatt.backends.bgapi.error_codes import describe
 from pygatt.backends.bgapi.errors import NOT_CONNECTED, result_error
 from pygatt.backends.bgapi.exceptions import BGAPIError, ExpectedResponseTimeout
 from pygatt.backends.bgapi.protocol import BGAPIProtocol, EventInbox, MessageFilter
@@ -38,6 +39,9 @@ class LinkEvents(Protocol):
 
     def notification(self, link: BGAPILink, handle: int, value: bytes) -> None:
         """A notification or indication for ``link``."""
+
+    def confirm_indication(self, link: BGAPILink) -> None:
+        """``link`` received an indication the host must confirm (attclient_indicate_confirm), off the reader."""
 
     def lost(self, link: BGAPILink, reason: str) -> None:
         """``link`` ended without being asked to."""
@@ -75,9 +79,19 @@ class BGAPILink(GATTLink):
 
     # -- events from the router (reader thread) ----------------------------------
 
-    def on_notification(self, handle: int, value: bytes, indication: bool) -> None:
-        """Pass a notification or indication on (the stack confirms indications itself)."""
+    def on_notification(self, handle: int, value: bytes, value_type: int) -> None:
+        """Pass a notification or indication on; an indication the firmware left to the host
+        to confirm (type ``indicate_rsp_req``) is confirmed, else the peer would stop sending.
+        """
         self._events.notification(self, handle, value)
+        if value_type == AttributeValueType.INDICATE_RSP_REQ:
+            self._events.confirm_indication(self)
+
+    def confirm_indication(self, timeout: float) -> None:
+        """Send attclient_indicate_confirm for this connection (not on the reader thread)."""
+        response = self._protocol.command("attclient_indicate_confirm", wait=timeout, connection=self.connection)
+        if response["result"]:
+            log.warning("Confirming an indication from %s: %s", self.address, describe(response["result"]))
 
     def on_disconnected(self, reason: str, code: Optional[int]) -> None:
         """The link ended; report it unless :meth:`disconnect` asked for it."""

@@ -53,8 +53,8 @@ class Writer(Protocol):
 class ConnectionListener(Protocol):
     """Receives the unsolicited events of one connection (called on the reader thread: queue, don't block)."""
 
-    def on_notification(self, handle: int, value: bytes, indication: bool) -> None:
-        """A notification or indication arrived."""
+    def on_notification(self, handle: int, value: bytes, value_type: int) -> None:
+        """A notification or indication arrived (``value_type``: an :class:`AttributeValueType`)."""
 
     def on_disconnected(self, reason: str, code: Optional[int]) -> None:
         """The link ended; ``code`` is the dongle's reason code, None when the port died."""
@@ -368,8 +368,7 @@ class BGAPIProtocol:
         if listener is None:
             return
         if notification:
-            indication = message["type"] != AttributeValueType.NOTIFY
-            listener.on_notification(message["atthandle"], message["value"], indication)
+            listener.on_notification(message["atthandle"], message["value"], message["type"])
         elif message.name == "connection_disconnected":
             listener.on_disconnected(describe(message["reason"]), message["reason"])
         elif message.name == "connection_status":
