@@ -506,6 +506,27 @@ def test_auto_reconnect_resubscribes(backend: BGAPIBackend, dongle: FakeDongle) 
     device.disconnect()
 
 
+def test_stop_ends_a_read_waiting_on_a_silent_dongle(backend: BGAPIBackend, dongle: FakeDongle) -> None:
+    device = backend.connect(ADDRESS)
+    dongle.silent.update({"attclient_read_by_handle", "connection_disconnect"})
+    errors: List[BaseException] = []
+
+    def read() -> None:
+        try:
+            device.char_read_handle(3, timeout=30)
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    backend.stop()
+    reader.join(10)
+    assert time.monotonic() - started < 5  # bounded: the disconnects share one short deadline
+    assert not reader.is_alive() and isinstance(errors[0], NotConnectedError)
+
+
 def test_stop_disconnects_every_device(backend: BGAPIBackend, dongle: FakeDongle) -> None:
     backend.connect(ADDRESS)
     backend.connect(SECOND)

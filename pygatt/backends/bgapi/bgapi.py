@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 SIMULATE_ENV = "PYGATT_SIMULATE"
 INIT_RESPONSE_TIMEOUT_S = 2.0
-STOP_DISCONNECT_TIMEOUT_S = 1.0
+STOP_DISCONNECT_TIMEOUT_S = 1.5  # for all the links together
 
 ScanCallback = Callable[[Dict[str, "AdvertisingAndScanInfo"], str, str], Any]
 
@@ -223,6 +223,7 @@ class BGAPIBackend(BLEBackend):
         Safe in every state (never started, port already dead, called twice);
         always returns, and no callback runs after it returned.
         """
+        deadline = time.monotonic() + STOP_DISCONNECT_TIMEOUT_S
         with self._lock:
             self._running = False
             links = list(self._links.values())
@@ -230,14 +231,14 @@ class BGAPIBackend(BLEBackend):
             device.auto_reconnect = False
             device.link_down()
             if link.connected and self._protocol.alive:
-                link.disconnect(STOP_DISCONNECT_TIMEOUT_S)
-        self._reconnector.stop(0.5)
+                link.disconnect(max(0.05, deadline - time.monotonic()))
         with self._lock:
             self._links.clear()
             self._devices.clear()
             transport = self._transport
             self._transport = None
-        self._protocol.detach()
+        self._protocol.shutdown("the BGAPI backend was stopped")  # wakes a reconnect waiting on the dongle
+        self._reconnector.stop(0.5)
         if transport is not None:
             transport.close()
         self._dispatcher.stop(0.2, discard=True)
