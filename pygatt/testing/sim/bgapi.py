@@ -300,8 +300,10 @@ class SimulatedDongle(Host):
         try:
             while self._running:
                 try:
-                    timeout = self._scheduler.run_due()
-                    for key, mask in self._selector.select(timeout):
+                    self._scheduler.run_due()
+                    if self._port is not None:
+                        self._port.flush()  # may ask for more output: the timeout is taken after it
+                    for key, mask in self._selector.select(self._scheduler.next_delay()):
                         key.data(mask)
                         if not self._running:
                             break
