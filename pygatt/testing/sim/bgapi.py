@@ -37,7 +37,8 @@ from typing import Any, Callable, Deque, List, Optional, Tuple, TypeVar
 from pygatt.backends.bgapi.codec import CodecError, FrameDecoder, Packet, decode, encode_event, encode_response
 from pygatt.testing.world import World
 
-from .bled112 import Firmware, Host
+from .bled112 import Firmware
+from .bled112_link import Host
 from .ports import PtyPort, SimulatedPort, SocketPort
 from .scheduler import Scheduler, Timer
 
