@@ -15,7 +15,7 @@ def defaults(function):
     return {
         name: parameter.default
         for name, parameter in inspect.signature(function).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
+        if parameter.default is not inspect.Parameter.empty and parameter.kind is not inspect.Parameter.KEYWORD_ONLY
     }
 
 
@@ -48,9 +48,10 @@ def test_notification_timeout_keeps_gatttool_output():
     assert pygatt.exceptions.NotificationTimeout().gatttool_output is None
 
 
-def test_bgapi_backend_imports_and_says_it_is_not_available():
-    with pytest.raises(pygatt.BLEError, match="not available in this release"):
-        pygatt.BGAPIBackend()
+def test_bgapi_backend_is_available_and_opens_nothing_until_started():
+    backend = pygatt.BGAPIBackend(serial_port="/dev/does-not-exist")
+    assert backend.port_name is None
+    backend.stop()  # never started: nothing to do
 
 
 @pytest.mark.parametrize(
@@ -64,11 +65,10 @@ def test_bgapi_backend_imports_and_says_it_is_not_available():
                 "cli_options": None,
                 "search_window_size": None,
                 "max_read": None,
-                "tools": None,
             },
         ),
         (pygatt.GATTToolBackend.start, {"reset_on_start": True, "initialization_timeout": 3}),
-        (pygatt.GATTToolBackend.scan, {"timeout": 10, "run_as_root": False, "tool": "hcitool"}),
+        (pygatt.GATTToolBackend.scan, {"timeout": 10, "run_as_root": False}),
         (
             pygatt.GATTToolBackend.connect,
             {"timeout": 5.0, "address_type": pygatt.BLEAddressType.public, "auto_reconnect": False},
@@ -116,7 +116,7 @@ def test_max_read_and_search_window_size_reach_the_session(fake_spawn):
     backend = pygatt.GATTToolBackend(max_read=512, search_window_size=2048)
     backend.start(reset_on_start=False)
     try:
-        session = backend._spare
+        session = backend._pool.spare
         assert fake_spawn.kwargs[0]["maxread"] == 512 and session._max_read == 512
         assert session._decoder._max_pending == 2048
     finally:
