@@ -22,7 +22,8 @@ import pytest
 import serial
 
 from pygatt.backends.bgapi.codec import FrameDecoder, Kind, Message, decode, encode_command
-from pygatt.testing import Characteristic, NotifyStream, Service, World, load_world
+from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World, load_world
+from pygatt.testing.sim.advertising import advertising_data, scan_response_data
 from pygatt.testing.sim.bgapi import SimulatedDongle
 from pygatt.testing.world import att_error_code
 from tests.conftest import wait_for
@@ -779,3 +780,67 @@ def test_connect_stream_starts_without_a_cccd_write(kind: str) -> None:
         assert host.expect("attclient_attribute_value", atthandle=3, type=1)["value"] == b"\x11"
         assert host.expect("attclient_attribute_value", atthandle=3, type=1)["value"] == b"\x22"
         host.port.close()
+
+
+def test_two_links_are_answered_on_their_own_handles(linked: Client) -> None:
+    assert linked.connect(TAG, address_type=1) == 1
+    linked.port.write(
+        encode_command("attclient_read_by_handle", connection=1, chrhandle=0x42)
+        + encode_command("attclient_read_by_handle", connection=0, chrhandle=6)
+    )
+    assert linked.expect("attclient_read_by_handle", Kind.RESPONSE, connection=1)["result"] == 0
+    assert linked.expect("attclient_read_by_handle", Kind.RESPONSE, connection=0)["result"] == 0
+    answers = {m["connection"]: m for m in (linked.next(), linked.next())}
+    assert answers[1].fields == {"connection": 1, "result": 0x0401, "chrhandle": 0x42}
+    assert answers[0].fields == {"connection": 0, "atthandle": 6, "type": 0, "value": b"\x01"}
+    assert linked.request("connection_get_rssi", connection=1)["rssi"] == -90
+
+
+def test_clearing_the_cccd_stops_a_stream(linked: Client) -> None:
+    linked.request("attclient_attribute_write", connection=0, atthandle=20, data=b"\x01\x00")
+    linked.expect("attclient_procedure_completed", result=0)
+    linked.expect("attclient_attribute_value", atthandle=19)
+    linked.command("attclient_attribute_write", connection=0, atthandle=20, data=b"\x00\x00")
+    seen = linked.until(lambda m: m.name == "attclient_procedure_completed")
+    assert {m.name for m in seen[:-1]} <= {"attclient_attribute_value", "attclient_attribute_write"}
+    # the next answer follows at once: no value of the stream comes any more
+    assert linked.request("system_address_get")["address"] == "00:07:80:AA:BB:CC"
+
+
+def test_remote_disconnect_after_seconds(world: World, kind: str) -> None:
+    world.peripherals[0].disconnect_after_s = 0.05
+    with SimulatedDongle(world) as dongle:
+        host = Client(open_port(serve(dongle, kind)))
+        host.connect(SENSOR)
+        host.expect("connection_disconnected", connection=0, reason=0x0213)
+        assert host.request("attclient_read_by_handle", connection=0, chrhandle=6)["result"] == 0x0186
+        host.port.close()
+
+
+def test_a_bonded_peripheral_encrypts_with_its_bond(kind: str) -> None:
+    with SimulatedDongle(load_world("heart-rate")) as dongle:
+        host = Client(open_port(serve(dongle, kind)))
+        assert host.connect("C4:7C:8D:6A:3E:01") == 0
+        host.request("sm_set_bondable_mode", bondable=1)
+        host.request("sm_encrypt_start", handle=0, bonding=1)
+        status = host.expect("connection_status")  # no new bond: straight to the encrypted status
+        assert (status["flags"], status["bonding"]) == (0x03, 0)
+        host.port.close()
+
+
+def test_indicate_confirm_answers(linked: Client) -> None:
+    assert linked.request("attclient_indicate_confirm", connection=0)["result"] == 0
+    assert linked.request("attclient_indicate_confirm", connection=5)["result"] == 0x0186
+
+
+def test_advertising_data_that_does_not_fit_is_left_out() -> None:
+    peripheral = Peripheral(
+        address=SENSOR,
+        name="A name much longer than thirty-one bytes",
+        manufacturer_data="00" * 30,
+        advertised_services=["180d", "180f"],
+    )
+    data = advertising_data(peripheral)
+    assert data == bytes.fromhex("02010605030d180f18")  # the manufacturer data did not fit
+    response = scan_response_data(peripheral)
+    assert len(response) == 31 and response[1] == 0x08  # shortened local name

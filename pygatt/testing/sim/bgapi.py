@@ -37,7 +37,8 @@ from typing import Any, Callable, Deque, List, Optional, Tuple, TypeVar
 from pygatt.backends.bgapi.codec import CodecError, FrameDecoder, Packet, decode, encode_event, encode_response
 from pygatt.testing.world import World
 
-from .bled112 import Firmware, Host
+from .bled112 import Firmware
+from .bled112_link import Host
 from .ports import PtyPort, SimulatedPort, SocketPort
 from .scheduler import Scheduler, Timer
 
@@ -300,8 +301,10 @@ class SimulatedDongle(Host):
         try:
             while self._running:
                 try:
-                    timeout = self._scheduler.run_due()
-                    for key, mask in self._selector.select(timeout):
+                    self._scheduler.run_due()
+                    if self._port is not None:
+                        self._port.flush()  # may ask for more output: the timeout is taken after it
+                    for key, mask in self._selector.select(self._scheduler.next_delay()):
                         key.data(mask)
                         if not self._running:
                             break

@@ -16,7 +16,7 @@ What it models, from the world:
   tried until ``gap_end_procedure``; ``connect_error`` fails the attempt with
   ``connection_disconnected`` (``connect_error_code``, default 0x023E); at most
   ``max_connections`` links (then 0x0209);
-- the GATT server: the world's attribute table (handles as
+- the GATT server (:mod:`.bled112_att`): the world's attribute table (handles as
   :func:`~pygatt.testing.world.layout` assigns them), ATT errors as
   ``0x0400 + code``, an ATT MTU of 23 (reads return 22 bytes, writes take 20,
   prepared writes 18, notifications carry 20), one ATT procedure at a time per
@@ -32,98 +32,43 @@ What it models, from the world:
 
 from __future__ import annotations
 
-import abc
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
 
-from pygatt.testing.world import Attribute, Layout, Peripheral, World, att_error_code, layout
+from pygatt.testing.world import Layout, Peripheral, World, layout
 
 from .advertising import advertising_data, scan_response_data
+from .bled112_att import AttClient
+from .bled112_link import (
+    BOND_KEYS,
+    BOOT,
+    COMPLETED,
+    CONNECTABLE_ADVERTISEMENT,
+    CONNECTED,
+    CONNECTION_FAILED,
+    CONNECTION_LIMIT,
+    ENCRYPTED,
+    INVALID_PARAMETER,
+    LOCAL_HOST_TERMINATED,
+    MAX_BONDS,
+    NO_BOND,
+    NON_CONNECTABLE_ADVERTISEMENT,
+    NOT_CONNECTED,
+    OUT_OF_BONDS,
+    PAIRING_NOT_SUPPORTED,
+    REMOTE_USER_TERMINATED,
+    SCAN_RESPONSE,
+    SECURITY_DELAY_S,
+    SUCCESS,
+    VALUE_NOTIFY,
+    WRONG_STATE,
+    Connection,
+    Host,
+)
 from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
-
-# result codes (BGAPI 0x01xx, Bluetooth 0x02xx, SMP 0x03xx, ATT 0x04xx)
-SUCCESS = 0
-INVALID_PARAMETER = 0x0180
-WRONG_STATE = 0x0181
-NOT_CONNECTED = 0x0186
-OUT_OF_BONDS = 0x018B
-CONNECTION_LIMIT = 0x0209
-REMOTE_USER_TERMINATED = 0x0213
-LOCAL_HOST_TERMINATED = 0x0216
-CONNECTION_FAILED = 0x023E
-PAIRING_NOT_SUPPORTED = 0x0305
-ATT_BASE = 0x0400
-ATT_INVALID_HANDLE = 0x01
-ATT_READ_NOT_PERMITTED = 0x02
-ATT_WRITE_NOT_PERMITTED = 0x03
-ATT_INVALID_OFFSET = 0x07
-ATT_PREPARE_QUEUE_FULL = 0x09
-ATT_NOT_FOUND = 0x0A
-
-# connection_status flags, attribute_value types, scan packet types
-CONNECTED = 0x01
-ENCRYPTED = 0x02
-COMPLETED = 0x04
-VALUE_READ = 0
-VALUE_NOTIFY = 1
-VALUE_INDICATE = 2
-VALUE_READ_BLOB = 4
-CONNECTABLE_ADVERTISEMENT = 0
-NON_CONNECTABLE_ADVERTISEMENT = 2
-SCAN_RESPONSE = 4
-NO_BOND = 0xFF
-
-ATT_MTU = 23
-MAX_READ = ATT_MTU - 1
-MAX_WRITE = ATT_MTU - 3
-MAX_PREPARE = ATT_MTU - 5
-MAX_NOTIFY = ATT_MTU - 3
-MAX_BONDS = 8
-MAX_PREPARED = 64
-BATCH = 64  # notifications of a stream with no interval, per turn of the loop
-SECURITY_DELAY_S = 0.02
-BOOT = {"major": 1, "minor": 3, "patch": 2, "build": 122, "ll_version": 2, "protocol_version": 1, "hw": 1}
-BOND_KEYS = 0x01 | 0x10  # LTK, EDIV/RAND (plus the address type's key bit)
-
-
-class Host(abc.ABC):
-    """Where the firmware's output goes (the serial port, through the codec)."""
-
-    @abc.abstractmethod
-    def respond(self, name: str, **fields: Any) -> None:
-        """Send the response to command ``name``."""
-
-    @abc.abstractmethod
-    def event(self, name: str, **fields: Any) -> None:
-        """Send event ``name``."""
-
-    @abc.abstractmethod
-    def when_ready(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once the port can take more output."""
-
-
-@dataclass
-class Connection:
-    """One link of the dongle to a peripheral."""
-
-    handle: int
-    peripheral: Peripheral
-    table: Layout
-    address_type: int
-    interval: int
-    timeout: int
-    latency: int
-    bond: int = NO_BOND
-    encrypted: bool = False
-    alive: bool = True
-    busy: bool = False  # an ATT procedure is running
-    ops: int = 0
-    prepared: List[Tuple[int, int, bytes]] = field(default_factory=list)
-    streams: Dict[int, int] = field(default_factory=dict)  # value handle -> stream generation
-    sent: Dict[int, int] = field(default_factory=dict)  # value handle -> values sent
 
 
 @dataclass
@@ -160,6 +105,7 @@ class Firmware:
             if peripheral.bonded:
                 self._new_bond(peripheral.address)
         self.tables: Dict[str, Layout] = {}  # peripherals keep their values while the dongle runs
+        self.att = AttClient(host, self.later, lambda: self.connections, self._drop)
         self._power_on()
 
     def _power_on(self) -> None:
@@ -196,7 +142,7 @@ class Firmware:
             name: the command's name in the codec's table.
             fields: its decoded fields.
         """
-        handler = getattr(self, "cmd_" + name, None)
+        handler = getattr(self, "cmd_" + name, None) or getattr(self.att, "cmd_" + name, None)
         if handler is None:
             log.warning("simulated BLED112: command %s is not simulated; no response", name)
             return
@@ -335,7 +281,9 @@ class Firmware:
             return  # never answers: still trying
         self.pending = None
         key = peripheral.address.upper()
-        table = self.tables.setdefault(key, layout(peripheral))
+        if key not in self.tables:
+            self.tables[key] = layout(peripheral)
+        table = self.tables[key]
         for attribute in table.attributes.values():
             if attribute.cccd_of is not None:
                 attribute.value = bytearray(2)
@@ -357,7 +305,7 @@ class Firmware:
         for attribute in table.attributes.values():
             stream = attribute.characteristic.notify if attribute.characteristic else None
             if stream is not None and stream.trigger == "connect":
-                self._start_stream(connection, attribute.handle, VALUE_NOTIFY)
+                self.att.start_stream(connection, attribute.handle, VALUE_NOTIFY)
 
     def _status(self, connection: Connection, flags: int) -> None:
         self.host.event(
@@ -406,254 +354,6 @@ class Firmware:
                 self._drop(connection, reason)
                 return True
         return False
-
-    # -- ATT client --------------------------------------------------------------------
-    def _start_procedure(self, name: str, connection: int, exclusive: bool = True) -> Optional[Connection]:
-        """Respond to an ATT command; returns the link when the procedure goes ahead."""
-        link = self.connections.get(connection)
-        if link is None:
-            result = NOT_CONNECTED
-        elif exclusive and link.busy:
-            result = WRONG_STATE
-        else:
-            result = SUCCESS
-        self.host.respond(name, connection=connection, result=result)
-        if link is None or result != SUCCESS:
-            return None
-        link.busy = link.busy or exclusive
-        link.ops += 1
-        limit = link.peripheral.disconnect_after_ops
-        if limit and link.ops >= limit:
-            delay = link.peripheral.response_delay_s + 0.001  # after this operation's answer
-            self.later(delay, lambda: self._drop(link, REMOTE_USER_TERMINATED), link)
-        return link
-
-    def _answer(self, link: Connection, action: Callable[[], None]) -> None:
-        """Run the procedure's answer after the peripheral's response time."""
-        self.later(link.peripheral.response_delay_s, action, link)
-
-    def _complete(self, link: Connection, result: int, handle: int) -> None:
-        link.busy = False
-        self.host.event("attclient_procedure_completed", connection=link.handle, result=result, chrhandle=handle)
-
-    def _size_error(self, name: str, connection: int, data: bytes, limit: int) -> bool:
-        if len(data) <= limit:
-            return False
-        self.host.respond(name, connection=connection, result=INVALID_PARAMETER)
-        return True
-
-    def cmd_attclient_find_information(self, connection: int, start: int, end: int) -> None:
-        link = self._start_procedure("attclient_find_information", connection)
-        if link is None:
-            return
-
-        def answer() -> None:
-            if start == 0 or start > end:
-                return self._complete(link, ATT_BASE + ATT_INVALID_HANDLE, start)
-            found = list(link.table.in_range(start, end))
-            for attribute in found:
-                self.host.event(
-                    "attclient_find_information_found",
-                    connection=link.handle,
-                    chrhandle=attribute.handle,
-                    uuid=uuid_bytes(attribute.uuid),
-                )
-            self._complete(link, SUCCESS if found else ATT_BASE + ATT_NOT_FOUND, end if found else start)
-
-        self._answer(link, answer)
-
-    def cmd_attclient_read_by_group_type(self, connection: int, start: int, end: int, uuid: bytes) -> None:
-        link = self._start_procedure("attclient_read_by_group_type", connection)
-        if link is None:
-            return
-
-        def answer() -> None:
-            groups = [s for s in link.table.services if start <= s[0] <= end]
-            if uuid != bytes([0x00, 0x28]) or not groups:
-                return self._complete(link, ATT_BASE + ATT_NOT_FOUND, start)
-            for first, last, service_uuid in groups:
-                self.host.event("attclient_group_found", connection=link.handle, start=first, end=last,
-                                uuid=uuid_bytes(service_uuid))  # fmt: skip
-            self._complete(link, SUCCESS, end)
-
-        self._answer(link, answer)
-
-    def cmd_attclient_read_by_handle(self, connection: int, chrhandle: int) -> None:
-        link = self._start_procedure("attclient_read_by_handle", connection)
-        if link is None:
-            return
-
-        def answer() -> None:
-            attribute = link.table.attributes.get(chrhandle)
-            error = access_error(attribute, writing=False)
-            if error is not None or attribute is None:
-                return self._complete(link, ATT_BASE + (error or ATT_INVALID_HANDLE), chrhandle)
-            link.busy = False
-            value = bytes(attribute.value[:MAX_READ])
-            self.host.event("attclient_attribute_value", connection=link.handle, atthandle=chrhandle,
-                            type=VALUE_READ, value=value)  # fmt: skip
-
-        self._answer(link, answer)
-
-    def cmd_attclient_read_long(self, connection: int, chrhandle: int) -> None:
-        link = self._start_procedure("attclient_read_long", connection)
-        if link is None:
-            return
-
-        def answer() -> None:
-            attribute = link.table.attributes.get(chrhandle)
-            error = access_error(attribute, writing=False)
-            if error is not None or attribute is None:
-                return self._complete(link, ATT_BASE + (error or ATT_INVALID_HANDLE), chrhandle)
-            value = bytes(attribute.value)
-            offset, kind = 0, VALUE_READ
-            while True:  # Read, then Read Blob while a chunk fills the MTU
-                chunk = value[offset : offset + MAX_READ]
-                if chunk or kind == VALUE_READ:
-                    self.host.event("attclient_attribute_value", connection=link.handle, atthandle=chrhandle,
-                                    type=kind, value=chunk)  # fmt: skip
-                offset += len(chunk)
-                kind = VALUE_READ_BLOB
-                if len(chunk) < MAX_READ or offset >= len(value):
-                    break
-            self._complete(link, SUCCESS, chrhandle)
-
-        self._answer(link, answer)
-
-    def cmd_attclient_attribute_write(self, connection: int, atthandle: int, data: bytes) -> None:
-        if self._size_error("attclient_attribute_write", connection, data, MAX_WRITE):
-            return
-        link = self._start_procedure("attclient_attribute_write", connection)
-        if link is None:
-            return
-
-        def answer() -> None:
-            attribute = link.table.attributes.get(atthandle)
-            error = access_error(attribute, writing=True)
-            if error is not None or attribute is None:
-                return self._complete(link, ATT_BASE + (error or ATT_INVALID_HANDLE), atthandle)
-            self._store(link, attribute, data)
-            self._complete(link, SUCCESS, atthandle)
-
-        self._answer(link, answer)
-
-    def cmd_attclient_write_command(self, connection: int, atthandle: int, data: bytes) -> None:
-        if self._size_error("attclient_write_command", connection, data, MAX_WRITE):
-            return
-        link = self._start_procedure("attclient_write_command", connection, exclusive=False)
-        if link is None:
-            return
-
-        def apply() -> None:
-            attribute = link.table.attributes.get(atthandle)
-            if attribute is not None and access_error(attribute, writing=True) is None:
-                self._store(link, attribute, data)
-
-        self._answer(link, apply)
-
-    def cmd_attclient_prepare_write(self, connection: int, atthandle: int, offset: int, data: bytes) -> None:
-        if self._size_error("attclient_prepare_write", connection, data, MAX_PREPARE):
-            return
-        link = self._start_procedure("attclient_prepare_write", connection)
-        if link is None:
-            return
-
-        def answer() -> None:
-            attribute = link.table.attributes.get(atthandle)
-            error = access_error(attribute, writing=True)
-            if error is None and len(link.prepared) >= MAX_PREPARED:
-                error = ATT_PREPARE_QUEUE_FULL
-            if error is not None:
-                return self._complete(link, ATT_BASE + error, atthandle)
-            link.prepared.append((atthandle, offset, bytes(data)))
-            self._complete(link, SUCCESS, atthandle)
-
-        self._answer(link, answer)
-
-    def cmd_attclient_execute_write(self, connection: int, commit: int) -> None:
-        link = self._start_procedure("attclient_execute_write", connection)
-        if link is None:
-            return
-
-        def answer() -> None:
-            queue, link.prepared = link.prepared, []
-            first = queue[0][0] if queue else 0
-            if not commit:
-                return self._complete(link, SUCCESS, first)
-            values: Dict[int, bytearray] = {}
-            for handle, offset, data in queue:
-                value = values.setdefault(handle, bytearray())
-                if offset > len(value):
-                    return self._complete(link, ATT_BASE + ATT_INVALID_OFFSET, handle)
-                value[offset : offset + len(data)] = data
-            for handle, value in values.items():
-                self._store(link, link.table.attributes[handle], bytes(value))
-            self._complete(link, SUCCESS, first)
-
-        self._answer(link, answer)
-
-    def cmd_attclient_indicate_confirm(self, connection: int) -> None:
-        result = SUCCESS if connection in self.connections else NOT_CONNECTED
-        self.host.respond("attclient_indicate_confirm", result=result)
-
-    # -- values and notification streams --------------------------------------------------
-    def _store(self, link: Connection, attribute: Attribute, value: bytes) -> None:
-        attribute.value = bytearray(value)
-        if attribute.cccd_of is None:
-            return
-        flags = int.from_bytes(value[:2].ljust(2, b"\0"), "little")
-        target = link.table.attributes.get(attribute.cccd_of)
-        stream = target.characteristic.notify if target is not None and target.characteristic else None
-        if stream is None or stream.trigger != "subscribe":
-            return
-        if flags & 0x03:
-            self._start_stream(link, attribute.cccd_of, VALUE_INDICATE if flags & 0x02 else VALUE_NOTIFY)
-        else:
-            link.streams.pop(attribute.cccd_of, None)  # a running stream stops at its next value
-
-    def _start_stream(self, link: Connection, value_handle: int, kind: int) -> None:
-        attribute = link.table.attributes[value_handle]
-        assert attribute.characteristic is not None and attribute.characteristic.notify is not None
-        stream = attribute.characteristic.notify
-        generation = link.streams.get(value_handle, 0) + 1
-        link.streams[value_handle] = generation
-
-        def running() -> bool:
-            current = link.streams.get(value_handle) == generation
-            return link.alive and current and not self._stream_done(link, value_handle)
-
-        def send_one() -> None:
-            sequence = link.sent.get(value_handle, 0)
-            value = stream.value(sequence)[:MAX_NOTIFY]
-            link.sent[value_handle] = sequence + 1
-            self.host.event("attclient_attribute_value", connection=link.handle, atthandle=value_handle,
-                            type=kind, value=value)  # fmt: skip
-
-        def tick() -> None:
-            if not running():
-                return
-            send_one()
-            if running():
-                self.later(stream.interval_s, tick, link)
-
-        def burst() -> None:
-            for _ in range(BATCH):
-                if not running():
-                    return
-                send_one()
-            self.host.when_ready(lambda: self.later(0.0, burst, link))
-
-        if stream.interval_s > 0:
-            self.later(stream.interval_s, tick, link)
-        else:
-            self.later(0.0, burst, link)
-
-    @staticmethod
-    def _stream_done(link: Connection, value_handle: int) -> bool:
-        attribute = link.table.attributes[value_handle]
-        assert attribute.characteristic is not None and attribute.characteristic.notify is not None
-        count = attribute.characteristic.notify.count
-        return bool(count) and link.sent.get(value_handle, 0) >= count
 
     # -- security manager -------------------------------------------------------------
     def cmd_sm_set_bondable_mode(self, bondable: int) -> None:
@@ -723,26 +423,3 @@ class Firmware:
                 self.bonds[index] = address.upper()
                 return index
         return NO_BOND
-
-
-def access_error(attribute: Optional[Attribute], writing: bool) -> Optional[int]:
-    """The ATT error code a read (or write) of ``attribute`` fails with, or None."""
-    if attribute is None:
-        return ATT_INVALID_HANDLE
-    if attribute.characteristic is not None:
-        configured = attribute.characteristic.write_error if writing else attribute.characteristic.read_error
-        code = att_error_code(configured)
-        if code:
-            return code
-    allowed = attribute.writable if writing else attribute.readable
-    if not allowed:
-        return ATT_WRITE_NOT_PERMITTED if writing else ATT_READ_NOT_PERMITTED
-    return None
-
-
-def uuid_bytes(full: str) -> bytes:
-    """A UUID as BGAPI carries it: 2 bytes for a Bluetooth SIG UUID, else 16, least significant first."""
-    text = full.replace("-", "")
-    if text.startswith("0000") and text.endswith("00001000800000805f9b34fb"):
-        return bytes.fromhex(text[4:8])[::-1]
-    return bytes.fromhex(text)[::-1]

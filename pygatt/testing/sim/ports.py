@@ -81,7 +81,9 @@ class SimulatedPort(abc.ABC):
         return len(self._out)
 
     def send(self, data: bytes) -> None:
-        """Send ``data`` to the host (discarded while no host has the port open)."""
+        """Queue ``data`` for the host (discarded while no host has the port open); the loop
+        calls :meth:`flush` before it waits again.
+        """
         if self.closed or not self.attached or not data:
             return
         if len(self._out) > HIGH_WATER:
@@ -90,7 +92,11 @@ class SimulatedPort(abc.ABC):
                 self._overflow_logged = True
             return
         self._out += data
-        self._flush()
+
+    def flush(self) -> None:
+        """Hand queued output to the operating system, as much as it takes now."""
+        if self._out:
+            self._flush()
 
     def when_ready(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the port can take more output (backlog below :data:`LOW_WATER`

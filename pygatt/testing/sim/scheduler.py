@@ -67,6 +67,12 @@ class Scheduler:
                 action()
         return None
 
+    def next_delay(self) -> Optional[float]:
+        """Seconds until the next action (0 when one is due), or None when nothing is scheduled."""
+        if not self._heap:
+            return None
+        return max(0.0, self._heap[0][0] - self._clock())
+
     def clear(self) -> None:
         """Forget every scheduled action."""
         for _, _, timer, _ in self._heap:
