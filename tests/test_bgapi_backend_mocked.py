@@ -235,6 +235,17 @@ def test_connect_sends_the_parameters(backend: BGAPIBackend, dongle: FakeDongle)
     assert backend.connect(ADDRESS) is device  # already connected: the same device
 
 
+def test_two_threads_connecting_one_address_share_the_device(backend: BGAPIBackend, dongle: FakeDongle) -> None:
+    got: List[BGAPIBLEDevice] = []
+    threads = [threading.Thread(target=lambda: got.append(backend.connect(ADDRESS))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(got) == 2 and got[0] is got[1]
+    assert dongle.names().count("gap_connect_direct") == 1
+
+
 def test_connect_checks_arguments(backend: BGAPIBackend) -> None:
     with pytest.raises(ValueError):
         backend.connect("01:23:45:67:89")

@@ -402,7 +402,6 @@ class BGAPIProtocol:
             except Exception:
                 log.exception("A connection listener failed on port loss")
 
-
     def shutdown(self, reason: str) -> None:
         """The backend stops: fail every wait at once, forget every connection without telling it."""
         self._fail_all(reason, reason)
