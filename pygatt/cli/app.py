@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
-from pygatt.backends import BGAPIBackend, GATTToolBackend, ToolCommands
+from pygatt.backends import BGAPIBackend, DBusBackend, GATTToolBackend, ToolCommands
 from pygatt.cli import arguments, commands
 from pygatt.cli.output import Output
 from pygatt.cli.status import ExitStatus, status_of
@@ -117,11 +117,13 @@ def _tools(args: argparse.Namespace) -> Optional[ToolCommands]:
     return ToolCommands.simulated(args.simulate)
 
 
-Backend = Union[GATTToolBackend, BGAPIBackend]
+Backend = Union[GATTToolBackend, BGAPIBackend, DBusBackend]
 
 
 def _backend(args: argparse.Namespace) -> Tuple[Backend, Optional[Any]]:
     """The backend ``--backend`` names, and for ``--backend bgapi --simulate`` the simulated dongle."""
+    if args.backend == "dbus":
+        return DBusBackend(hci_device=args.hci, simulate=None if args.simulate is None else str(args.simulate)), None
     if args.backend != "bgapi":
         return GATTToolBackend(hci_device=args.hci, gatttool_logfile=args.log_file, tools=_tools(args)), None
     if args.simulate is None:
@@ -137,6 +139,8 @@ def _start(args: argparse.Namespace, backend: Backend) -> None:
     reset = not (args.no_reset or args.simulate)
     if isinstance(backend, BGAPIBackend):
         backend.start(reset=reset)
+    elif isinstance(backend, DBusBackend):
+        backend.start()  # never resets the adapter
     elif args.command != "scan":  # a gatttool scan runs hcitool on its own, without gatttool
         backend.start(reset_on_start=reset)
 

@@ -19,7 +19,7 @@ from pygatt.cli.status import EPILOG
 
 DEFAULT_WORLD = "heart-rate"
 COMMANDS = ("scan", "discover", "read", "write", "subscribe", "demo")
-BACKENDS = ("gatttool", "bgapi")
+BACKENDS = ("gatttool", "bgapi", "dbus")
 
 Target = Union[int, uuid.UUID]
 
@@ -144,7 +144,7 @@ def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None
         "--backend",
         choices=BACKENDS,
         default=default("gatttool"),
-        help="gatttool (BlueZ, default) or bgapi (a BLED112 USB dongle)",
+        help="gatttool (BlueZ, default), bgapi (a BLED112 USB dongle) or dbus (BlueZ over D-Bus, no gatttool)",
     )
     group.add_argument("--hci", metavar="hciN", type=adapter, default=default("hci0"), help="adapter (default hci0)")
     group.add_argument(

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union, cast
 
-from pygatt.backends import BGAPIBackend, BLEAddressType, Characteristic, GATTToolBackend
+from pygatt.backends import BGAPIBackend, BLEAddressType, Characteristic, DBusBackend, GATTToolBackend
 from pygatt.cli.arguments import Target
 from pygatt.cli.output import (
     Output,
@@ -38,7 +38,7 @@ class Context:
     """A running command: the parsed arguments, the backend and where results go."""
 
     args: argparse.Namespace
-    backend: Union[GATTToolBackend, BGAPIBackend]
+    backend: Union[GATTToolBackend, BGAPIBackend, DBusBackend]
     out: Output
 
     @property
@@ -57,7 +57,7 @@ class Context:
 
 def scan(ctx: Context, timeout: float, tool: str = "hcitool") -> List[Dict[str, Any]]:
     """Scan for ``timeout`` seconds and show the devices found."""
-    if isinstance(ctx.backend, BGAPIBackend):
+    if isinstance(ctx.backend, (BGAPIBackend, DBusBackend)):
         devices = ctx.backend.scan(timeout=timeout)
     else:
         devices = ctx.backend.scan(timeout=timeout, tool=tool)
