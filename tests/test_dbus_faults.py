@@ -237,3 +237,20 @@ def test_a_second_connect_while_one_is_in_flight_is_refused(rig: Rig) -> None:
     assert len(outcome) == 1 and isinstance(outcome[0], exceptions.NotConnectedError)
     rig.bluez.hang("Connect", False)
     assert rig.backend.connect(HR).char_read("2a38") == bytearray(b"\x01")
+
+
+def test_bluetoothd_coming_back_gets_the_agent_again(rig: Rig) -> None:
+    from pygatt.testing.sim.bluez_dbus import SimulatedBluez
+
+    rig.bluez.vanish()
+    rig.bluez.stop()
+    with pytest.raises(exceptions.NotConnectedError):
+        rig.backend.connect(HR, timeout=0.5)
+    rig.bluez = SimulatedBluez(rig.world, rig.bus.address, adapter="hci0")
+    rig.bluez.start()
+    assert wait_for(lambda: len(rig.bluez.calls_to("RegisterAgent")) == 1)
+    device = rig.backend.connect(HR)
+    assert device.char_read("2a38") == bytearray(b"\x01")
+    got = Collector()
+    device.subscribe("2a19", callback=got)
+    assert rig.bluez.notify(HR, "2a19", b"\x02") and got.wait(1)  # signals of the new bluetoothd count

@@ -202,6 +202,14 @@ class DBusBackend(BLEBackend):
         except BLEError as exc:
             log.warning("Could not register the pairing agent (%s); bond() uses BlueZ's default agent", exc)
 
+    def _register_agent_again(self) -> None:
+        """Dispatcher thread: register the agent with a bluetoothd that (re)appeared on the bus."""
+        log.info("bluetoothd is back on the bus; registering the pairing agent again")
+        try:
+            self._register_agent(CALL_TIMEOUT_S)
+        except BLEError as exc:
+            log.warning("Could not register the pairing agent again: %s", exc)
+
     def _answer_agent_call(self, call: IncomingCall) -> Tuple[str, Tuple[Any, ...]]:
         """Reader thread: pass a call to the agent when bluetoothd made it; refuse anyone else
         (another program on the bus must not learn the passkey or confirm a pairing).
@@ -533,6 +541,8 @@ class DBusBackend(BLEBackend):
                 self._bluez_owner = str(signal.body[2])
                 if not signal.body[2]:
                     self._bluez_gone("bluetoothd left the bus")
+                elif self._running:  # bluetoothd came back: it forgot our agent (a bus call: not on this thread)
+                    self._dispatcher.submit(self._register_agent_again)
             return
         if signal.sender != self._bluez_owner:
             return  # only bluetoothd speaks for BlueZ's objects
