@@ -353,9 +353,13 @@ class DBusLink(GATTLink):
 
     def _configure(self, char: properties.CharacteristicObject, value: bytes, deadline: Deadline, target: str) -> None:
         if value in NOTIFY_ON:
-            if value == NOTIFY_ON[1] and "notify" in char.flags:
+            wanted = "indicate" if value == NOTIFY_ON[1] else "notify"
+            if wanted not in char.flags or (wanted == "indicate" and "notify" in char.flags):
                 log.warning(
-                    "%s offers notifications and indications; BlueZ enables notifications in that case", char.uuid
+                    "%s: asked for %s, BlueZ enables %s",
+                    char.uuid,
+                    wanted,
+                    "notify" if "notify" in char.flags else "indicate",
                 )
             self._call(char.path, CHARACTERISTIC, "StartNotify", timeout=deadline, target=target)
             with self._lock:
