@@ -354,7 +354,8 @@ class DBusLink(GATTLink):
     def _configure(self, char: properties.CharacteristicObject, value: bytes, deadline: Deadline, target: str) -> None:
         if value in NOTIFY_ON:
             wanted = "indicate" if value == NOTIFY_ON[1] else "notify"
-            if wanted not in char.flags or (wanted == "indicate" and "notify" in char.flags):
+            offered = [kind for kind in ("notify", "indicate") if kind in char.flags]
+            if offered and (wanted not in offered or (wanted == "indicate" and "notify" in offered)):
                 log.warning(
                     "%s: asked for %s, BlueZ enables %s",
                     char.uuid,
