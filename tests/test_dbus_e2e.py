@@ -20,6 +20,7 @@ from pygatt.testing.dbus_bus import PrivateBus
 from pygatt.testing.sim.bluez_dbus import SimulatedBluez
 from pygatt.testing.world import layout
 from pygatt.util import uuid16_to_uuid
+from tests.conftest import wait_for
 from tests.dbus_sim import (
     COMMAND,
     HR,
@@ -501,3 +502,16 @@ def test_signals_from_anyone_but_bluetoothd_are_ignored(rig: Rig) -> None:
     time.sleep(0.1)
     assert [v for _, v in got.values] == [b"\x01"]
     assert fired == [] and device.connected
+
+
+def test_a_connect_to_an_unseen_device_during_a_scan_shares_the_discovery(rig: Rig) -> None:
+    found: list = []
+    scanning = threading.Thread(target=lambda: found.extend(rig.backend.scan(timeout=1.0)))
+    scanning.start()
+    assert wait_for(lambda: bool(rig.bluez.calls_to("StartDiscovery")))
+    device = rig.backend.connect(TAG, address_type="random", timeout=5)
+    assert device.char_read("2a19") == bytearray(b"\x21")
+    scanning.join(10)
+    assert {d["address"] for d in found} >= {HR, TAG}
+    assert len(rig.bluez.calls_to("StartDiscovery")) == 1 and len(rig.bluez.calls_to("StopDiscovery")) == 1
+    assert not rig.bluez.discovering

@@ -93,6 +93,8 @@ class DBusBackend(BLEBackend):
         self._options: Dict[str, Tuple[BLEAddressType, float]] = {}  # by address: how to reconnect
         self._scan: Optional[Dict[str, Dict[str, Any]]] = None  # device path -> properties seen while scanning
         self._awaited: Dict[str, threading.Event] = {}  # device paths a connect waits to appear
+        self._discovery_lock = threading.Lock()
+        self._discovery_users = 0  # scans and connects sharing our one discovery session
         self._stopping = threading.Event()
         self._reconnector = Reconnector(DEFAULT_RECONNECT_DELAY)
 
@@ -301,16 +303,7 @@ class DBusBackend(BLEBackend):
                 raise BLEError("A scan is already running on this backend")
             self._scan = {}
         try:
-            self._bluez(
-                self._adapter_path,
-                ADAPTER,
-                "SetDiscoveryFilter",
-                "a{sv}",
-                (properties.discovery_filter(),),
-                CALL_TIMEOUT_S,
-                "scan",
-            )
-            self._bluez(self._adapter_path, ADAPTER, "StartDiscovery", "", (), CALL_TIMEOUT_S, "scan")
+            self._begin_discovery(CALL_TIMEOUT_S, "scan")
             try:
                 self._stopping.wait(timeout)
             finally:
@@ -326,12 +319,32 @@ class DBusBackend(BLEBackend):
         log.info("Found %d BLE devices", len(results))
         return results
 
+    def _begin_discovery(self, timeout: float, target: str) -> None:
+        """Start an LE discovery, or join the one a scan or a connect of ours already runs.
+
+        BlueZ keeps one discovery session per bus connection, so ours is shared and
+        counted: the last user stops it.
+        """
+        with self._discovery_lock:
+            if self._discovery_users == 0:
+                le_only = (properties.discovery_filter(),)
+                self._bluez(self._adapter_path, ADAPTER, "SetDiscoveryFilter", "a{sv}", le_only, timeout, target)
+                self._bluez(self._adapter_path, ADAPTER, "StartDiscovery", "", (), timeout, target)
+            self._discovery_users += 1
+
     def _end_discovery(self) -> None:
-        for member, body in (("StopDiscovery", ()), ("SetDiscoveryFilter", ({},))):
-            try:
-                self._bluez(self._adapter_path, ADAPTER, member, "a{sv}" if body else "", body, CALL_TIMEOUT_S, "scan")
-            except BLEError as exc:
-                log.info("%s after scanning: %s", member, exc)
+        """Leave the shared discovery; the last user stops it and clears our filter."""
+        with self._discovery_lock:
+            self._discovery_users -= 1
+            if self._discovery_users > 0:
+                return
+            for member, body in (("StopDiscovery", ()), ("SetDiscoveryFilter", ({},))):
+                try:
+                    self._bluez(
+                        self._adapter_path, ADAPTER, member, "a{sv}" if body else "", body, CALL_TIMEOUT_S, "scan"
+                    )
+                except BLEError as exc:
+                    log.info("%s after scanning: %s", member, exc)
 
     def _devices_under_adapter(self, timeout: float) -> Dict[str, Dict[str, Any]]:
         objects = self._bluez("/", OBJECT_MANAGER, "GetManagedObjects", "", (), timeout, "GetManagedObjects")[0]
@@ -445,11 +458,7 @@ class DBusBackend(BLEBackend):
         with self._lock:
             self._awaited[path] = found
         try:
-            le_only = (properties.discovery_filter(),)
-            self._bluez(
-                self._adapter_path, ADAPTER, "SetDiscoveryFilter", "a{sv}", le_only, deadline.remaining(), address
-            )
-            self._bluez(self._adapter_path, ADAPTER, "StartDiscovery", "", (), deadline.remaining(), address)
+            self._begin_discovery(deadline.remaining(), address)
             try:
                 if not found.wait(deadline.remaining()) or self._stopping.is_set():
                     raise NotConnectedError(
