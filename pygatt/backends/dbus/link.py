@@ -103,7 +103,12 @@ class DBusLink(GATTLink):
     # -- called on the reader thread by the backend's signal router ----------------------
 
     def device_changed(self, changed: Dict[str, Any], invalidated: List[str]) -> None:
-        """Device1 properties changed (already unwrapped)."""
+        """Device1 properties changed (reader thread).
+
+        Args:
+            changed: the changed properties, unwrapped.
+            invalidated: the names of properties that went away.
+        """
         lost = False
         with self._state:
             if "Connected" in changed:
@@ -120,7 +125,15 @@ class DBusLink(GATTLink):
             self._on_lost("BlueZ reported the device disconnected (Connected=false)")
 
     def value_changed(self, char_path: str, changed: Dict[str, Any]) -> None:
-        """GattCharacteristic1 properties changed under this device."""
+        """GattCharacteristic1 properties changed under this device (reader thread).
+
+        A ``Value`` change is a notification, unless a read of that characteristic is in
+        flight: BlueZ signals a read's value too, so it is held until the read answers.
+
+        Args:
+            char_path: the characteristic's object path.
+            changed: the changed properties, unwrapped.
+        """
         if "MTU" in changed:
             self._mtu = int(changed["MTU"])
         if "Value" not in changed:
@@ -138,7 +151,11 @@ class DBusLink(GATTLink):
         self._table = None
 
     def removed(self, reason: str) -> None:
-        """The device object went away (or BlueZ did): the link is down for good."""
+        """The device object went away (or BlueZ did): the link is down for good.
+
+        Args:
+            reason: why, for the disconnect callbacks' log and later errors.
+        """
         with self._state:
             self._gone = reason
             lost = self._up
@@ -152,6 +169,9 @@ class DBusLink(GATTLink):
 
     def open(self, timeout: float) -> None:
         """Connect (``Device1.Connect``) and wait until BlueZ has resolved the services.
+
+        Args:
+            timeout: seconds for the whole connection.
 
         Raises:
             NotConnectedError: the connection failed, or did not complete in ``timeout`` seconds.
@@ -232,7 +252,15 @@ class DBusLink(GATTLink):
     # -- GATT ---------------------------------------------------------------------------------
 
     def discover(self, timeout: float) -> Dict[uuid.UUID, Characteristic]:
-        """``{UUID: Characteristic}`` with value handles and descriptor handles (CCCD = its 0x2902 child)."""
+        """Read BlueZ's objects under the device again.
+
+        Args:
+            timeout: seconds for the whole discovery.
+
+        Returns:
+            ``{UUID: Characteristic}`` with value handles and descriptor handles (the CCCD is
+            the 0x2902 child); the lowest value handle wins for a repeated UUID.
+        """
         self._table = None
         return self._gatt(Deadline(timeout)).to_characteristics()
 
@@ -241,7 +269,19 @@ class DBusLink(GATTLink):
         return self.read_long_handle(handle, timeout)
 
     def read_long_handle(self, handle: int, timeout: float, offset: int = 0) -> bytes:
-        """Read the whole value at ``handle``, from ``offset`` on."""
+        """Read the whole value at ``handle`` (``ReadValue``; BlueZ follows with Read Blob).
+
+        Args:
+            handle: a value, descriptor, declaration or service handle.
+            timeout: seconds for the whole read.
+            offset: where in the value to start.
+
+        Returns:
+            The value from ``offset`` on.
+
+        Raises:
+            InvalidHandleError: no attribute has this handle.
+        """
         deadline = Deadline(timeout)
         table = self._gatt(deadline)
         target = f"0x{handle:04x}"
@@ -266,7 +306,18 @@ class DBusLink(GATTLink):
         )
 
     def read_uuid(self, char_uuid: uuid.UUID, timeout: float) -> bytes:
-        """Read the first characteristic with this UUID; one packet (MTU - 4 bytes) as ATT Read By Type gives."""
+        """Read the first characteristic with this UUID.
+
+        Args:
+            char_uuid: the characteristic's UUID.
+            timeout: seconds for the read.
+
+        Returns:
+            At most one packet (MTU - 4 bytes), as an ATT Read By Type gives it.
+
+        Raises:
+            AttributeNotFoundError: no characteristic has this UUID.
+        """
         deadline = Deadline(timeout)
         char = self._gatt(deadline).by_uuid(char_uuid)
         if char is None:
@@ -314,6 +365,17 @@ class DBusLink(GATTLink):
 
         A write of 01 00 / 02 00 / 00 00 to a CCCD becomes StartNotify / StopNotify,
         the only way BlueZ lets a client change a CCCD.
+
+        Args:
+            handle: a value, descriptor or CCCD handle.
+            value: the bytes to write.
+            with_response: a Write Request (acknowledged) rather than a Write Command.
+            timeout: seconds for the write.
+
+        Raises:
+            InvalidHandleError: no attribute has this handle.
+            WriteNotPermittedError: a declaration or service handle.
+            ValueError: a CCCD value other than 01 00, 02 00 or 00 00.
         """
         deadline = Deadline(timeout)
         table = self._gatt(deadline)
@@ -377,7 +439,15 @@ class DBusLink(GATTLink):
             raise ValueError(f"a CCCD takes 01 00, 02 00 or 00 00 through BlueZ, got {value.hex()}")
 
     def exchange_mtu(self, mtu: int, timeout: float) -> int:
-        """BlueZ exchanges the MTU itself when it connects (asking for 517): returns the MTU it got."""
+        """BlueZ exchanges the MTU itself when it connects (asking for 517).
+
+        Args:
+            mtu: the MTU wanted (BlueZ has already chosen; a difference is logged).
+            timeout: seconds to read the characteristic's MTU property.
+
+        Returns:
+            The MTU BlueZ negotiated.
+        """
         deadline = Deadline(timeout)
         table = self._gatt(deadline)
         if not table.characteristics:
@@ -397,7 +467,12 @@ class DBusLink(GATTLink):
         return self._mtu
 
     def bond(self, permanent: bool, timeout: float) -> None:
-        """Pair (``Device1.Pair``, with the backend's agent); ``permanent`` also marks the device trusted."""
+        """Pair (``Device1.Pair``, answered by the backend's agent); already paired is fine.
+
+        Args:
+            permanent: also mark the device trusted, so BlueZ keeps and reuses the bond.
+            timeout: seconds for pairing.
+        """
         deadline = Deadline(timeout)
         try:
             self._call(self.path, DEVICE, "Pair", timeout=deadline, target=self.address)
@@ -410,6 +485,12 @@ class DBusLink(GATTLink):
 
     def rssi(self, timeout: float) -> int:
         """The last RSSI BlueZ knows (from advertisements: BlueZ reads none from a live link).
+
+        Args:
+            timeout: seconds for the property read.
+
+        Returns:
+            The RSSI in dBm.
 
         Raises:
             BLEError: BlueZ has no RSSI for the device (it only has one while a scan sees it).
