@@ -81,7 +81,7 @@ class Peer:
 @pytest.fixture
 def bus() -> Iterator[PrivateBus]:
     if find_daemon() is None:
-        pytest.skip("dbus-daemon is not installed (apt install dbus)")
+        pytest.skip("dbus-daemon is not installed (apt-get install dbus-daemon)")
     with PrivateBus() as private:
         yield private
 
