@@ -28,7 +28,9 @@ INDICATE = "a1e8f5b2-696b-4e4c-87c6-69dfe0b0093b"
 COMMAND = "a1e8f5b3-696b-4e4c-87c6-69dfe0b0093b"
 LONG_VALUE = bytes(range(100))
 
-requires_daemon = pytest.mark.skipif(find_daemon() is None, reason="dbus-daemon is not installed (apt-get install dbus-daemon)")
+requires_daemon = pytest.mark.skipif(
+    find_daemon() is None, reason="dbus-daemon is not installed (apt-get install dbus-daemon)"
+)
 
 
 def world_dict(**hr_overrides: Any) -> Dict[str, Any]:
