@@ -44,7 +44,12 @@ class Simulation:
         """
         testing = importlib.import_module("pygatt.testing")
         dbus_bus = importlib.import_module("pygatt.testing.dbus_bus")
-        bluez_dbus = importlib.import_module("pygatt.testing.sim.bluez_dbus")
+        try:
+            bluez_dbus = importlib.import_module("pygatt.testing.sim.bluez_dbus")
+        except ImportError as exc:
+            raise BluezNotAvailableError(
+                f"The simulated BlueZ needs dbus-fast: pip install 'dbus-fast>=2.21' ({exc})"
+            ) from exc
         world = testing.load_world(self.world)
         self._bus = dbus_bus.PrivateBus()
         try:
