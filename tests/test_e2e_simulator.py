@@ -77,8 +77,8 @@ def test_scan_permission_error(make_backend):
 
 def test_connect_public_and_random(make_backend):
     backend = make_backend()
-    device = backend.connect(HR_ADDRESS)
-    other = backend.connect(RANDOM_ADDRESS, address_type=BLEAddressType.random)
+    device = backend.connect(HR_ADDRESS, timeout=15)
+    other = backend.connect(RANDOM_ADDRESS, address_type=BLEAddressType.random, timeout=15)
     assert device.char_read_handle(0x0003) == bytearray(b"Pulse HR")
     assert other.char_read_handle(0x0003) == bytearray([0x21])
 
