@@ -26,7 +26,7 @@ from pygatt.backends.dbus.bus import (
     resolve_address,
 )
 from pygatt.testing.dbus_bus import PrivateBus, find_daemon
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 NAME = "org.example.Peer"
 IFACE = "org.example.Peer1"

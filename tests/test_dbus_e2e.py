@@ -20,7 +20,6 @@ from pygatt.testing.dbus_bus import PrivateBus
 from pygatt.testing.sim.bluez_dbus import SimulatedBluez
 from pygatt.testing.world import layout
 from pygatt.util import uuid16_to_uuid
-from tests.conftest import wait_for
 from tests.dbus_sim import (
     COMMAND,
     HR,
@@ -37,6 +36,7 @@ from tests.dbus_sim import (
     stop_rig,
     world_dict,
 )
+from tests.helpers import wait_for
 
 pytestmark = [requires_daemon, pytest.mark.dbus]
 

@@ -14,8 +14,8 @@ import pytest
 from pygatt import exceptions
 from pygatt.backends.dbus import BluezNotAvailableError, DBusBLEDevice
 from pygatt.testing import World
-from tests.conftest import wait_for
 from tests.dbus_sim import HR, Collector, Rig, make_rig, requires_daemon, running_rig, stop_rig, world_dict
+from tests.helpers import wait_for
 
 pytestmark = [requires_daemon, pytest.mark.dbus]
 

@@ -18,8 +18,8 @@ from pygatt import exceptions
 from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.testing import World, example_world_path, load_world
 from pygatt.util import uuid16_to_uuid
-from tests.conftest import wait_for
 from tests.dbus_sim import requires_daemon
+from tests.helpers import wait_for
 
 pytestmark = [requires_daemon, pytest.mark.simulator, pytest.mark.dbus]
 
