@@ -1,6 +1,6 @@
 """A simulated BLE world for testing code that uses pygatt, without a radio.
 
-The simulated programs in :mod:`pygatt.testing.sim` behave like BlueZ's
+The simulated programs in ``pygatt.testing.sim`` behave like BlueZ's
 ``gatttool -I``, ``hcitool``, ``hciconfig``, ``bluetoothctl`` and ``btmgmt`` as
 far as pygatt (and a person at the terminal) can see, backed by a
 :class:`World` described in JSON. Point the library at them with

@@ -1,7 +1,7 @@
 """The simulated world: an adapter and the peripherals it can see.
 
 A world is described in JSON (or built from these dataclasses) and read by the
-simulated BlueZ programs of :mod:`pygatt.testing.sim`. Handles are assigned the
+simulated BlueZ programs of ``pygatt.testing.sim``. Handles are assigned the
 way a real GATT server lays them out: a service declaration, then for each
 characteristic its declaration, its value, a CCCD (0x2902) when it can notify
 or indicate, and its other descriptors.
