@@ -15,7 +15,7 @@ def defaults(function):
     return {
         name: parameter.default
         for name, parameter in inspect.signature(function).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
+        if parameter.default is not inspect.Parameter.empty and parameter.kind is not inspect.Parameter.KEYWORD_ONLY
     }
 
 
@@ -64,11 +64,10 @@ def test_bgapi_backend_imports_and_says_it_is_not_available():
                 "cli_options": None,
                 "search_window_size": None,
                 "max_read": None,
-                "tools": None,
             },
         ),
         (pygatt.GATTToolBackend.start, {"reset_on_start": True, "initialization_timeout": 3}),
-        (pygatt.GATTToolBackend.scan, {"timeout": 10, "run_as_root": False, "tool": "hcitool"}),
+        (pygatt.GATTToolBackend.scan, {"timeout": 10, "run_as_root": False}),
         (
             pygatt.GATTToolBackend.connect,
             {"timeout": 5.0, "address_type": pygatt.BLEAddressType.public, "auto_reconnect": False},
@@ -116,7 +115,7 @@ def test_max_read_and_search_window_size_reach_the_session(fake_spawn):
     backend = pygatt.GATTToolBackend(max_read=512, search_window_size=2048)
     backend.start(reset_on_start=False)
     try:
-        session = backend._spare
+        session = backend._pool.spare
         assert fake_spawn.kwargs[0]["maxread"] == 512 and session._max_read == 512
         assert session._decoder._max_pending == 2048
     finally:

@@ -24,9 +24,10 @@ import os
 import signal
 import threading
 import time
-from typing import IO, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import IO, Any, Callable, Deque, List, Optional, Sequence, Tuple, Union
 
 from pygatt.backends.gatttool import parser
+from pygatt.backends.gatttool.commands import Command, Family, T
 from pygatt.backends.gatttool.errors import describe, error_from_line
 from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout, ToolError
 
@@ -47,40 +48,6 @@ NotificationHandler = Callable[[int, bytes, bool], None]
 LinkLostHandler = Callable[[str], None]
 
 
-class _Kind:
-    """What a command family waits for."""
-
-    def __init__(
-        self,
-        name: str,
-        results: Tuple[Type[Any], ...] = (),
-        listing: bool = False,
-        ends_at_prompt: bool = False,
-    ) -> None:
-        self.name = name
-        self.results = results
-        self.listing = listing
-        self.ends_at_prompt = ends_at_prompt
-
-
-KINDS: Dict[str, _Kind] = {
-    kind.name: kind
-    for kind in (
-        _Kind("connect", (parser.Connected,)),
-        _Kind("char-read-hnd", (parser.ReadValue,)),
-        _Kind("char-read-uuid", (parser.UUIDValue,)),
-        _Kind("char-write-req", (parser.WriteAccepted,)),
-        _Kind("char-write-cmd", ends_at_prompt=True),
-        _Kind("characteristics", (parser.CharacteristicFound,), listing=True),
-        _Kind("char-desc", (parser.DescriptorFound,), listing=True),
-        _Kind("primary", (parser.ServiceFound,), listing=True),
-        _Kind("mtu", (parser.MTUExchanged,)),
-        _Kind("sec-level", ends_at_prompt=True),
-        _Kind("disconnect", ends_at_prompt=True),
-    )
-}
-
-
 class _Operation:
     """One command sent to gatttool and what came back for it."""
 
@@ -97,7 +64,7 @@ class _Operation:
         "last_result_at",
     )
 
-    def __init__(self, kind: _Kind, command: str, target: Optional[str]) -> None:
+    def __init__(self, kind: Family, command: str, target: Optional[str]) -> None:
         self.kind = kind
         self.command = command
         self.target = target
@@ -439,33 +406,39 @@ class GATTToolSession:
         except OSError as exc:
             raise NotConnectedError(f"Could not write to gatttool: {exc}") from exc
 
-    def run(self, kind_name: str, command: str, timeout: float, target: Optional[str] = None) -> List[Any]:
+    def run(self, command: Command[T], timeout: float) -> T:
         """Send ``command`` and wait for the result events of its family.
 
-        Returns the result events (one for a single answer, all lines of a
-        listing, none for a command that only returns to the prompt). Raises the
-        error gatttool printed, :class:`NotConnectedError` when the link or the
-        process goes away, or :class:`NotificationTimeout` after ``timeout``.
+        Args:
+            command: what to send and how to read the answer.
+            timeout: seconds to wait for the answer.
+
+        Returns:
+            The command's result (a value, a listing, an MTU, or None).
+
+        Raises:
+            BLEError: the error gatttool printed (a GATTError subclass for ATT errors).
+            NotConnectedError: the link or the process went away.
+            NotificationTimeout: no answer within ``timeout``.
         """
-        kind = KINDS[kind_name]
         deadline = time.monotonic() + timeout
         if not self._command_lock.acquire(timeout=timeout):
             raise NotificationTimeout(
-                f"{describe(kind_name, target)}: another command kept gatttool busy for {timeout} s",
+                f"{command.describe()}: another command kept gatttool busy for {timeout} s",
                 self.recent_output(),
             )
         try:
-            op = _Operation(kind, command, target)
+            op = _Operation(command.family, command.line, command.target)
             with self._cond:
                 self._drop_expired()
                 self._ops.append(op)
             try:
-                self.send(command)
+                self.send(command.line)
             except BLEError:
                 with self._cond:
                     self._finish(op)
                 raise
-            return self._wait(op, deadline, timeout)
+            return command.result(self._wait(op, deadline, timeout))
         finally:
             self._command_lock.release()
 
@@ -520,4 +493,4 @@ class GATTToolSession:
             self._ops = collections.deque(op for op in self._ops if not op.done and op.abandoned_at is None)
 
 
-__all__ = ["GATTToolSession", "KINDS"]
+__all__ = ["GATTToolSession"]
