@@ -231,6 +231,21 @@ def _dash_arguments_to_fields(app: Any, what: str, name: str, obj: Any, options:
     lines[:] = out
 
 
+def _no_inherited_exception_signature(
+    app: Any, what: str, name: str, obj: Any, options: Any, signature: Optional[str], return_annotation: Optional[str]
+) -> Optional[tuple]:
+    """``InvalidHandleError``, not ``InvalidHandleError(message, operation=None, ...)``.
+
+    An exception that inherits its constructor shows no signature: the base
+    class documents it once, with the attributes it sets.
+    """
+    if what != "exception" or not inspect.isclass(obj) or "__init__" in vars(obj):
+        return None
+    if any("__init__" in vars(base) for base in obj.__mro__[1:] if base.__module__.startswith("pygatt")):
+        return "", return_annotation
+    return None
+
+
 def _no_object_base(app: Any, name: str, obj: Any, options: Any, bases: List[type]) -> None:
     """No "Bases: object" line: every class has it."""
     bases[:] = [base for base in bases if base is not object]
@@ -299,6 +314,7 @@ def _resolve_alias(app: Any, env: Any, node: Any, contnode: Any) -> Any:
 def setup(app: Any) -> Dict[str, Any]:
     app.connect("autodoc-process-docstring", _dash_arguments_to_fields)
     app.connect("autodoc-process-bases", _no_object_base)
+    app.connect("autodoc-process-signature", _no_inherited_exception_signature)
     app.connect("missing-reference", _qualify_stdlib_name, priority=100)
     app.connect("missing-reference", _resolve_alias)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
