@@ -314,3 +314,40 @@ def test_snippet_runs_as_written(block: Block, workdir: Path, shim_bin: Path):
     for command, expected in transcript(block):
         proc = run(["bash", "-c", command], workdir, env, merge_stderr=True)
         assert normalized(proc.stdout) == normalized(expected), f"{block.name}: $ {command}"
+
+
+# -- links outside the Sphinx build ---------------------------------------------------------
+
+_LINK = re.compile(r"\[[^\]]*\]\((?P<target>[^)\s]+)\)")
+
+
+def _heading_anchors(path: Path) -> set:
+    """GitHub-style anchors of a markdown file's headings (what MyST generates too)."""
+    anchors = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"#{1,6}\s+(.*)", line)
+        if match:
+            title = match.group(1).strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
+@pytest.mark.parametrize("name", ["README.md", "CHANGELOG.md"])
+def test_relative_links_resolve(name: str):
+    """README.md and CHANGELOG.md are read on their own (on a forge, in the sdist),
+    outside the Sphinx build that checks the links of docs/: their relative links
+    must name files that exist, and headings that exist in them."""
+    page = ROOT / name
+    checked = 0
+    for match in _LINK.finditer(page.read_text(encoding="utf-8")):
+        target = match.group("target")
+        if re.match(r"[a-z]+:", target):
+            continue  # an absolute URL: not checked offline
+        path_part, _, anchor = target.partition("#")
+        linked = (page.parent / path_part).resolve() if path_part else page
+        assert linked.exists(), f"{name}: the link {target!r} names a missing file"
+        if anchor:
+            assert anchor in _heading_anchors(linked), f"{name}: the link {target!r} names a missing heading"
+        checked += 1
+    if name == "README.md":
+        assert checked >= 10
