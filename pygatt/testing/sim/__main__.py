@@ -23,6 +23,15 @@ USAGE = "usage: python -m pygatt.testing.sim {gatttool,hcitool,hciconfig,bluetoo
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one simulated program: ``PROGRAM --world WORLD -- ARGS``.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``); WORLD is a shipped
+            world's name or a world file.
+
+    Returns:
+        The program's exit status; 2 for a usage error or a world that cannot be loaded.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 3 or args[0] not in PROGRAMS or args[1] != "--world":
         sys.stderr.write(USAGE + "\n")
