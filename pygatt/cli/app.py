@@ -46,7 +46,11 @@ class _QuietFormatter(logging.Formatter):
 
 @contextmanager
 def _logging(verbosity: int) -> Iterator[None]:
-    """Show pygatt's log on stderr: WARNING and up, INFO with -v, DEBUG with -vv."""
+    """Show pygatt's log on stderr while the command runs: WARNING and up, INFO with -v, DEBUG with -vv.
+
+    Args:
+        verbosity: how many ``-v`` were given.
+    """
     logger = logging.getLogger("pygatt")
     handler = _StderrHandler()
     if verbosity:
@@ -82,7 +86,11 @@ def _sigterm_ends_cleanly() -> Iterator[None]:
 
 
 def _uninterrupted(action: Callable[[], Any]) -> None:
-    """Run ``action`` with Ctrl-C and SIGTERM held off, so stopping is never cut short."""
+    """Run an action with Ctrl-C and SIGTERM held off, so stopping is never cut short.
+
+    Args:
+        action: what to run.
+    """
     if threading.current_thread() is not threading.main_thread():
         action()
         return
@@ -95,12 +103,28 @@ def _uninterrupted(action: Callable[[], Any]) -> None:
 
 
 def _error(message: object) -> None:
+    """Print ``pygatt: error: MESSAGE`` on stderr.
+
+    Args:
+        message: what went wrong.
+    """
     sys.stderr.write(f"pygatt: error: {message}\n")
     sys.stderr.flush()
 
 
 def _tools(args: argparse.Namespace) -> Optional[ToolCommands]:
-    """The simulator for ``--simulate``; None (the BlueZ programs, or PYGATT_SIMULATE) otherwise."""
+    """Choose the programs the backend runs.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The simulator for ``--simulate``; None (the BlueZ programs, or
+        ``PYGATT_SIMULATE``) otherwise.
+
+    Raises:
+        UsageError: the world given to ``--simulate`` cannot be loaded.
+    """
     if args.simulate is None:
         return None
     from pygatt.testing import load_world  # only needed, and only imported, for --simulate
@@ -113,7 +137,14 @@ def _tools(args: argparse.Namespace) -> Optional[ToolCommands]:
 
 
 def _run(args: argparse.Namespace) -> ExitStatus:
-    """Run one parsed command; the backend is stopped whatever happens."""
+    """Run one parsed command; the backend is stopped whatever happens.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status when the command succeeds (it raises otherwise).
+    """
     backend = GATTToolBackend(hci_device=args.hci, gatttool_logfile=args.log_file, tools=_tools(args))
     ctx = commands.Context(args, backend, Output(sys.stdout, args.json))
     log.debug("Running %s with %s", args.command, vars(args))
@@ -127,7 +158,14 @@ def _run(args: argparse.Namespace) -> ExitStatus:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the ``pygatt`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the ``pygatt`` command line.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
     return int(_main(argv))
 
 
