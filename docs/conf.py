@@ -91,7 +91,26 @@ napoleon_attr_annotations = True
 # -- MyST ------------------------------------------------------------------------------
 
 myst_heading_anchors = 3  # [text](page.md#a-heading) links
-myst_enable_extensions = ["deflist"]
+myst_enable_extensions = ["deflist", "substitution"]
+
+# The guides of the backends being written. "Choosing a backend" says "coming"
+# until a guide's page exists, then links to it; add the page to index.md's
+# toctree (after gatttool-backend) when it lands.
+_BACKEND_GUIDES = {"bgapi": ("bgapi-backend", "the BGAPI backend"), "dbus": ("dbus-backend", "the D-Bus backend")}
+myst_substitutions: Dict[str, str] = {}
+for _key, (_page, _title) in _BACKEND_GUIDES.items():
+    _present = os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), _page + ".md"))
+    myst_substitutions[f"{_key}_status"] = "available" if _present else "coming"
+    myst_substitutions[f"{_key}_guide"] = (
+        f"**Guide:** [{_title}]({_page}.md)." if _present else "**Guide:** with the backend, when it lands."
+    )
+myst_substitutions["bgapi_note"] = (
+    ""
+    if myst_substitutions["bgapi_status"] == "available"
+    else "Programs written for pygatt 5.0.0 that create a `BGAPIBackend` import without errors in this "
+    "release, but creating one raises `BLEError` until the BGAPI backend lands "
+    "(see [migrating](migrating.md#bgapibackend))."
+)
 
 # -- intersphinx: the Python standard library, offline ---------------------------------
 #
