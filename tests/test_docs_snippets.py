@@ -32,6 +32,8 @@ docs/contributing.md, "Code blocks in the documentation"):
 - ``<!-- snippet: one command -->``: a ``console`` block whose first line is its
   only command; every later line, even one starting with ``$``, is output.
 - ``<!-- snippet: world -->``: a ``json`` block that must load as a simulated world.
+- ``<!-- snippet: needs PROGRAM -->``: runs when PROGRAM (e.g. ``dbus-daemon``) is on
+  ``PATH``; otherwise it is reported as skipped, naming the program.
 
 Blocks in other languages (``text``, ``ini``, ...) are shown, not run.
 """
@@ -41,6 +43,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -53,7 +56,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN_LANGUAGES = {"python", "console", "sh", "json"}
-KNOWN_MARKERS = ("skip", "output", "connected", "file", "one command", "world")
+KNOWN_MARKERS = ("skip", "output", "connected", "file", "one command", "world", "needs")
 SIMULATED_ADDRESS = "C4:7C:8D:6A:3E:01"
 TIMEOUT_S = 120
 
@@ -260,6 +263,8 @@ def test_markers_are_known_and_skips_say_why(block: Block):
         assert len(block.marker_argument) >= 10, f"{block.name}: a skip needs a reason a reader accepts"
     if block.marker_kind == "connected":
         assert block.language == "python", f"{block.name}: 'connected' is for python blocks"
+    if block.marker_kind == "needs":
+        assert block.marker_argument and " " not in block.marker_argument, f"{block.name}: 'needs' names one program"
     if block.marker_kind in ("one command",):
         assert block.language == "console", f"{block.name}: '{block.marker_kind}' is for console blocks"
     if block.language == "console":
@@ -271,6 +276,8 @@ def test_markers_are_known_and_skips_say_why(block: Block):
 def test_snippet_runs_as_written(block: Block, workdir: Path, shim_bin: Path):
     if block.marker_kind == "skip":
         pytest.skip(f"marked in {block.page.name}: {block.marker_argument}")
+    if block.marker_kind == "needs" and shutil.which(block.marker_argument) is None:
+        pytest.skip(f"{block.page.name} needs {block.marker_argument}, which is not installed")
     if block.marker_kind == "file":
         assert (workdir / block.marker_argument).read_text() == block.text
         return
