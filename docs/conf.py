@@ -18,12 +18,26 @@ from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.abspath(".."))
 
-import pygatt  # noqa: E402  (after the path tweak, so a checkout documents itself)
+import pygatt  # noqa: E402, F401  (after the path tweak, so a checkout documents itself)
+
+
+def _project_version() -> str:
+    """The version in pyproject.toml: the one this checkout builds.
+
+    Not ``pygatt.__version__``, which comes from the metadata of whatever
+    distribution named pygatt is installed, possibly another release.
+    """
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyproject.toml")) as pyproject:
+        match = re.search(r'(?m)^version\s*=\s*"([^"]+)"', pyproject.read())
+    if match is None:
+        raise RuntimeError("pyproject.toml names no version")
+    return match.group(1)
+
 
 project = "pygatt"
 author = "pygatt developers"
 copyright = "2026, pygatt developers"
-release = pygatt.__version__
+release = _project_version()
 version = release
 
 extensions = [
