@@ -57,6 +57,13 @@ nitpick_ignore = [
     # pygatt/dispatch.py: `dropped` is an instance attribute that CallbackDispatcher's
     # docstring does not list yet (an `Attributes:` section would document it).
     ("py:attr", "CallbackDispatcher.dropped"),
+    # The BGAPI backend's type hints name its internal layers, which the API
+    # reference does not document (they are not for users): the serial-port
+    # lister type, the link and protocol objects, the connection parameters.
+    ("py:class", "util.ComportsFunction"),
+    ("py:class", "pygatt.backends.bgapi.link.BGAPILink"),
+    ("py:class", "pygatt.backends.bgapi.protocol.BGAPIProtocol"),
+    ("py:class", "ConnectionParams"),
 ]
 
 # -- HTML: Furo, a responsive theme with a phone menu, "on this page" and prev/next ----
@@ -308,6 +315,10 @@ _ALIASES: Dict[str, str] = {
     "pygatt.backends.BGAPIBackend": "pygatt.BGAPIBackend",
     "pygatt.backends.bgapi.BGAPIBackend": "pygatt.BGAPIBackend",
     "pygatt.backends.bgapi.bgapi.BGAPIBackend": "pygatt.BGAPIBackend",
+    "pygatt.backends.bgapi.device.BGAPIBLEDevice": "pygatt.backends.bgapi.BGAPIBLEDevice",
+    "pygatt.backends.bgapi.exceptions.BGAPIError": "pygatt.backends.bgapi.BGAPIError",
+    "pygatt.backends.bgapi.exceptions.ExpectedResponseTimeout": "pygatt.backends.bgapi.ExpectedResponseTimeout",
+    "pygatt.backends.bgapi.bgapi.AdvertisingAndScanInfo": "pygatt.backends.bgapi.AdvertisingAndScanInfo",
 }
 
 

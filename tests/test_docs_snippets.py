@@ -26,7 +26,8 @@ docs/contributing.md, "Code blocks in the documentation"):
 - ``<!-- snippet: connected -->``: a ``python`` block that continues a session:
   it runs after ``import pygatt`` and with ``adapter`` (a started
   ``GATTToolBackend``) and ``device`` (connected to ``C4:7C:8D:6A:3E:01``)
-  already defined; the adapter is stopped afterwards.
+  already defined; the adapter is stopped afterwards. ``connected bgapi``: the
+  same with a ``BGAPIBackend`` (on the simulated dongle).
 - ``<!-- snippet: file NAME -->``: the block is written to NAME in the scratch
   directory (for later blocks of the same page to run) instead of being run.
 - ``<!-- snippet: one command -->``: a ``console`` block whose first line is its
@@ -68,11 +69,12 @@ CONNECTED_PRELUDE = f"""\
 import atexit
 import pygatt
 
-adapter = pygatt.GATTToolBackend()
+adapter = pygatt.{{backend}}()
 atexit.register(adapter.stop)
 adapter.start()
 device = adapter.connect({SIMULATED_ADDRESS!r})
 """
+PRELUDE_BACKENDS = {"": "GATTToolBackend", "bgapi": "BGAPIBackend"}
 
 
 @dataclass
@@ -263,6 +265,7 @@ def test_markers_are_known_and_skips_say_why(block: Block):
         assert len(block.marker_argument) >= 10, f"{block.name}: a skip needs a reason a reader accepts"
     if block.marker_kind == "connected":
         assert block.language == "python", f"{block.name}: 'connected' is for python blocks"
+        assert block.marker_argument in PRELUDE_BACKENDS, f"{block.name}: 'connected' takes {sorted(PRELUDE_BACKENDS)}"
     if block.marker_kind == "needs":
         assert block.marker_argument and " " not in block.marker_argument, f"{block.name}: 'needs' names one program"
     if block.marker_kind in ("one command",):
@@ -297,7 +300,7 @@ def test_snippet_runs_as_written(block: Block, workdir: Path, shim_bin: Path):
     if block.language == "python":
         source = block.text
         if block.marker_kind == "connected":
-            source = CONNECTED_PRELUDE + "\n" + source
+            source = CONNECTED_PRELUDE.format(backend=PRELUDE_BACKENDS[block.marker_argument]) + "\n" + source
         script = workdir / f"snippet_{block.line}.py"
         script.write_text(source)
         proc = run([sys.executable, script.name], workdir, env, merge_stderr=False)
