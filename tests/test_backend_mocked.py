@@ -13,7 +13,7 @@ import pygatt
 from pygatt import exceptions
 from pygatt.backends import BLEAddressType
 from pygatt.util import uuid16_to_uuid
-from tests.conftest import ADDRESS, wait_for
+from tests.helpers import ADDRESS, wait_for
 
 HR = uuid16_to_uuid(0x2A37)
 BATTERY = uuid16_to_uuid(0x2A19)

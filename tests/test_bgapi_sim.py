@@ -26,7 +26,7 @@ from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, Wo
 from pygatt.testing.sim.advertising import advertising_data, scan_response_data
 from pygatt.testing.sim.bgapi import SimulatedDongle
 from pygatt.testing.world import att_error_code
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.simulator
 

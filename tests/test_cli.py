@@ -37,7 +37,7 @@ from pygatt.exceptions import (
     ToolError,
 )
 from pygatt.testing import example_world_path
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD: Dict[str, Any] = json.loads(example_world_path("heart-rate").read_text())

@@ -43,8 +43,8 @@ from pygatt.exceptions import BLEError, GATTError, NotConnectedError, Notificati
 from pygatt.testing import Characteristic as SimCharacteristic
 from pygatt.testing import Service, World, load_world
 from pygatt.util import uuid16_to_uuid
-from tests.conftest import ADDRESS, FakeFactory, wait_for
 from tests.fake_child import FakeGatttool
+from tests.helpers import ADDRESS, FakeFactory, wait_for
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 

@@ -35,7 +35,7 @@ from unittest import mock
 import pytest
 
 import pygatt
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 # -- pygatt 5.0.0, method by method -------------------------------------------------------
 # Each class maps a method name to its parameters, written as in a ``def`` line without ``self``.
