@@ -53,16 +53,21 @@ def transcript(
             if command is not None:
                 child.sendline(command)
             text, deadline = "", time.monotonic() + 3.0
-            quiet_needed = 0.25
-            while time.monotonic() < deadline:  # gather until the output rests on a prompt
+            while time.monotonic() < deadline:  # gather until the output rests (on a prompt)
                 try:
-                    text += child.read_nonblocking(65536, timeout=quiet_needed)
+                    text += child.read_nonblocking(65536, timeout=0.25)
                 except pexpect.TIMEOUT:
-                    if text.endswith("]> ") or text.endswith("]> \r\n"):
+                    if text.endswith("]> ") or text.endswith("descriptor.\r\n"):
                         break
+                except pexpect.EOF:
+                    text += "<the program ended>"
+                    break
             out.append(normalise(text))
-        child.sendline("exit")
-        child.expect(pexpect.EOF)
+            if not child.isalive():
+                break
+        if child.isalive():
+            child.sendline("exit")
+            child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
     return out, child.exitstatus

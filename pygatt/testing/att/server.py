@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 RECEIVED_KEPT = 100_000
 #: A stream with ``interval_s == 0`` keeps at most this many PDUs queued on its link.
 BURST = 64
+#: How long after its last answer a peripheral with ``disconnect_after_ops`` drops the link.
+#: A response and the hang-up in the same instant crash BlueZ 5.66's gatttool now and then
+#: (SIGSEGV, seen here); over the air a disconnect comes later than that anyway.
+DROP_AFTER_ANSWER_S = 0.05
 
 
 def socket_name(address: str, address_type: str) -> str:
@@ -326,8 +330,7 @@ class ATTPeripheralServer:
             if response is not None:
                 self._send(link, response)
             if closing:
-                link.close_when_drained = True
-                self._flush(link)
+                self._after(DROP_AFTER_ANSWER_S, link, lambda: self._drop_when_drained(link))
 
         delay = link.peripheral.response_delay_s
         if delay > 0:
@@ -385,6 +388,10 @@ class ATTPeripheralServer:
         except OSError:
             pass
         link.sock.close()
+
+    def _drop_when_drained(self, link: _Link) -> None:
+        link.close_when_drained = True
+        self._flush(link)
 
     def _drop_matching(self, address: Optional[str]) -> None:
         for link in list(self._links.values()):

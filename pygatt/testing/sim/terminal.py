@@ -50,6 +50,7 @@ class Terminal:
         self._pending: List[str] = []
         self._shown_prompt = 0  # columns of the prompt last drawn (what a clear must cover)
         self._visible = 0  # columns readline believes the input line takes on screen
+        self._drawn_prompt = ""  # the prompt as last drawn (gatttool may change it without a redraw)
         self._lmargin = 0  # readline's horizontal scroll offset (TERM=dumb) for the line being typed
 
     # -- set-up ------------------------------------------------------------------
@@ -89,7 +90,8 @@ class Terminal:
 
     def prompt(self) -> None:
         """Draw the prompt (and the input typed so far)."""
-        self._shown_prompt = len(self._prompt())
+        self._drawn_prompt = self._prompt()
+        self._shown_prompt = len(self._drawn_prompt)
         self._visible = self._shown_prompt + len(self.line)
         self.write(("" if self.dumb else PASTE_ON) + self._prompt() + self.line)
 
@@ -119,7 +121,8 @@ class Terminal:
         else:
             clear = "\r\x1b[K"
         self.write(clear + text + "\r\n")
-        self._shown_prompt = len(self._prompt())
+        self._drawn_prompt = self._prompt()
+        self._shown_prompt = len(self._drawn_prompt)
         self._visible = self._shown_prompt + len(self.line)
         self.write(self._prompt() + self.line)  # a redraw: no bracketed-paste switch (seen with TERM=xterm)
 
@@ -137,8 +140,11 @@ class Terminal:
         columns = terminal_columns()
         full = self._prompt() + self.line
         cursor = len(full)
+        redraw = self._prompt() != self._drawn_prompt  # e.g. the link dropped: the next key shows the new prompt
+        self._drawn_prompt = self._prompt()
         if not self.dumb:
-            self.write(inserted)  # the terminal wraps (readline's redraw of wrapped lines is not imitated)
+            # the terminal wraps (readline's redraw of wrapped lines is not imitated)
+            self.write("\r" + full if redraw else inserted)
             return
         if cursor - self._lmargin > columns - 2:
             lmargin = max(0, cursor - 2 * (columns // 3))
@@ -146,11 +152,11 @@ class Terminal:
             lmargin = 0
         else:
             lmargin = self._lmargin
-        if lmargin == self._lmargin:
+        if lmargin == self._lmargin and not redraw:
             self.write(inserted)
             self._visible += len(inserted)
         else:
-            self.write("\r<" + full[lmargin + 1 : cursor])
+            self.write("\r" + (("<" + full[lmargin + 1 : cursor]) if lmargin else full))
             shorter = self._visible - (cursor - lmargin)
             if shorter > 0:  # no clear-to-end-of-line on a dumb terminal: spaces, then back
                 self.write(" " * shorter + "\b" * shorter)
