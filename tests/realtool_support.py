@@ -76,13 +76,17 @@ def lab_world(**peripheral_settings: object) -> World:
         Characteristic(
             "ff04",
             ["indicate"],
-            notify=NotifyStream(trigger="subscribe", interval_s=0.02, count=len(INDICATE_VALUES), values=INDICATE_VALUES),
+            notify=NotifyStream(
+                trigger="subscribe", interval_s=0.02, count=len(INDICATE_VALUES), values=INDICATE_VALUES
+            ),
         ),
         Characteristic("ff05", ["write"], value="00"),  # write only: reads fail with 0x02
         Characteristic("ff06", ["notify"]),  # values only from server.notify()
         Characteristic(CUSTOM_128, ["read", "write"], value="c0ffee", descriptors=[Descriptor("2901", "6c6162")]),
     ]
-    errors = [Characteristic(error_uuid(code), ["read", "write"], read_error=code, write_error=code) for code in ERROR_CODES]
+    errors = [
+        Characteristic(error_uuid(code), ["read", "write"], read_error=code, write_error=code) for code in ERROR_CODES
+    ]
     settings = {"mtu": 247, **peripheral_settings}
     lab = Peripheral(
         address=ADDRESS,

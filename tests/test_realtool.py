@@ -34,11 +34,11 @@ from tests.realtool_support import (
     backend_factory,  # noqa: F401
     error_uuid,
     lab_world,
+    needs_real_gatttool,
     rig,  # noqa: F401
     rig_factory,  # noqa: F401
     shim_library,  # noqa: F401
     wait_until,
-    needs_real_gatttool,
 )
 
 pytestmark = needs_real_gatttool
@@ -298,8 +298,8 @@ def test_bond_raises_the_security_level(device, rig):  # noqa: F811
 
 def test_a_slow_answer_is_waited_for_and_a_late_one_is_not_taken_for_the_next(rig_factory, backend_factory):  # noqa: F811
     slow = rig_factory(lab_world(response_delay_s=0.4))
-    backend = backend_factory(tools=slow.tools)
-    device = backend.connect(ADDRESS)
+    lib = backend_factory(tools=slow.tools)
+    device = lib.connect(ADDRESS)
     assert device.char_read_handle(slow.handle("2a00")) == bytearray(b"Lab")
     with pytest.raises(exceptions.NotificationTimeout):
         device.char_read_handle(slow.handle("ff01"), timeout=0.1)
@@ -321,8 +321,8 @@ def test_remote_drop_fires_the_disconnect_callback_and_ends_operations(device, r
 
 def test_peripheral_that_drops_after_some_operations(rig_factory, backend_factory):  # noqa: F811
     flaky = rig_factory(lab_world(disconnect_after_ops=2))
-    backend = backend_factory(tools=flaky.tools)
-    device = backend.connect(ADDRESS)
+    lib = backend_factory(tools=flaky.tools)
+    device = lib.connect(ADDRESS)
     dropped = threading.Event()
     device.register_disconnect_callback(lambda d: dropped.set())
     assert device.char_read_handle(flaky.handle("2a00")) == bytearray(b"Lab")
@@ -349,11 +349,11 @@ def test_stop_ends_every_gatttool_and_thread(rig, shim_library):  # noqa: F811
     from tests.realtool_support import gatttool_children
 
     before = set(threading.enumerate())
-    backend = pygatt.GATTToolBackend(tools=rig.tools)
-    backend.start(reset_on_start=False)
-    device = backend.connect(ADDRESS)
+    lib = pygatt.GATTToolBackend(tools=rig.tools)
+    lib.start(reset_on_start=False)
+    device = lib.connect(ADDRESS)
     device.char_read_handle(rig.handle("2a00"))
-    backend.stop()
+    lib.stop()
     assert wait_until(lambda: not gatttool_children(), timeout=5), gatttool_children()
     assert wait_until(lambda: not [t for t in threading.enumerate() if t not in before and t.is_alive()], 5)
     assert wait_until(lambda: rig.server.links() == 0)

@@ -471,7 +471,7 @@ def decode_response(pdu: bytes) -> Response:
         elif opcode in (READ_BY_TYPE_RSP, READ_BY_GROUP_TYPE_RSP):
             step, body = params[0], params[1:]
             header = 2 if opcode == READ_BY_TYPE_RSP else 4
-            entries: List[Tuple[int, ...]] = []
+            entries: List[Tuple[object, ...]] = []
             for i in range(0, len(body), step):
                 handles = struct.unpack_from("<" + "H" * (header // 2), body, i)
                 entries.append((*handles, body[i + header : i + step]))

@@ -251,7 +251,9 @@ class LinkResponder:
                 if not request.start <= start <= request.end:
                     continue
                 value = pdu.uuid_to_att(uuid)
-                if entries and (len(value) != len(entries[0][2]) or 2 + (len(entries) + 1) * (4 + len(value)) > self.mtu):
+                if entries and (
+                    len(value) != len(entries[0][2]) or 2 + (len(entries) + 1) * (4 + len(value)) > self.mtu
+                ):
                     break
                 entries.append((start, end, value))
         if not entries:

@@ -513,7 +513,9 @@ class Simulator:
         """Start or stop the notification streams whose CCCD was written."""
         for value_handle, flags in outcome.subscriptions:
             value_attribute = self.attribute(value_handle)
-            stream = value_attribute.characteristic.notify if value_attribute and value_attribute.characteristic else None
+            stream = (
+                value_attribute.characteristic.notify if value_attribute and value_attribute.characteristic else None
+            )
             if stream is None or stream.trigger != "subscribe":
                 continue
             if not flags & 0x03:
