@@ -297,7 +297,7 @@ def test_bond_raises_the_security_level(device, rig):  # noqa: F811
 
 
 def test_a_slow_answer_is_waited_for_and_a_late_one_is_not_taken_for_the_next(rig_factory, backend_factory):  # noqa: F811
-    slow = rig_factory(lab_world(response_delay_s=0.4))
+    slow = rig_factory(lab_world(response_delay_s=0.8))
     lib = backend_factory(tools=slow.tools)
     device = lib.connect(ADDRESS)
     assert device.char_read_handle(slow.handle("2a00")) == bytearray(b"Lab")
