@@ -1,15 +1,24 @@
-"""``BLEDevice``: a connected BLE peripheral, independent of the backend."""
+"""``BLEDevice``: a connected BLE peripheral, the same for every backend.
+
+Everything that does not depend on how the bytes travel lives here: argument
+checks, the characteristic cache behind :meth:`BLEDevice.get_handle`,
+subscriptions and their CCCD writes, notification and disconnect callbacks,
+and resubscribing after a reconnect. The GATT operations themselves go to a
+:class:`~pygatt.backends.backend.GATTLink`, the contract each backend fulfils;
+a backend's device subclass (``GATTToolBLEDevice``, ``BGAPIBLEDevice``, ...)
+keeps pygatt 5.0.0's constructor and only routes operations.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import uuid
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 from pygatt import validate
-from pygatt.backends.backend import Characteristic
-from pygatt.exceptions import BLEError
+from pygatt.backends.backend import DEFAULT_ATT_MTU, Characteristic, GATTLink
+from pygatt.exceptions import BLEError, NotConnectedError
 from pygatt.util import uuid16_to_uuid
 from pygatt.validate import BytesLike, UUIDLike
 
@@ -21,19 +30,33 @@ INDICATE = bytes([0x02, 0x00])
 NEITHER = bytes([0x00, 0x00])
 
 NotificationCallback = Callable[[int, bytearray], None]
+#: Called with the device (typed loosely so a callback may take a backend's device subclass).
+DisconnectCallback = Callable[[Any], None]
 
 
 class BLEDevice:
-    """An object representing a single BLE device, returned by a backend's
-    ``connect``. Backends subclass it and implement the reads and writes; the
-    characteristic cache and the subscriptions live here.
+    """A BLE device returned by a backend's ``connect``.
+
+    A device counts as connected from its creation until :meth:`disconnect`
+    (as in pygatt 5.0.0) or until its backend reports the link lost.
+
+    Args:
+        address: the BLE address (aka MAC address) of the device as a string.
     """
 
-    def __init__(self, address: str) -> None:
-        """Initialize.
+    #: Seconds each operation waits when the caller gives no timeout; backends override.
+    DEFAULT_TIMEOUTS: ClassVar[Dict[str, float]] = {
+        "read": 4.0,
+        "read_uuid": 4.0,
+        "write": 30.0,
+        "discover": 30.0,
+        "mtu": 4.0,
+        "bond": 30.0,
+        "rssi": 4.0,
+        "disconnect": 2.0,
+    }
 
-        address -- the BLE address (aka MAC address) of the device as a string.
-        """
+    def __init__(self, address: str) -> None:
         self._address = address
         self._characteristics: Dict[uuid.UUID, Characteristic] = {}
         self._discovered = False
@@ -41,138 +64,324 @@ class BLEDevice:
         # value handle -> (CCCD handle, indication?) for every live subscription
         self._subscriptions: Dict[int, Tuple[int, bool]] = {}
         self._lock = threading.RLock()
+        self._link: Optional[GATTLink] = None
+        self._connected = True
+        self._disconnect_callbacks: List[DisconnectCallback] = []
+        self._callback_lock = threading.Lock()
+        self.auto_reconnect = False
 
     @property
     def address(self) -> str:
         """The device's Bluetooth address."""
         return self._address
 
+    @property
+    def connected(self) -> bool:
+        """True from creation until :meth:`disconnect` or a lost link (and again after a reconnect)."""
+        return self._connected
+
+    @property
+    def mtu(self) -> int:
+        """The ATT MTU in use on the link (23 until :meth:`exchange_mtu` raised it)."""
+        link = self._link
+        return link.mtu if link is not None else DEFAULT_ATT_MTU
+
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} address={self._address}>"
+
+    # -- for backends ---------------------------------------------------------------
+
+    def link_up(self, link: Optional[GATTLink] = None) -> None:
+        """Mark the device connected (called by its backend after a connect or reconnect).
+
+        Args:
+            link: the link that now carries this device's operations (backends
+                whose device routes operations itself pass None).
+        """
+        with self._lock:
+            if link is not None:
+                self._link = link
+            self._connected = True
+
+    def link_down(self) -> None:
+        """Mark the device disconnected without callbacks (called by its backend on disconnect())."""
+        with self._lock:
+            self._connected = False
+            self._link = None
+
+    def link_lost(self, reason: str) -> None:
+        """The link dropped without being asked to: mark the device disconnected and
+        run the disconnect callbacks once.
+
+        Called by the backend on its callback thread, never on a reader thread.
+
+        Args:
+            reason: why the link went away, for the log.
+        """
+        with self._lock:
+            was_connected = self._connected
+            self._connected = False
+            self._link = None
+        if not was_connected:
+            return
+        log.warning("Lost the connection to %s: %s", self._address, reason)
+        with self._callback_lock:
+            callbacks = list(self._disconnect_callbacks)
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("Disconnect callback %r raised", callback)
+
+    def listens_to(self, handle: int) -> bool:
+        """True when a notification on ``handle`` has somewhere to go (a callback).
+
+        Backends use it to drop unwanted notifications before queueing them.
+        """
+        return handle in self._callbacks
+
+    def _require_link(self) -> GATTLink:
+        self._check_connected()
+        link = self._link
+        if link is None or not link.connected:
+            raise NotConnectedError(f"Device {self._address} is not connected")
+        return link
+
+    def _check_connected(self) -> None:
+        if not self._connected:
+            raise NotConnectedError(f"Device {self._address} is not connected")
+
+    def _timeout(self, timeout: Optional[float], operation: str) -> float:
+        if timeout is None:
+            return self.DEFAULT_TIMEOUTS[operation]
+        return validate.positive_timeout(timeout)
+
+    # -- GATT operations (through the backend's link) --------------------------------
 
     def bond(self, permanent: bool = False) -> None:
         """Create a new bond or use an existing bond with the device and make the
         current connection bonded and encrypted.
+
+        Args:
+            permanent: keep the bond after the link ends, where the backend lets us choose.
         """
-        raise NotImplementedError()
+        self._require_link().bond(bool(permanent), self._timeout(None, "bond"))
 
     def get_rssi(self) -> Optional[int]:
-        """Get the receiver signal strength indicator (RSSI) value from the BLE
-        device, in dBm.
+        """Get the receiver signal strength indicator (RSSI) of the link.
+
+        Returns:
+            The RSSI in dBm.
         """
-        raise NotImplementedError()
+        return self._require_link().rssi(self._timeout(None, "rssi"))
 
-    def char_read(self, uuid: UUIDLike) -> bytearray:
-        """Reads a Characteristic by UUID.
+    def char_read(self, uuid: UUIDLike, *, timeout: Optional[float] = None) -> bytearray:
+        """Read a characteristic by UUID.
 
-        uuid -- UUID of Characteristic to read as a string.
+        Args:
+            uuid: the characteristic's UUID (a string in any form, or a :class:`uuid.UUID`).
+            timeout: seconds to wait; None for the backend's default.
 
-        Returns a bytearray containing the characteristic value on success.
+        Returns:
+            The value.
         """
-        raise NotImplementedError()
+        key = validate.characteristic_uuid(uuid)
+        return bytearray(self._require_link().read_uuid(key, self._timeout(timeout, "read_uuid")))
 
-    def char_read_handle(self, handle: int) -> bytearray:
-        """Reads a Characteristic by handle.
+    def char_read_handle(self, uuid: int, *, timeout: Optional[float] = None) -> bytearray:
+        """Read a characteristic by handle.
 
-        handle -- handle of Characteristic to read.
+        Args:
+            uuid: the attribute handle to read (the parameter keeps the name it has in
+                pygatt 5.0.0's base class; backends' devices call it ``handle``).
+            timeout: seconds to wait; None for the backend's default.
 
-        Returns a bytearray containing the characteristic value on success.
+        Returns:
+            The value.
         """
-        raise NotImplementedError()
+        handle = validate.handle(uuid, "handle")
+        return bytearray(self._require_link().read_handle(handle, self._timeout(timeout, "read")))
 
-    def char_read_long(self, uuid: UUIDLike) -> bytearray:
-        """Reads a Characteristic by UUID, following values longer than one ATT packet.
+    def char_read_long(self, uuid: UUIDLike, *, timeout: Optional[float] = None) -> bytearray:
+        """Read a characteristic by UUID, following values longer than one ATT packet.
 
-        uuid -- UUID of Characteristic to read as a string.
+        Args:
+            uuid: the characteristic's UUID.
+            timeout: seconds to wait; None for the backend's default.
 
-        Returns a bytearray containing the characteristic value on success.
+        Returns:
+            The whole value.
         """
-        return self.char_read_long_handle(self.get_handle(uuid))
+        return self.char_read_long_handle(self.get_handle(uuid), timeout=timeout)
 
-    def char_read_long_handle(self, handle: int) -> bytearray:
-        """Reads a Characteristic by handle, following values longer than one ATT packet.
+    def char_read_long_handle(self, handle: int, *, timeout: Optional[float] = None) -> bytearray:
+        """Read a characteristic by handle, following values longer than one ATT packet.
 
-        handle -- handle of Characteristic to read.
+        Args:
+            handle: the attribute handle to read.
+            timeout: seconds to wait; None for the backend's default.
 
-        Returns a bytearray containing the characteristic value on success.
+        Returns:
+            The whole value.
         """
-        raise NotImplementedError()
+        handle = validate.handle(handle)
+        return bytearray(self._require_link().read_long_handle(handle, self._timeout(timeout, "read")))
 
-    def char_write(self, uuid: UUIDLike, value: BytesLike, wait_for_response: bool = True) -> None:
-        """Writes a value to a given characteristic UUID.
+    def char_write(
+        self, uuid: UUIDLike, value: BytesLike, wait_for_response: bool = True, *, timeout: Optional[float] = None
+    ) -> None:
+        """Write a value to the characteristic with this UUID.
 
-        uuid -- the UUID of the characteristic to write to.
-        value -- a bytearray to write to the characteristic.
-        wait_for_response -- wait for response after writing.
+        A GATT "command" is used when not waiting for a response: the peer does
+        not acknowledge the write.
 
-        A GATT "command" is used when not waiting for a response. The remote
-        host will not acknowledge the write.
+        Args:
+            uuid: the characteristic's UUID.
+            value: the bytes to write.
+            wait_for_response: use a Write Request and wait for the acknowledgement.
+            timeout: seconds to wait; None for the backend's default.
 
         Example::
 
             my_ble_device.char_write('a1e8f5b1-696b-4e4c-87c6-69dfe0b0093b',
                                      bytearray([0x00, 0xFF]))
         """
-        return self.char_write_handle(self.get_handle(uuid), value, wait_for_response=wait_for_response)
+        self.char_write_handle(self.get_handle(uuid), value, wait_for_response, timeout=timeout)
 
-    def char_write_handle(self, handle: int, value: BytesLike, wait_for_response: bool = True) -> None:
-        """Writes a value to a given characteristic handle.
+    def char_write_handle(
+        self, handle: int, value: BytesLike, wait_for_response: bool = True, *, timeout: Optional[float] = None
+    ) -> None:
+        """Write a value to an attribute handle.
 
-        handle -- the handle to write to.
-        value -- a bytearray to write to the characteristic.
-        wait_for_response -- wait for response after writing.
+        Args:
+            handle: the attribute handle to write.
+            value: the bytes to write.
+            wait_for_response: use a Write Request and wait for the acknowledgement.
+            timeout: seconds to wait; None for the backend's default.
+
+        Raises:
+            ValueError: a write without response longer than one packet (MTU - 3),
+                which a peer would receive cut short.
         """
-        raise NotImplementedError()
+        handle = validate.handle(handle)
+        data = validate.value_bytes(value)
+        seconds = self._timeout(timeout, "write")
+        link = self._require_link()
+        check_command_length(data, link.mtu, wait_for_response)
+        link.write_handle(handle, data, bool(wait_for_response), seconds)
 
-    def char_write_long(self, uuid: UUIDLike, value: BytesLike, wait_for_response: bool = False) -> None:
-        """Writes a value longer than one ATT packet to a given characteristic UUID.
+    def char_write_long(
+        self, uuid: UUIDLike, value: BytesLike, wait_for_response: bool = False, *, timeout: Optional[float] = None
+    ) -> None:
+        """Write a value longer than one ATT packet to the characteristic with this UUID.
 
-        uuid -- the UUID of the characteristic to write to.
-        value -- a bytearray to write to the characteristic.
-        wait_for_response -- wait for response after writing.
+        Args:
+            uuid: the characteristic's UUID.
+            value: the bytes to write (up to 512).
+            wait_for_response: accepted for compatibility; a long write is always acknowledged.
+            timeout: seconds to wait; None for the backend's default.
         """
-        return self.char_write_long_handle(self.get_handle(uuid), value, wait_for_response=wait_for_response)
+        self.char_write_long_handle(self.get_handle(uuid), value, wait_for_response, timeout=timeout)
 
-    def char_write_long_handle(self, handle: int, value: BytesLike, wait_for_response: bool = False) -> None:
-        """Writes a value longer than one ATT packet to a given characteristic handle.
+    def char_write_long_handle(
+        self, handle: int, value: BytesLike, wait_for_response: bool = False, *, timeout: Optional[float] = None
+    ) -> None:
+        """Write a value longer than one ATT packet (prepared writes) to an attribute handle.
 
-        handle -- the handle to write to.
-        value -- a bytearray to write to the characteristic.
-        wait_for_response -- wait for response after writing.
+        Args:
+            handle: the attribute handle to write.
+            value: the bytes to write (up to 512).
+            wait_for_response: accepted for compatibility; a long write is always acknowledged.
+            timeout: seconds to wait; None for the backend's default.
         """
-        raise NotImplementedError()
+        handle = validate.handle(handle)
+        data = validate.value_bytes(value)
+        self._require_link().write_long_handle(handle, data, self._timeout(timeout, "write"))
 
     def disconnect(self) -> None:
-        """Disconnect from the device. This instance of BLEDevice cannot be
-        used after calling this method, you must call BLEBackend.connect() again
-        to get a fresh connection.
+        """Disconnect from the device.
+
+        This instance cannot be used afterwards: call the backend's ``connect()``
+        again for a fresh connection. No disconnect callback runs for it.
         """
-        raise NotImplementedError()
+        link = self._link
+        self.link_down()
+        if link is not None:
+            link.disconnect(self.DEFAULT_TIMEOUTS["disconnect"])
 
-    def discover_characteristics(self) -> Dict[uuid.UUID, Characteristic]:
-        """Discover the characteristics (and their descriptors) of the device.
+    def discover_characteristics(self, *, timeout: Optional[float] = None) -> Dict[uuid.UUID, Characteristic]:
+        """Discover (again) the characteristics and their descriptors, and cache them.
 
-        Returns a dict mapping each characteristic UUID to a Characteristic.
+        Args:
+            timeout: seconds to wait; None for the backend's default.
+
+        Returns:
+            ``{UUID: Characteristic}``; a UUID found on several characteristics
+            keeps the one with the lowest value handle.
         """
-        raise NotImplementedError()
+        found = self._require_link().discover(self._timeout(timeout, "discover"))
+        self._cache_characteristics(found)
+        return found
 
-    def exchange_mtu(self, mtu: int) -> int:
-        """Request a new MTU from the device; returns the MTU now in use."""
-        raise NotImplementedError()
+    def _cache_characteristics(self, found: Dict[uuid.UUID, Characteristic]) -> None:
+        with self._lock:
+            self._characteristics = found
+            self._discovered = True
+
+    def exchange_mtu(self, mtu: int, *, timeout: Optional[float] = None) -> int:
+        """Ask the peer for a larger ATT MTU.
+
+        Args:
+            mtu: the MTU wanted, 23..517.
+            timeout: seconds to wait; None for the backend's default.
+
+        Returns:
+            The MTU now in use.
+        """
+        mtu = validate_mtu(mtu)
+        return self._require_link().exchange_mtu(mtu, self._timeout(timeout, "mtu"))
+
+    # -- disconnect callbacks ---------------------------------------------------------
+
+    def register_disconnect_callback(self, callback: DisconnectCallback) -> None:
+        """Call ``callback(device)`` when the link drops without :meth:`disconnect` being called.
+
+        Args:
+            callback: a callable taking the device; it runs on the backend's callback thread.
+        """
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        with self._callback_lock:
+            if callback not in self._disconnect_callbacks:
+                self._disconnect_callbacks.append(callback)
+
+    def remove_disconnect_callback(self, callback: DisconnectCallback) -> None:
+        """Stop calling ``callback`` on disconnect (no error if it was not registered).
+
+        Args:
+            callback: a callable given to :meth:`register_disconnect_callback`.
+        """
+        with self._callback_lock:
+            if callback in self._disconnect_callbacks:
+                self._disconnect_callbacks.remove(callback)
 
     # -- characteristic cache ------------------------------------------------
 
     def get_handle(self, char_uuid: UUIDLike) -> int:
-        """Look up and return the handle for an attribute by its UUID.
+        """Look up the value handle of a characteristic by its UUID.
 
-        :param char_uuid: The UUID of the characteristic, as a string (any case,
-            full or 16-bit form) or a :class:`uuid.UUID`.
-        :type char_uuid: str or uuid.UUID
+        The characteristics are discovered once, on the first call, and cached.
+        Should a UUID appear on several characteristics, the one with the lowest
+        value handle is returned.
 
-        The device's characteristics are discovered once, on the first call,
-        and cached. Should a UUID appear on several characteristics, the one
-        with the lowest value handle is returned. An unknown UUID raises
-        :class:`BLEError`.
+        Args:
+            char_uuid: the UUID, as a string (any case, full or 16-bit form) or a :class:`uuid.UUID`.
+
+        Returns:
+            The value handle.
+
+        Raises:
+            BLEError: no characteristic has this UUID.
         """
         return self._characteristic(char_uuid).handle
 
@@ -181,20 +390,15 @@ class BLEDevice:
         log.debug("Looking up handle for characteristic %s", key)
         with self._lock:
             if not self._discovered:
-                self._characteristics = self.discover_characteristics()
-                self._discovered = True
+                self._cache_characteristics(self.discover_characteristics())
             characteristic = self._characteristics.get(key)
         if characteristic is None:
-            message = f"No characteristic found matching {key}"
-            log.warning(message)
-            raise BLEError(message)
-        log.debug("Found %s", characteristic)
+            raise BLEError(f"No characteristic found matching {key}")
         return characteristic
 
     def _cccd_handle(self, value_handle: int) -> int:
-        """The Client Characteristic Configuration handle of a value handle.
-
-        Uses the 0x2902 descriptor found by discovery, else value handle + 1.
+        """The Client Characteristic Configuration handle of a value handle:
+        the 0x2902 descriptor found by discovery, else value handle + 1.
         """
         with self._lock:
             characteristics = list(self._characteristics.values())
@@ -213,17 +417,15 @@ class BLEDevice:
         wait_for_response: bool = True,
     ) -> None:
         """Enable notifications or indications for a characteristic and register
-        a callback function to be called whenever a new value arrives.
+        a callback to be called whenever a new value arrives.
 
-        :param uuid: UUID as a string of the characteristic to subscribe.
-        :param callback: function to be called when a notification/indication is
-            received on this characteristic, as ``callback(handle, value)``.
-        :param indication: use indications (where each notification is ACKd).
-            This is more reliable, but slower.
-        :param wait_for_response: wait for the CCCD write to be acknowledged.
+        Args:
+            uuid: the characteristic's UUID.
+            callback: called as ``callback(handle, value)`` on the backend's callback thread.
+            indication: use indications (each acknowledged by us) instead of notifications.
+            wait_for_response: wait for the CCCD write to be acknowledged.
         """
-        value_handle = self.get_handle(uuid)
-        self.subscribe_handle(value_handle, callback, indication, wait_for_response)
+        self.subscribe_handle(self.get_handle(uuid), callback, indication, wait_for_response)
 
     def subscribe_handle(
         self,
@@ -232,7 +434,14 @@ class BLEDevice:
         indication: bool = False,
         wait_for_response: bool = True,
     ) -> None:
-        """Like subscribe(), but for a characteristic value handle."""
+        """Like :meth:`subscribe`, for a characteristic value handle.
+
+        Args:
+            handle: the characteristic's value handle.
+            callback: called as ``callback(handle, value)`` on the backend's callback thread.
+            indication: use indications instead of notifications.
+            wait_for_response: wait for the CCCD write to be acknowledged.
+        """
         validate.handle(handle)
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable")
@@ -257,11 +466,21 @@ class BLEDevice:
         log.info("Subscribed to handle 0x%04x (%s)", handle, "indication" if indication else "notification")
 
     def unsubscribe(self, uuid: UUIDLike, wait_for_response: bool = True) -> None:
-        """Disable notification for a characteristic and de-register the callback."""
+        """Disable notifications for a characteristic and forget its callbacks.
+
+        Args:
+            uuid: the characteristic's UUID.
+            wait_for_response: wait for the CCCD write to be acknowledged.
+        """
         self.unsubscribe_handle(self.get_handle(uuid), wait_for_response)
 
     def unsubscribe_handle(self, handle: int, wait_for_response: bool = True) -> None:
-        """Like unsubscribe(), but for a characteristic value handle."""
+        """Like :meth:`unsubscribe`, for a characteristic value handle.
+
+        Args:
+            handle: the characteristic's value handle.
+            wait_for_response: wait for the CCCD write to be acknowledged.
+        """
         validate.handle(handle)
         with self._lock:
             self._callbacks.pop(handle, None)
@@ -273,8 +492,8 @@ class BLEDevice:
         log.info("Unsubscribed from handle 0x%04x", handle)
 
     def resubscribe_all(self) -> None:
-        """Reenable all notifications and indications for characteristics this
-        device is subscribed to, e.g. after a reconnect.
+        """Enable again every notification and indication this device is subscribed
+        to, e.g. after a reconnect.
         """
         with self._lock:
             subscriptions = list(self._subscriptions.items())
@@ -283,10 +502,15 @@ class BLEDevice:
             self.char_write_handle(cccd, INDICATE if indication else NOTIFY, wait_for_response=True)
 
     def receive_notification(self, handle: int, value: BytesLike) -> None:
-        """Receive a notification from the connected device and propagate the value
-        to all registered callbacks, as ``callback(handle, bytearray(value))``.
+        """Pass a notification's value to every callback registered for its handle,
+        as ``callback(handle, bytearray(value))``.
 
-        A callback that raises is logged and the others still run.
+        Backends call it on their callback thread. A callback that raises is
+        logged and the others still run.
+
+        Args:
+            handle: the value handle the notification came from.
+            value: the notified value.
         """
         with self._lock:
             callbacks = list(self._callbacks.get(handle, ()))
@@ -295,3 +519,27 @@ class BLEDevice:
                 callback(handle, bytearray(value))  # each callback gets its own copy
             except Exception:
                 log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)
+
+
+def validate_mtu(mtu: object) -> int:
+    """Return an ATT MTU, an int within 23..517.
+
+    Raises:
+        ValueError: not an int in range.
+    """
+    if isinstance(mtu, bool) or not isinstance(mtu, int) or not 23 <= mtu <= 517:
+        raise ValueError(f"mtu must be an int within 23..517, got {mtu!r}")
+    return mtu
+
+
+def check_command_length(data: bytes, mtu: int, wait_for_response: bool) -> None:
+    """Refuse a write without response that does not fit one packet (MTU - 3 bytes).
+
+    Raises:
+        ValueError: the value is too long to be written without response.
+    """
+    if not wait_for_response and len(data) > mtu - 3:
+        raise ValueError(
+            f"value is {len(data)} bytes, more than the {mtu - 3} a write without response "
+            f"carries at MTU {mtu}; use wait_for_response=True or exchange_mtu first"
+        )

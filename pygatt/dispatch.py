@@ -3,69 +3,162 @@
 The thread that reads a tool's output only queues work here, so a slow
 callback never stalls parsing, and a callback may call back into the device
 (a read from a notification callback) without deadlock.
+
+Policy for a callback that cannot keep up: notifications wait in a queue of at
+most ``max_pending`` entries; beyond that new notifications are dropped,
+counted (:attr:`CallbackDispatcher.dropped`) and logged (the first drop, then
+every :data:`DROP_LOG_EVERY`-th) -- never silently. The reader is never blocked,
+because blocking it would also hold back the answers a callback may be waiting
+for. Control work (a lost link) is never dropped.
+
+After :meth:`CallbackDispatcher.stop` returns, no queued callback runs; a
+callback already running when ``stop`` gave up waiting is left to finish on
+its own (logged).
 """
 
 from __future__ import annotations
 
+import collections
 import logging
-import queue
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Deque, Optional, Tuple
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
+#: Notifications that may wait for the callback thread before new ones are dropped.
+DEFAULT_MAX_PENDING = 10_000
+#: After the first dropped notification, one log line per this many more.
+DROP_LOG_EVERY = 10_000
+
+_Item = Tuple[Callable[..., Any], Tuple[Any, ...]]
+
+
+class _Generation:
+    """The queue and thread of one start(): a later start() never shares them."""
+
+    def __init__(self) -> None:
+        self.items: Deque[_Item] = collections.deque()
+        self.droppable = 0
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.thread: Optional[threading.Thread] = None
 
 
 class CallbackDispatcher:
-    """A single daemon thread calling queued functions in FIFO order."""
+    """A single daemon thread calling queued functions in FIFO order.
 
-    def __init__(self, name: str = "pygatt-callbacks") -> None:
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: Optional[threading.Thread] = None
+    Args:
+        name: the thread's name.
+        max_pending: how many droppable items (notifications) may wait.
+    """
+
+    def __init__(self, name: str = "pygatt-callbacks", max_pending: int = DEFAULT_MAX_PENDING) -> None:
         self._name = name
+        self._max_pending = max_pending
         self._lock = threading.Lock()
+        self._current: Optional[_Generation] = None
+        self.dropped = 0
 
     def start(self) -> None:
         """Start the thread (once; later calls do nothing while it runs)."""
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+            if self._current is not None:
+                return
+            generation = _Generation()
+            generation.thread = threading.Thread(target=self._run, args=(generation,), name=self._name, daemon=True)
+            self._current = generation
+            generation.thread.start()
 
-    def submit(self, function: Callable[..., Any], *args: Any) -> None:
-        """Queue ``function(*args)``. Dropped (and logged) when the dispatcher is stopped."""
-        if self._thread is None:
+    def submit(self, function: Callable[..., Any], *args: Any, droppable: bool = False) -> bool:
+        """Queue ``function(*args)``.
+
+        Args:
+            function: what to call on the callback thread.
+            *args: its arguments.
+            droppable: it may be dropped (and counted) when the queue is full.
+
+        Returns:
+            False when the call was dropped (dispatcher stopped, or queue full).
+        """
+        generation = self._current
+        if generation is None:
             log.debug("Dispatcher %s is stopped; dropping call to %r", self._name, function)
-            return
-        self._queue.put((function, args))
+            return False
+        with generation.cond:
+            if generation.stopping:
+                return False
+            if droppable:
+                if generation.droppable >= self._max_pending:
+                    self._count_drop()
+                    return False
+                generation.droppable += 1
+                generation.items.append((function, args + (_DROPPABLE,)))
+            else:
+                generation.items.append((function, args))
+            generation.cond.notify()
+        return True
 
-    def stop(self, timeout: float = 1.0) -> bool:
-        """Run what is queued, then end the thread; True if it ended within ``timeout``.
+    def _count_drop(self) -> None:
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % DROP_LOG_EVERY == 0:
+            log.warning(
+                "Callbacks cannot keep up: %d notification(s) dropped so far (more than %d waiting)",
+                self.dropped,
+                self._max_pending,
+            )
 
-        Called from a callback, it only asks the thread to end.
+    def pending(self) -> int:
+        """How many calls wait to run."""
+        generation = self._current
+        return 0 if generation is None else len(generation.items)
+
+    def stop(self, timeout: float = 1.0, discard: bool = False) -> bool:
+        """End the thread; True if it ended within ``timeout``.
+
+        Args:
+            timeout: seconds to wait for the thread.
+            discard: drop what is still queued instead of running it first.
+
+        Returns:
+            True when the thread ended in time. Called from a callback, it only
+            asks the thread to end.
         """
         with self._lock:
-            thread = self._thread
-            self._thread = None
-        if thread is None:
+            generation = self._current
+            self._current = None
+        if generation is None:
             return True
-        self._queue.put(_STOP)
-        if thread is threading.current_thread():
+        with generation.cond:
+            generation.stopping = True
+            if discard:
+                generation.items.clear()
+            generation.cond.notify()
+        thread = generation.thread
+        if thread is None or thread is threading.current_thread():
             return True
         thread.join(timeout)
         if thread.is_alive():
+            with generation.cond:
+                generation.items.clear()  # whatever happens to the running callback, nothing else runs
             log.warning("A callback is still running after %.1f s; leaving its thread behind", timeout)
             return False
         return True
 
-    def _run(self) -> None:
+    def _run(self, generation: _Generation) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            function, args = item
+            with generation.cond:
+                while not generation.items and not generation.stopping:
+                    generation.cond.wait()
+                if not generation.items:
+                    return
+                function, args = generation.items.popleft()
+                if args and args[-1] is _DROPPABLE:
+                    args = args[:-1]
+                    generation.droppable -= 1
             try:
                 function(*args)
             except Exception:
                 log.exception("Callback %r raised", function)
+
+
+_DROPPABLE = object()

@@ -7,7 +7,7 @@ them, so existing ``except`` clauses keep working while new code can be precise.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional, Type
 
 
 class BLEError(Exception):
@@ -103,3 +103,51 @@ class ToolError(BLEError):
 
 class PermissionDeniedError(ToolError):
     """An external program needs more privileges (run as root or grant capabilities)."""
+
+
+#: The exception class for each ATT error code; codes not listed map to :class:`GATTError`.
+ATT_ERROR_CLASSES: Dict[int, Type[GATTError]] = {
+    0x01: InvalidHandleError,
+    0x02: ReadNotPermittedError,
+    0x03: WriteNotPermittedError,
+    0x05: InsufficientAuthenticationError,
+    0x07: InvalidValueLengthError,
+    0x08: InsufficientAuthorizationError,
+    0x0A: AttributeNotFoundError,
+    0x0C: InsufficientEncryptionError,
+    0x0D: InvalidValueLengthError,
+    0x0F: InsufficientEncryptionError,
+}
+
+
+def gatt_error(
+    message: str,
+    att_error: Optional[int],
+    operation: Optional[str] = None,
+    target: Optional[str] = None,
+    reason: Optional[str] = None,
+    gatttool_output: Optional[str] = None,
+) -> GATTError:
+    """Build the typed :class:`GATTError` for an ATT error code, the same for every backend.
+
+    Args:
+        message: the exception's message.
+        att_error: the ATT error code (``None`` when the peer's answer named none).
+        operation: what was attempted, e.g. ``"char-read-hnd"`` or ``"read"``.
+        target: the handle (``"0x002a"``) or UUID the operation was about.
+        reason: the backend's own words for the error.
+        gatttool_output: gatttool's recent output (GATTTool backend only).
+
+    Returns:
+        An instance of the subclass for ``att_error`` (e.g. :class:`ReadNotPermittedError`
+        for 0x02), or of :class:`GATTError` itself for other codes.
+    """
+    cls = ATT_ERROR_CLASSES.get(att_error if att_error is not None else -1, GATTError)
+    return cls(
+        message,
+        operation=operation,
+        target=target,
+        reason=reason,
+        att_error=att_error,
+        gatttool_output=gatttool_output,
+    )

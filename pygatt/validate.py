@@ -19,6 +19,8 @@ BytesLike = Union[bytes, bytearray, memoryview]
 
 MAX_HANDLE = 0xFFFF
 MAX_ATTRIBUTE_LENGTH = 512
+#: The longest timeout accepted (about 11.5 days): every wait in pygatt has a finite deadline.
+MAX_TIMEOUT_S = 1_000_000.0
 
 _ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _SHORT_UUID = re.compile(r"[0-9A-Fa-f]{4}|[0-9A-Fa-f]{8}")
@@ -90,9 +92,20 @@ def hci_device(value: object, name: str = "hci_device") -> str:
 
 
 def positive_timeout(value: object, name: str = "timeout") -> float:
-    """Return a timeout in seconds: a number greater than zero."""
+    """Return a timeout in seconds.
+
+    Args:
+        value: a number greater than zero and at most :data:`MAX_TIMEOUT_S`.
+        name: the argument's name, for the error message.
+
+    Raises:
+        TypeError: not a number.
+        ValueError: zero, negative, NaN, infinite or longer than :data:`MAX_TIMEOUT_S`.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
     if not value > 0 or value != value:
         raise ValueError(f"{name} must be greater than 0, got {value}")
+    if value > MAX_TIMEOUT_S:
+        raise ValueError(f"{name} must be at most {MAX_TIMEOUT_S:.0f} s, got {value}")
     return float(value)

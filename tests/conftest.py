@@ -1,4 +1,4 @@
-"""Shared fixtures: a backend wired to the mocked pexpect child."""
+"""Shared fixtures: a backend wired to the mocked gatttool child."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 class FakeFactory:
-    """Replaces pexpect.spawn: each spawn gets a fresh FakeGatttool."""
+    """Replaces the gatttool spawn function: each spawn gets a fresh FakeGatttool."""
 
     def __init__(self) -> None:
         self.children: List[FakeGatttool] = []
@@ -34,12 +34,12 @@ class FakeFactory:
         self.kwargs: List[dict] = []
         self.configure = lambda child: None
 
-    def __call__(self, command: str, args: List[str], **kwargs: object) -> FakeGatttool:
+    def __call__(self, argv: List[str], env: dict, logfile: object) -> FakeGatttool:
         child = FakeGatttool(ADDRESS)
         self.configure(child)
         self.children.append(child)
-        self.argv.append([command, *args])
-        self.kwargs.append(dict(kwargs))
+        self.argv.append(list(argv))
+        self.kwargs.append({"env": env, "logfile": logfile})
         return child
 
     @property
@@ -50,7 +50,7 @@ class FakeFactory:
 @pytest.fixture
 def fake_spawn() -> Iterator[FakeFactory]:
     factory = FakeFactory()
-    with mock.patch("pexpect.spawn", new=factory):
+    with mock.patch("pygatt.backends.gatttool.process.spawn_on_pty", new=factory):
         yield factory
 
 

@@ -140,7 +140,7 @@ def test_reset_runs_hciconfig_reset(tmp_path):
 
 
 def test_reset_that_hangs_is_cut_off(tmp_path, monkeypatch):
-    monkeypatch.setattr("pygatt.backends.gatttool.gatttool.TOOL_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("pygatt.backends.gatttool.adapter.TOOL_TIMEOUT_S", 0.5)
     hciconfig = script(tmp_path, "hciconfig", "#!/bin/sh\nexec sleep 30\n")
     backend = pygatt.GATTToolBackend(tools=ToolCommands(hciconfig=[hciconfig]))
     started = time.monotonic()

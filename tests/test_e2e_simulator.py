@@ -201,7 +201,7 @@ def test_gatttool_killed_mid_read(make_backend):
     device = backend.connect(HR_ADDRESS)
     fired = []
     device.register_disconnect_callback(fired.append)
-    threading.Timer(0.2, os.kill, (device._session.pid, signal.SIGKILL)).start()
+    threading.Timer(0.2, os.kill, (device.backend._links[device].session.pid, signal.SIGKILL)).start()
     started = time.monotonic()
     with pytest.raises(exceptions.NotConnectedError):
         device.char_read_handle(0x0003, timeout=10)

@@ -53,7 +53,7 @@ def real_backend():
 def test_real_gatttool_starts_and_stops_leaving_nothing(real_backend):
     threads = set(threading.enumerate())
     real_backend.start(reset_on_start=False)
-    pid = real_backend._spare.pid
+    pid = real_backend._pool.spare.pid
     assert pid in children_of_this_process()
     started = time.monotonic()
     real_backend.stop()
@@ -72,7 +72,7 @@ def test_real_gatttool_connect_without_adapter_raises_not_connected_quoting_gatt
     # no Bluetooth in the kernel here: the socket cannot even be created
     assert "socket(SEQPACKET, L2CAP)" in message or "connect to 11:22:33:44:55:66" in message
     # the process survives a failed connect and is reused
-    assert real_backend._spare is not None and real_backend._spare.alive
+    assert real_backend._pool.spare is not None and real_backend._pool.spare.alive
 
 
 def test_real_gatttool_reset_on_start_warns_and_goes_on(real_backend, caplog):
@@ -80,7 +80,7 @@ def test_real_gatttool_reset_on_start_warns_and_goes_on(real_backend, caplog):
         pytest.skip("hciconfig is not installed")
     real_backend.start()  # reset_on_start=True, the pygatt default
     assert "Could not reset hci0" in caplog.text
-    assert real_backend._spare.alive
+    assert real_backend._pool.spare.alive
 
 
 def test_real_hciconfig_reset_fails_with_its_words(real_backend):

@@ -298,7 +298,7 @@ def test_stop_during_a_connect_ends_it_and_leaves_no_process(fake_spawn):
         target=lambda: errors.append(pytest.raises(exceptions.NotConnectedError, backend.connect, ADDRESS, timeout=30))
     )
     thread.start()
-    assert wait_for(lambda: bool(backend._connecting))
+    assert wait_for(lambda: bool(backend._pool._connecting))
     started = time.monotonic()
     backend.stop()
     thread.join(3)

@@ -1,7 +1,15 @@
-"""The backend-agnostic base classes: ``BLEBackend``, ``Characteristic``, ``BLEAddressType``."""
+"""The contract every backend fulfils, and the backend-agnostic base classes.
+
+* :class:`BLEBackend` -- an adapter: start/stop, scan, connect (pygatt 5.0.0's base class).
+* :class:`GATTLink` -- one connection to one peripheral: the operations a backend gives
+  the shared :class:`~pygatt.device.BLEDevice`, which builds pygatt's public device API
+  (handle cache, subscriptions, callbacks, reconnects) on top of them.
+* :class:`Characteristic`, :class:`BLEAddressType` -- values shared by every backend.
+"""
 
 from __future__ import annotations
 
+import abc
 import logging
 from enum import Enum
 from typing import Any, Dict, List, Optional
@@ -12,11 +20,15 @@ log = logging.getLogger(__name__)
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
 
-class BLEAddressType(Enum):
-    """The address type of a remote device: ``public`` or ``random``."""
+#: The ATT MTU every link starts with, until an MTU exchange raises it.
+DEFAULT_ATT_MTU = 23
 
-    public = "public"
-    random = "random"
+
+class BLEAddressType(Enum):
+    """The address type of a remote device: ``public`` (1) or ``random`` (2), as in pygatt 5.0.0."""
+
+    public = 1
+    random = 2
 
 
 class BLEBackend:
@@ -93,3 +105,142 @@ class Characteristic:
         return f"<{self.__class__.__name__} uuid={self.uuid} handle={self.handle}>"
 
     __repr__ = __str__
+
+
+class GATTLink(abc.ABC):
+    """One connection to one peripheral: what a backend gives :class:`~pygatt.device.BLEDevice`.
+
+    A backend implements this once per transport (a gatttool process, a BGAPI
+    connection handle, a BlueZ device object). Every method takes ``timeout``,
+    already validated, as the deadline for the whole operation, and raises
+    pygatt's typed errors: :class:`~pygatt.exceptions.NotConnectedError` when the
+    link is down, :class:`~pygatt.exceptions.NotificationTimeout` when the peer
+    did not answer in time, a :class:`~pygatt.exceptions.GATTError` subclass
+    (built with :func:`pygatt.exceptions.gatt_error`) for an ATT error, and
+    :class:`~pygatt.exceptions.BLEError` for anything else.
+
+    A link reports what happens on its own -- notifications and an unasked
+    disconnect -- through its backend, which calls the device's public
+    :meth:`~pygatt.device.BLEDevice.receive_notification` and
+    :meth:`~pygatt.device.BLEDevice.link_lost` on its callback thread, never on
+    the thread that reads the transport.
+    """
+
+    #: The peer's address, ``AA:BB:CC:DD:EE:FF``.
+    address: str
+
+    @property
+    @abc.abstractmethod
+    def connected(self) -> bool:
+        """True while the link is up."""
+
+    @property
+    def mtu(self) -> int:
+        """The ATT MTU in use (23 until an exchange raised it)."""
+        return DEFAULT_ATT_MTU
+
+    @abc.abstractmethod
+    def read_handle(self, handle: int, timeout: float) -> bytes:
+        """Read an attribute by handle (one ATT Read; long values as the transport reads them).
+
+        Args:
+            handle: the attribute handle.
+            timeout: seconds the whole read may take.
+
+        Returns:
+            The value.
+        """
+
+    @abc.abstractmethod
+    def read_uuid(self, uuid: UUID, timeout: float) -> bytes:
+        """Read the first characteristic value with this UUID (ATT Read By Type).
+
+        Args:
+            uuid: the characteristic's UUID.
+            timeout: seconds the whole read may take.
+
+        Returns:
+            The value (at most one packet).
+        """
+
+    def read_long_handle(self, handle: int, timeout: float) -> bytes:
+        """Read a value longer than one packet (ATT Read, then Read Blob until the end).
+
+        Args:
+            handle: the attribute handle.
+            timeout: seconds the whole read may take.
+
+        Returns:
+            The whole value. The default reads with :meth:`read_handle`.
+        """
+        return self.read_handle(handle, timeout)
+
+    @abc.abstractmethod
+    def write_handle(self, handle: int, value: bytes, with_response: bool, timeout: float) -> None:
+        """Write an attribute: a Write Request (acknowledged) or a Write Command.
+
+        Args:
+            handle: the attribute handle.
+            value: the bytes to write (validated; at most MTU - 3 without response).
+            with_response: wait for the peer's acknowledgement.
+            timeout: seconds the write may take.
+        """
+
+    def write_long_handle(self, handle: int, value: bytes, timeout: float) -> None:
+        """Write a value longer than one packet (Prepare Write + Execute Write).
+
+        Args:
+            handle: the attribute handle.
+            value: the bytes to write.
+            timeout: seconds the whole write may take.
+        """
+        self.write_handle(handle, value, True, timeout)
+
+    @abc.abstractmethod
+    def discover(self, timeout: float) -> Dict[UUID, Characteristic]:
+        """Discover the characteristics and their descriptors.
+
+        Args:
+            timeout: seconds the whole discovery may take.
+
+        Returns:
+            ``{UUID: Characteristic}`` with value handles and descriptors; a UUID
+            found on several characteristics keeps the lowest value handle.
+        """
+
+    def exchange_mtu(self, mtu: int, timeout: float) -> int:
+        """Ask for an ATT MTU.
+
+        Args:
+            mtu: the MTU wanted (23..517, validated).
+            timeout: seconds the exchange may take.
+
+        Returns:
+            The MTU now in use.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot exchange the MTU")
+
+    def bond(self, permanent: bool, timeout: float) -> None:
+        """Pair (bond) with the peer and encrypt the link.
+
+        Args:
+            permanent: keep the bond after the link ends (where the backend can choose).
+            timeout: seconds pairing may take.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot bond")
+
+    def rssi(self, timeout: float) -> int:
+        """The received signal strength of the link, in dBm.
+
+        Args:
+            timeout: seconds the query may take.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot read the RSSI")
+
+    @abc.abstractmethod
+    def disconnect(self, timeout: float) -> None:
+        """End the link (asked for: no disconnect callback runs). Always returns.
+
+        Args:
+            timeout: seconds to wait for the peer or tool to confirm.
+        """

@@ -169,6 +169,13 @@ class Peripheral:
     sec_level_error: Optional[str] = None
     bonded: bool = False
     services: List[Service] = field(default_factory=list)
+    # advertising data and pairing, used by the simulated org.bluez (D-Bus)
+    manufacturer_data: Dict[str, str] = field(default_factory=dict)  # company id (hex) -> hex data
+    service_data: Dict[str, str] = field(default_factory=dict)  # service UUID -> hex data
+    advertised_services: List[str] = field(default_factory=list)  # service UUIDs in the advertisement
+    pairing: str = "just-works"  # "just-works", "confirm", "passkey" or "display": what Pair asks the agent
+    passkey: int = 123456  # the passkey "passkey" pairing expects and "confirm"/"display" show
+    pair_error: Optional[str] = None  # an org.bluez.Error short name Pair fails with, e.g. "AuthenticationFailed"
 
 
 @dataclass
@@ -177,6 +184,7 @@ class Adapter:
 
     name: str = "hci0"
     present: bool = True
+    address: str = "00:1A:7D:DA:71:13"  # the adapter's own address (simulated org.bluez)
     scan_error: Optional[str] = None  # None, "permission", "busy", "no-device"
     reset_error: Optional[str] = None
 

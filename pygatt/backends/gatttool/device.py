@@ -1,139 +1,170 @@
-"""``GATTToolBLEDevice``: a device connected through the GATTTool backend."""
+"""``GATTToolBLEDevice``: a device connected through the GATTTool backend.
+
+As in pygatt 5.0.0, the device hands every operation to its backend with
+itself first (``backend.char_read(device, uuid)``), so a device built over a
+mock backend behaves as users' own tests expect. Everything else -- the handle
+cache, subscriptions, callbacks -- is the shared :class:`~pygatt.device.BLEDevice`.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
-import threading
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, Characteristic
+from pygatt.backends.backend import Characteristic
 from pygatt.device import BLEDevice
-from pygatt.exceptions import NotConnectedError
 from pygatt.validate import BytesLike, UUIDLike
 
 if TYPE_CHECKING:
     from pygatt.backends.gatttool.gatttool import GATTToolBackend
-    from pygatt.backends.gatttool.session import GATTToolSession
 
 log = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
-DisconnectCallback = Callable[["GATTToolBLEDevice"], None]
 
-
-def connection_required(func: F) -> F:
-    """Raise NotConnectedError if the device is not connected."""
-
-    @functools.wraps(func)
-    def wrapper(self: GATTToolBLEDevice, *args: Any, **kwargs: Any) -> Any:
-        if not self._connected:
-            raise NotConnectedError(f"Device {self._address} is not connected")
-        return func(self, *args, **kwargs)
-
-    return cast(F, wrapper)
+def _timeout(timeout: Optional[float]) -> Dict[str, Any]:
+    """``timeout`` as a keyword for the backend, or nothing to keep the backend's default."""
+    return {} if timeout is None else {"timeout": timeout}
 
 
 class GATTToolBLEDevice(BLEDevice):
     """A BLE device connection initiated by the GATTToolBackend.
 
-    The device defers to the backend for all functionality; each connected
-    device has a gatttool process of its own, so several can be connected at once.
+    Each connected device has a gatttool process of its own, so several can be
+    connected at once. A device counts as connected from its creation until
+    :meth:`disconnect` or a lost link.
+
+    Args:
+        address: the device's BLE address.
+        backend: the backend that connected it.
     """
 
     def __init__(self, address: str, backend: GATTToolBackend) -> None:
         super().__init__(address)
         self._backend = backend
-        self._connected = False
-        self._session: Optional[GATTToolSession] = None
-        self._address_type = BLEAddressType.public
-        self._auto_reconnect = False
-        self._connect_timeout = DEFAULT_CONNECT_TIMEOUT_S
-        self._mtu = 23
-        self._disconnect_callbacks: List[DisconnectCallback] = []
-        self._callback_lock = threading.Lock()
 
     @property
-    def connected(self) -> bool:
-        """True while the link to the device is up."""
-        return self._connected
+    def backend(self) -> GATTToolBackend:
+        """The backend this device was connected through."""
+        return self._backend
 
-    @connection_required
     def bond(self, permanent: bool = False) -> None:
-        """Make the connection bonded and encrypted (``sec-level medium``)."""
+        """Make the connection bonded and encrypted (``sec-level medium``).
+
+        Args:
+            permanent: accepted for compatibility; BlueZ decides.
+        """
+        self._check_connected()
         self._backend.bond(self, permanent)
 
-    @connection_required
     def get_rssi(self) -> int:
         """The RSSI of the connection in dBm (``hcitool rssi``)."""
-        return cast(int, self._backend.get_rssi(self))
+        self._check_connected()
+        return self._backend.get_rssi(self)
 
-    @connection_required
-    def char_read(self, uuid: UUIDLike, *args: Any, **kwargs: Any) -> bytearray:
-        """Reads a Characteristic by UUID; returns a bytearray. Takes ``timeout=1``."""
-        return cast(bytearray, self._backend.char_read(self, uuid, *args, **kwargs))
+    def char_read(self, uuid: UUIDLike, *, timeout: Optional[float] = None) -> bytearray:
+        """Read a characteristic by UUID (``char-read-uuid``).
 
-    @connection_required
-    def char_read_handle(self, handle: int, *args: Any, **kwargs: Any) -> bytearray:
-        """Reads a Characteristic by handle; returns a bytearray. Takes ``timeout=4``."""
-        return cast(bytearray, self._backend.char_read_handle(self, handle, *args, **kwargs))
+        Args:
+            uuid: the characteristic's UUID.
+            timeout: seconds to wait; None for the backend's default (1 s).
 
-    @connection_required
-    def char_read_long_handle(self, handle: int, *args: Any, **kwargs: Any) -> bytearray:
-        """Reads a long Characteristic value by handle (Read Blob); returns a bytearray."""
-        return cast(bytearray, self._backend.char_read_long_handle(self, handle, *args, **kwargs))
+        Returns:
+            The value.
+        """
+        self._check_connected()
+        return self._backend.char_read(self, uuid, **_timeout(timeout))
 
-    @connection_required
-    def char_write_handle(self, handle: int, value: BytesLike, wait_for_response: bool = True, **kwargs: Any) -> None:
-        """Writes a value to a given characteristic handle. Takes ``timeout=30``."""
-        self._backend.char_write_handle(self, handle, value, wait_for_response, **kwargs)
+    def char_read_handle(self, handle: int, *, timeout: Optional[float] = None) -> bytearray:
+        """Read a characteristic by handle (``char-read-hnd``).
 
-    @connection_required
-    def char_write_long_handle(
-        self, handle: int, value: BytesLike, wait_for_response: bool = False, **kwargs: Any
+        Args:
+            handle: the attribute handle.
+            timeout: seconds to wait; None for the backend's default (4 s).
+
+        Returns:
+            The value.
+        """
+        self._check_connected()
+        return self._backend.char_read_handle(self, handle, **_timeout(timeout))
+
+    def char_read_long_handle(self, handle: int, *, timeout: Optional[float] = None) -> bytearray:
+        """Read a value longer than one packet by handle (gatttool reads blobs).
+
+        Args:
+            handle: the attribute handle.
+            timeout: seconds to wait; None for the backend's default (4 s).
+
+        Returns:
+            The whole value.
+        """
+        self._check_connected()
+        return self._backend.char_read_long_handle(self, handle, **_timeout(timeout))
+
+    def char_write_handle(
+        self, handle: int, value: BytesLike, wait_for_response: bool = True, *, timeout: Optional[float] = None
     ) -> None:
-        """Writes a long value (prepared writes) to a given characteristic handle."""
-        self._backend.char_write_long_handle(self, handle, value, wait_for_response, **kwargs)
+        """Write a value to an attribute handle (``char-write-req`` or ``char-write-cmd``).
 
-    @connection_required
+        Args:
+            handle: the attribute handle.
+            value: the bytes to write.
+            wait_for_response: use a Write Request and wait for the acknowledgement.
+            timeout: seconds to wait; None for the backend's default (30 s).
+        """
+        self._check_connected()
+        self._backend.char_write_handle(self, handle, value, wait_for_response, **_timeout(timeout))
+
+    def char_write_long_handle(
+        self, handle: int, value: BytesLike, wait_for_response: bool = False, *, timeout: Optional[float] = None
+    ) -> None:
+        """Write a value longer than one packet (prepared writes) to an attribute handle.
+
+        Args:
+            handle: the attribute handle.
+            value: the bytes to write (up to 512).
+            wait_for_response: accepted for compatibility; a long write is always acknowledged.
+            timeout: seconds to wait; None for the backend's default (30 s).
+        """
+        self._check_connected()
+        self._backend.char_write_long_handle(self, handle, value, wait_for_response, **_timeout(timeout))
+
     def disconnect(self) -> None:
-        """Disconnect from the device; connect again through the backend to reuse it."""
+        """Disconnect from the device; connect again through the backend to reuse it.
+
+        Also stops an auto-reconnect in progress.
+        """
+        reconnecting = self.auto_reconnect and not self.connected
+        self.auto_reconnect = False
+        if reconnecting:
+            return
+        self._check_connected()
         self._backend.disconnect(self)
+        self.link_down()
 
-    @connection_required
-    def discover_characteristics(self, timeout: float = 5) -> Dict[uuid.UUID, Characteristic]:
-        """Discover (again) the device's characteristics and cache them."""
-        characteristics = cast(Dict[uuid.UUID, Characteristic], self._backend.discover_characteristics(self, timeout))
-        with self._lock:
-            self._characteristics = characteristics
-            self._discovered = True
-        return characteristics
+    def discover_characteristics(self, *, timeout: Optional[float] = None) -> Dict[uuid.UUID, Characteristic]:
+        """Discover (again) the device's characteristics and cache them.
 
-    @connection_required
-    def exchange_mtu(self, mtu: int, timeout: float = 1) -> int:
-        """Request an ATT MTU; returns the MTU in use (once per connection)."""
-        return cast(int, self._backend.exchange_mtu(self, mtu, timeout))
+        Args:
+            timeout: seconds the whole discovery may take; None for the backend's default (5 s).
 
-    def register_disconnect_callback(self, callback: DisconnectCallback) -> None:
-        """Call ``callback(device)`` when the link drops without disconnect() being called."""
-        if not callable(callback):
-            raise TypeError("callback must be callable")
-        with self._callback_lock:
-            if callback not in self._disconnect_callbacks:
-                self._disconnect_callbacks.append(callback)
+        Returns:
+            ``{UUID: Characteristic}``.
+        """
+        self._check_connected()
+        found = self._backend.discover_characteristics(self, **_timeout(timeout))
+        self._cache_characteristics(found)
+        return found
 
-    def remove_disconnect_callback(self, callback: DisconnectCallback) -> None:
-        """Stop calling ``callback`` on disconnect (no error if it was not registered)."""
-        with self._callback_lock:
-            if callback in self._disconnect_callbacks:
-                self._disconnect_callbacks.remove(callback)
+    def exchange_mtu(self, mtu: int, *, timeout: Optional[float] = None) -> int:
+        """Ask for an ATT MTU; returns the MTU in use (gatttool allows one exchange per connection).
 
-    def _fire_disconnected(self) -> None:
-        with self._callback_lock:
-            callbacks = list(self._disconnect_callbacks)
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:
-                log.exception("Disconnect callback %r raised", callback)
+        Args:
+            mtu: the MTU wanted, 23..517.
+            timeout: seconds to wait; None for the backend's default (1 s).
+
+        Returns:
+            The MTU now in use.
+        """
+        self._check_connected()
+        return self._backend.exchange_mtu(self, mtu, **_timeout(timeout))

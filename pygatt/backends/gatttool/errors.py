@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Type
+from typing import Optional
 
 from pygatt import exceptions
 from pygatt.backends.gatttool.parser import ErrorLine
 
-ATT_EXCEPTIONS: Dict[int, Type[exceptions.GATTError]] = {
-    0x01: exceptions.InvalidHandleError,
-    0x02: exceptions.ReadNotPermittedError,
-    0x03: exceptions.WriteNotPermittedError,
-    0x05: exceptions.InsufficientAuthenticationError,
-    0x07: exceptions.InvalidValueLengthError,
-    0x08: exceptions.InsufficientAuthorizationError,
-    0x0A: exceptions.AttributeNotFoundError,
-    0x0C: exceptions.InsufficientEncryptionError,
-    0x0D: exceptions.InvalidValueLengthError,
-    0x0F: exceptions.InsufficientEncryptionError,
-}
+ATT_EXCEPTIONS = exceptions.ATT_ERROR_CLASSES
 
 
 def describe(operation: str, target: Optional[str]) -> str:
@@ -35,12 +24,11 @@ def error_from_line(
         return exceptions.NotConnectedError(f"{what}: not connected (gatttool: Command Failed: Disconnected)")
     if operation == "connect":  # a btio error during sec-level (bond) leaves the link up
         return exceptions.NotConnectedError(f"{what} failed: {line.message}")
-    cls = ATT_EXCEPTIONS.get(line.att_error or -1, exceptions.GATTError)
-    return cls(
+    return exceptions.gatt_error(
         f"{what} failed: {line.message}",
+        line.att_error,
         operation=operation,
         target=target,
         reason=line.reason or line.message,
-        att_error=line.att_error,
         gatttool_output=output,
     )

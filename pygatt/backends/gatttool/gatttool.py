@@ -1,49 +1,76 @@
-"""``GATTToolBackend``: BLE through BlueZ's ``gatttool -I``, driven by pexpect."""
+"""``GATTToolBackend``: BLE through BlueZ's ``gatttool -I``, driven by pexpect.
+
+The backend's jobs, each handed to a module of its own:
+
+* life cycle and connections (here): start/stop, connect/disconnect/reconnect,
+  which device a call is about, notifications and lost links to the devices;
+* the adapter tools -- reset, scan, clear_bond, RSSI: :mod:`.adapter`;
+* the idle gatttool processes: :mod:`.pool`;
+* one gatttool process and its reader thread: :mod:`.session`;
+* one connection as the backend contract: :mod:`.link`;
+* auto-reconnect: :mod:`pygatt.reconnect`.
+
+The GATT methods keep pygatt 5.0.0's calling conventions: the device comes first
+(``adapter.char_read(device, uuid)``), or is left out when exactly one device is
+connected (``adapter.char_read(uuid, timeout=2)``).
+"""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import shlex
 import threading
 import uuid
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set, TypeVar, Union, cast
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 from pygatt import validate
 from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, Characteristic
-from pygatt.backends.gatttool import external
+from pygatt.backends.gatttool import commands
+from pygatt.backends.gatttool.adapter import TOOL_TIMEOUT_S, AdapterTools
 from pygatt.backends.gatttool.device import GATTToolBLEDevice
+from pygatt.backends.gatttool.link import GATTToolLink
+from pygatt.backends.gatttool.pool import SessionPool
 from pygatt.backends.gatttool.session import GATTToolSession
 from pygatt.backends.gatttool.tools import ToolCommands
+from pygatt.deadline import Deadline
+from pygatt.device import BLEDevice, check_command_length, validate_mtu
 from pygatt.dispatch import CallbackDispatcher
-from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout, ToolError
+from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout
+from pygatt.reconnect import DEFAULT_RECONNECT_DELAY, Reconnector
 from pygatt.validate import BytesLike, UUIDLike
 
 log = logging.getLogger(__name__)
 
-DECLARATION_UUIDS = frozenset(uuid.UUID(f"0000{n:04x}-0000-1000-8000-00805f9b34fb") for n in range(0x2800, 0x2804))
 DEFAULT_ATT_MTU = 23
-TOOL_TIMEOUT_S = 5.0
 DISCONNECT_TIMEOUT_S = 2.0
-RECONNECT_ATTEMPTS = 3
+
+__all__ = ["GATTToolBackend", "DEFAULT_RECONNECT_DELAY", "DEFAULT_CONNECT_TIMEOUT_S"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _device_session(func: F) -> F:
-    """Backend methods that act on a device take it first, as in pygatt 5.0.0;
-    this checks that the device is one of ours and connected.
+def _device_optional(func: F, known: bool = False) -> F:
+    """Let a GATT method take its device first, by keyword, or not at all.
+
+    pygatt 5.0.0's backend methods took the device first while ``inspect`` showed
+    them without it, and its documentation calls them without it. The wrapper
+    accepts ``method(device, ...)``, ``method(..., device=d)`` /
+    ``connected_device=d``, and ``method(...)`` for the one connected device;
+    ``inspect.signature`` shows the parameters without the device.
     """
+    signature = inspect.signature(func)
+    parameters = list(signature.parameters.values())
+    public = signature.replace(parameters=[parameters[0], *parameters[2:]])
 
     @functools.wraps(func)
-    def wrapper(self: GATTToolBackend, device: GATTToolBLEDevice, *args: Any, **kwargs: Any) -> Any:
-        if not isinstance(device, GATTToolBLEDevice) or device._backend is not self:
-            raise NotConnectedError(f"{device!r} is not a device connected through this backend")
-        if not device._connected or device._session is None:
-            raise NotConnectedError(f"Device {device.address} is not connected")
+    def wrapper(self: GATTToolBackend, *args: Any, **kwargs: Any) -> Any:
+        device, args = self._device_for_call(func.__name__, args, kwargs, known)
         return func(self, device, *args, **kwargs)
 
+    wrapper.__signature__ = public  # type: ignore[attr-defined]
     return cast(F, wrapper)
 
 
@@ -60,8 +87,33 @@ def _cli_arguments(cli_options: Union[None, str, Sequence[str]]) -> List[str]:
     return arguments
 
 
+def _check_logfile(logfile: Union[None, str, os.PathLike[str], IO[str]]) -> None:
+    if logfile is None:
+        return
+    if isinstance(logfile, (str, os.PathLike)):
+        path = os.fspath(logfile)
+        if os.path.isdir(path):
+            raise ValueError(f"gatttool_logfile {path!r} is a directory; give a file path")
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise ValueError(f"gatttool_logfile {path!r}: the directory {parent!r} does not exist")
+        return
+    if not hasattr(logfile, "write"):
+        raise TypeError("gatttool_logfile must be a path or a file object with write()")
+
+
 class GATTToolBackend(BLEBackend):
-    """Backend to pygatt that uses BlueZ's interactive gatttool CLI prompt."""
+    """Backend to pygatt that uses BlueZ's interactive gatttool CLI prompt.
+
+    Args:
+        hci_device: the adapter gatttool uses (``-i``).
+        gatttool_logfile: a file path (or an open text file) receiving gatttool's raw input and output.
+        cli_options: more arguments for gatttool: a list, or one string split like a shell would.
+        search_window_size: the longest unfinished output line kept while waiting for its end.
+        max_read: the largest chunk read from gatttool at once.
+        tools: the programs to run (keyword only); by default BlueZ's on PATH, or the
+            simulator when ``PYGATT_SIMULATE`` is set. See :class:`ToolCommands`.
+    """
 
     def __init__(
         self,
@@ -73,38 +125,33 @@ class GATTToolBackend(BLEBackend):
         *,
         tools: Optional[ToolCommands] = None,
     ) -> None:
-        """Initialize.
-
-        hci_device -- the hci_device to use with GATTTool.
-        gatttool_logfile -- an optional filename (or open text file) to store raw gatttool input and output.
-        cli_options -- optional additional arguments for gatttool: a list, or one string split like a shell.
-        search_window_size -- the longest unfinished line kept while waiting for its end.
-        max_read -- the largest chunk read from gatttool at once.
-        tools -- the programs to run (keyword only); see ToolCommands.
-
-        By default the BlueZ tools on PATH run, or the simulator when PYGATT_SIMULATE is set.
-        """
         self._hci_device = validate.hci_device(hci_device)
         self._cli_options = _cli_arguments(cli_options)
         for name, limit in (("search_window_size", search_window_size), ("max_read", max_read)):
             if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
                 raise ValueError(f"{name} must be a positive int, got {limit!r}")
+        _check_logfile(gatttool_logfile)
         self._search_window_size = search_window_size
         self._max_read = max_read
         self._gatttool_logfile = gatttool_logfile
         self._tools = tools if tools is not None else ToolCommands.from_environment()
+        self._adapter = AdapterTools(self._tools, self._hci_device)
         self._dispatcher = CallbackDispatcher()
+        self._reconnector = Reconnector()
+        self._pool = SessionPool(self._new_session)
         self._lock = threading.RLock()
         self._running = False
-        self._spare: Optional[GATTToolSession] = None
-        self._devices: Dict[str, GATTToolBLEDevice] = {}
+        self._links: Dict[GATTToolBLEDevice, GATTToolLink] = {}
         self._device_of: Dict[GATTToolSession, GATTToolBLEDevice] = {}  # connected sessions only
-        self._scanner: Optional[external.Scanner] = None
-        self._reconnects: List[threading.Thread] = []
-        self._connecting: Set[GATTToolSession] = set()  # sessions in the middle of a connect
+        self._options: Dict[GATTToolBLEDevice, Tuple[BLEAddressType, float]] = {}
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} hci_device={self._hci_device}>"
+
+    @property
+    def notifications_dropped(self) -> int:
+        """Notifications dropped because callbacks could not keep up (see :mod:`pygatt.dispatch`)."""
+        return self._dispatcher.dropped
 
     def supports_unbonded(self) -> bool:
         """False: BlueZ raises the link's security by itself when an attribute
@@ -115,13 +162,17 @@ class GATTToolBackend(BLEBackend):
     # -- life cycle --------------------------------------------------------------
 
     def start(self, reset_on_start: bool = True, initialization_timeout: float = 3) -> None:
-        """Run gatttool in interactive mode, and wait for its prompt.
-
-        reset_on_start -- reset the adapter with ``hciconfig <dev> reset`` first.
-        initialization_timeout -- seconds to wait for gatttool's first prompt.
+        """Run gatttool in interactive mode and wait for its prompt.
 
         A reset that cannot be done (no adapter, no permission) is logged as a
         warning and the start goes on.
+
+        Args:
+            reset_on_start: reset the adapter with ``hciconfig <dev> reset`` first.
+            initialization_timeout: seconds to wait for gatttool's first prompt.
+
+        Raises:
+            ToolError: gatttool could not be started.
         """
         timeout = validate.positive_timeout(initialization_timeout, "initialization_timeout")
         with self._lock:
@@ -134,8 +185,9 @@ class GATTToolBackend(BLEBackend):
                 except BLEError as exc:
                     log.warning("Could not reset %s, going on without: %s", self._hci_device, exc)
             self._dispatcher.start()
+            self._reconnector.start()
             try:
-                self._spare = self._new_session(timeout)
+                self._pool.open(timeout)
             except BaseException:
                 self._dispatcher.stop(0.2)
                 raise
@@ -145,32 +197,28 @@ class GATTToolBackend(BLEBackend):
         """Stop the backend: disconnect every device, end gatttool and any scan.
 
         Safe in every state (never started, scanning, connected, gatttool
-        already dead, called twice); returns within about two seconds.
+        already dead, called twice); returns within about two seconds, and no
+        callback runs after it returned.
         """
         with self._lock:
             self._running = False
-            sessions = [d._session for d in self._devices.values() if d._session is not None]
-            for device in self._devices.values():
-                device._connected = False
-                device._session = None
-            self._devices.clear()
+            devices = list(self._links)
+            sessions = [link.session for link in self._links.values()]
+            self._links.clear()
             self._device_of.clear()
-            if self._spare is not None:
-                sessions.append(self._spare)
-                self._spare = None
-            sessions.extend(self._connecting)  # a connect in flight fails at once
-            self._connecting.clear()
-            scanner = self._scanner
-        if scanner is not None:
-            scanner.kill()
+            self._options.clear()
+            sessions.extend(self._pool.close())
+        for device in devices:
+            device.auto_reconnect = False
+            device.link_down()
+        self._adapter.kill()
         closers = [threading.Thread(target=s.close, name="pygatt-close", daemon=True) for s in sessions]
         for closer in closers:
             closer.start()
+        self._reconnector.stop(0.5)
         for closer in closers:
             closer.join(1.8)
-        for thread in list(self._reconnects):
-            thread.join(0.2)
-        self._dispatcher.stop(0.2)
+        self._dispatcher.stop(0.2, discard=True)
 
     def _new_session(self, timeout: float) -> GATTToolSession:
         argv = [*self._tools.gatttool, *self._cli_options, "-i", self._hci_device, "-I"]
@@ -199,78 +247,50 @@ class GATTToolBackend(BLEBackend):
     def reset(self) -> None:
         """Run ``hciconfig <dev> reset`` (with ``sudo -n`` when not root).
 
-        Raises a BLEError (ToolError) that quotes hciconfig when it fails. It
-        never restarts the bluetooth service.
+        It never restarts the bluetooth service.
+
+        Raises:
+            ToolError: hciconfig failed; the error quotes it.
         """
-        argv = external.with_privileges([*self._tools.hciconfig, self._hci_device, "reset"], as_root=True)
-        external.run_tool(argv, TOOL_TIMEOUT_S, f"reset {self._hci_device}")
+        self._adapter.reset()
 
     def scan(self, timeout: float = 10, run_as_root: bool = False, *, tool: str = "hcitool") -> List[Dict[str, Any]]:
         """Scan for BLE devices.
 
-        timeout -- seconds to scan for.
-        run_as_root -- run the scan through ``sudo -n`` (passwordless sudo needed).
-        tool -- ``"hcitool"`` (``hcitool lescan``, as pygatt 5.0.0) or ``"btmgmt"`` (``btmgmt find -l``).
+        Args:
+            timeout: seconds to scan for.
+            run_as_root: run the scan through ``sudo -n`` (passwordless sudo needed).
+            tool: ``"hcitool"`` (``hcitool lescan``, as pygatt 5.0.0) or ``"btmgmt"``
+                (``btmgmt find -l``, which also reports RSSI, the address type and the AD flags).
 
-        btmgmt also reports RSSI, the address type and the AD flags.
+        Returns:
+            A list of dicts with 'address', 'name' (None for devices that did not
+            advertise one) and 'rssi' (dBm; None with hcitool, which does not print it).
 
-        Returns a list of dicts with 'address', 'name' (None for devices that did
-        not advertise one) and 'rssi' (dBm; None with hcitool, which does not
-        print it). Raises a BLEError that names the permission problem when the
-        tool lacks privileges.
+        Raises:
+            PermissionDeniedError: the tool lacks privileges (the message says how to grant them).
+            ToolError: the tool failed.
         """
-        timeout = validate.positive_timeout(timeout)
-        if tool == "hcitool":
-            argv = [*self._tools.hcitool, "-i", self._hci_device, "lescan"]
-            parse = external.devices_from_lescan
-        elif tool == "btmgmt":
-            index = self._hci_device[3:]
-            argv = [*self._tools.btmgmt, "--timeout", str(int(timeout) + 1), "--index", index, "find", "-l"]
-            parse = external.devices_from_btmgmt
-        else:
-            raise ValueError(f"tool must be 'hcitool' or 'btmgmt', got {tool!r}")
-        argv = external.with_privileges(argv, run_as_root)
-        scanner = external.Scanner(argv)
-        with self._lock:
-            if self._scanner is not None:
-                raise BLEError("A scan is already running on this backend")
-            self._scanner = scanner
-        try:
-            output, returncode, ended_by_us = scanner.run(timeout)
-        finally:
-            with self._lock:
-                self._scanner = None
-        # hcitool announces a running scan with "LE Scan ..."; btmgmt may find nothing and exit 0
-        failed = (returncode != 0 and not ended_by_us) or (tool == "hcitool" and "LE Scan ..." not in output)
-        if failed or any(hint in output for hint in external.PERMISSION_HINTS):
-            raise external.failure("scan", argv, external.clean(output), returncode)
-        devices = parse(output)
-        log.info("Found %d BLE devices", len(devices))
-        return devices
+        return self._adapter.scan(validate.positive_timeout(timeout), run_as_root, tool)
 
     def kill(self) -> None:
         """End a running scan (it returns what it found so far)."""
-        with self._lock:
-            scanner = self._scanner
-        if scanner is not None:
-            scanner.kill()
+        self._adapter.kill()
 
     def clear_bond(self, address: Optional[str] = None) -> None:
-        """Remove the bond with ``address`` (every bond when None) using bluetoothctl."""
-        target = "*" if address is None else validate.address(address)
-        argv = external.with_privileges([*self._tools.bluetoothctl, "remove", target], as_root=True)
-        try:
-            output = external.run_tool(argv, TOOL_TIMEOUT_S, f"clear_bond {target}")
-        except ToolError as exc:
-            if "not available" in exc.output:
-                log.info("No bond to clear for %s", target)
-                return
-            raise
-        log.info("Cleared bond for %s: %s", target, output)
+        """Remove the bond with a device using bluetoothctl.
+
+        Args:
+            address: the device's address; None removes every bond.
+        """
+        self._adapter.clear_bond(address)
 
     def sendline(self, command: str) -> None:
-        """Send a raw line to gatttool: the connected device's session when exactly
-        one is connected, the idle session when none is.
+        """Send a raw line to gatttool: the connected device's process when exactly
+        one is connected, the idle process when none is.
+
+        Args:
+            command: the line (no line break).
         """
         if not isinstance(command, str):
             raise TypeError("command must be a str")
@@ -278,222 +298,275 @@ class GATTToolBackend(BLEBackend):
 
     def _only_session(self) -> GATTToolSession:
         with self._lock:
-            connected = [d for d in self._devices.values() if d._session is not None]
-            if len(connected) > 1:
+            links = list(self._links.values())
+            if len(links) > 1:
                 raise BLEError(
                     "Several devices are connected ("
-                    + ", ".join(sorted(d.address for d in connected))
+                    + ", ".join(sorted(link.address for link in links))
                     + "); call the method on the device instead"
                 )
-            if connected:
-                return cast(GATTToolSession, connected[0]._session)
-            if self._spare is None:
+            if links:
+                return links[0].session
+            spare = self._pool.spare
+            if spare is None:
                 raise BLEError("The backend is not started; call start() first")
-            return self._spare
+            return spare
+
+    # -- which device a call is about ----------------------------------------------
+
+    def _device_for_call(
+        self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], known: bool = False
+    ) -> Tuple[GATTToolBLEDevice, Tuple[Any, ...]]:
+        """The device a device-first method acts on, and the remaining positional arguments.
+
+        ``known`` widens the choice from the connected devices to every device this
+        backend connected and that was not disconnected on purpose (for reconnect).
+
+        Raises:
+            TypeError: both ``device`` and ``connected_device`` given.
+            NotConnectedError: the device is not connected through this backend, or none is.
+            BLEError: no device given and several are connected.
+        """
+        given: Any = None
+        for name in ("device", "connected_device"):
+            if name in kwargs:
+                if given is not None:
+                    raise TypeError(f"{method}() got both device and connected_device")
+                given = kwargs.pop(name)
+        if given is None and args and isinstance(args[0], BLEDevice):
+            given, args = args[0], args[1:]
+        with self._lock:
+            candidates = list(self._options if known else self._links)
+            if given is not None:
+                if given in candidates:
+                    return given, args
+                if isinstance(given, GATTToolBLEDevice) and given.backend is self:
+                    raise NotConnectedError(f"Device {given.address} is not connected")
+                raise NotConnectedError(f"{given!r} is not a device connected through this backend")
+            devices = candidates
+        if not devices:
+            what = "was" if known else "is"
+            raise NotConnectedError(f"{method}(): no device {what} connected through this backend")
+        if len(devices) > 1:
+            raise BLEError(
+                f"{method}(): several devices are connected ("
+                + ", ".join(sorted(d.address for d in devices))
+                + "); pass the device first or call the method on the device"
+            )
+        return devices[0], args
+
+    def _link(self, device: GATTToolBLEDevice) -> GATTToolLink:
+        with self._lock:
+            link = self._links.get(device)
+        if link is None or not link.connected:
+            raise NotConnectedError(f"Device {device.address} is not connected")
+        return link
 
     # -- connections ---------------------------------------------------------------
 
-    def connect(
+    def connect(  # type: ignore[override]
         self,
         address: str,
         timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
         address_type: Union[BLEAddressType, str] = BLEAddressType.public,
         auto_reconnect: bool = False,
-        **kwargs: Any,
     ) -> GATTToolBLEDevice:
-        """Connect to a device and return a GATTToolBLEDevice.
+        """Connect to a device.
 
-        address -- the BLE address, e.g. "01:23:45:67:89:AB".
-        timeout -- seconds to wait for the connection.
-        address_type -- BLEAddressType.public or BLEAddressType.random.
-        auto_reconnect -- reconnect (and resubscribe) when the link drops.
+        Each connected device gets a gatttool process of its own, so several
+        devices can be connected at once. An address already connected returns
+        its device.
 
-        Raises NotConnectedError, with gatttool's reason, when it fails. Each
-        connected device gets a gatttool process of its own, so several devices
-        can be connected at once.
+        Args:
+            address: the BLE address, e.g. ``"01:23:45:67:89:AB"``.
+            timeout: seconds the whole connect may take (starting gatttool included).
+            address_type: ``BLEAddressType.public`` or ``BLEAddressType.random``
+                (or their names, ``"public"``/``"random"``).
+            auto_reconnect: reconnect (and resubscribe) whenever the link drops.
+
+        Returns:
+            The connected device.
+
+        Raises:
+            NotConnectedError: the connection failed; the message quotes gatttool.
         """
-        if kwargs:
-            raise TypeError(f"connect() got unexpected keyword arguments: {', '.join(sorted(kwargs))}")
         address = validate.address(address)
-        timeout = validate.positive_timeout(timeout)
-        kind = BLEAddressType(address_type.value if isinstance(address_type, BLEAddressType) else address_type)
+        deadline = Deadline(validate.positive_timeout(timeout))
+        kind = _address_type(address_type)
         with self._lock:
             if not self._running:
                 raise BLEError("The backend is not started; call start() first")
-            existing = self._devices.get(address)
-            if existing is not None:
-                log.info("Already connected to %s", address)
-                return existing
+            for device in self._links:
+                if device.address == address:
+                    log.info("Already connected to %s", address)
+                    return device
         device = GATTToolBLEDevice(address, self)
-        device._address_type = kind
-        device._auto_reconnect = bool(auto_reconnect)
-        device._connect_timeout = timeout
-        self._open_link(device, timeout)
+        device.auto_reconnect = bool(auto_reconnect)
+        self._options[device] = (kind, deadline.seconds)
+        self._open_link(device, kind, deadline)
         return device
 
-    def _open_link(self, device: GATTToolBLEDevice, timeout: float) -> None:
+    def _open_link(self, device: GATTToolBLEDevice, kind: BLEAddressType, deadline: Deadline) -> None:
         """Connect ``device`` on a session of its own, or raise NotConnectedError."""
+        session = self._pool.take(deadline.remaining())
+        try:
+            session.expect_disconnect(False)
+            session.connection_reset()
+            # A reused process keeps the level an earlier bond() set; start every link at low, as pygatt 5.0.0 did.
+            session.run(commands.sec_level("low"), deadline.remaining())
+            log.info("Connecting to %s (%s)", device.address, kind.name)
+            session.run(commands.connect(device.address, kind.name), deadline.remaining())
+        except NotificationTimeout:
+            self._pool.connected(session)
+            session.close()  # still trying to connect; a fresh process is cleaner than a cancel
+            raise NotConnectedError(
+                f"Timed out connecting to {device.address} after {deadline.seconds} seconds."
+            ) from None
+        except BLEError:
+            self._pool.give_back(session)
+            raise
+        if not self._pool.connected(session):
+            raise NotConnectedError("The backend was stopped while connecting")
+        link = GATTToolLink(session, device.address, self._adapter.rssi)
+        with self._lock:
+            if not self._running:
+                session.close()
+                raise NotConnectedError("The backend was stopped while connecting")
+            self._links[device] = link
+            self._device_of[session] = device
+        device.link_up()
+
+    @_device_optional
+    def disconnect(self, device: GATTToolBLEDevice) -> None:
+        """Disconnect from the device. Its gatttool process is kept for the next connect."""
+        link = self._forget(device)
+        device.auto_reconnect = False
+        device.link_down()
+        with self._lock:
+            self._options.pop(device, None)
+        if link is None:
+            return
+        link.disconnect(DISCONNECT_TIMEOUT_S)
+        if link.session.alive:
+            self._pool.give_back(link.session)
+
+    def _forget(self, device: GATTToolBLEDevice) -> Optional[GATTToolLink]:
+        with self._lock:
+            link = self._links.pop(device, None)
+            if link is not None:
+                self._device_of.pop(link.session, None)
+        return link
+
+    @functools.partial(_device_optional, known=True)
+    def reconnect(self, device: GATTToolBLEDevice, timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
+        """Connect a device again after its link dropped, and resubscribe.
+
+        Does nothing when the device is still connected.
+
+        Args:
+            device: a device returned by this backend's :meth:`connect` (may be left
+                out when it is the only device this backend knows).
+            timeout: seconds the connect may take.
+
+        Raises:
+            NotConnectedError: the connection failed.
+        """
+        deadline = Deadline(validate.positive_timeout(timeout))
         with self._lock:
             if not self._running:
                 raise NotConnectedError("The backend is stopped")
-            session, self._spare = self._spare, None
-        if session is None or not session.alive:
-            session = self._new_session(timeout)
-        with self._lock:
-            if not self._running:
-                session.close()
-                raise NotConnectedError("The backend was stopped while connecting")
-            self._connecting.add(session)
-        try:
-            self._connect_session(session, device, timeout)
-        finally:
-            with self._lock:
-                self._connecting.discard(session)
-        with self._lock:
-            if not self._running:
-                session.close()
-                raise NotConnectedError("The backend was stopped while connecting")
-            device._session = session
-            device._connected = True
-            device._mtu = DEFAULT_ATT_MTU
-            self._devices[device.address] = device
-            self._device_of[session] = device
-
-    def _connect_session(self, session: GATTToolSession, device: GATTToolBLEDevice, timeout: float) -> None:
-        session.expect_disconnect(False)
-        session.connection_reset()
-        # A reused process keeps the level an earlier bond() set; start every link at low, as pygatt 5.0.0 did.
-        session.run("sec-level", "sec-level low", timeout, device.address)
-        log.info("Connecting to %s (%s)", device.address, device._address_type.value)
-        try:
-            session.run("connect", f"connect {device.address} {device._address_type.value}", timeout, device.address)
-        except NotificationTimeout:
-            session.close()  # still trying to connect; a fresh process is cleaner than a cancel
-            raise NotConnectedError(f"Timed out connecting to {device.address} after {timeout} seconds.") from None
-        except BLEError:
-            self._recycle(session)
-            raise
-
-    def _recycle(self, session: GATTToolSession) -> None:
-        """Keep an unconnected session as the spare, or end it."""
-        with self._lock:
-            if self._running and self._spare is None and session.alive:
-                self._spare = session
+            if device in self._links and self._links[device].connected:
+                log.info("%s is still connected", device.address)
                 return
-        session.close()
-
-    @_device_session
-    def disconnect(self, device: GATTToolBLEDevice) -> None:
-        """Disconnect from the device. Its gatttool process is kept for the next connect."""
-        session = cast(GATTToolSession, device._session)
+            options = self._options.get(device)
+        kind = options[0] if options is not None else BLEAddressType.public
         self._forget(device)
-        session.expect_disconnect(True)
-        try:
-            session.run("disconnect", "disconnect", DISCONNECT_TIMEOUT_S, device.address)
-        except BLEError as exc:
-            log.info("gatttool did not confirm the disconnect of %s (%s); ending its process", device.address, exc)
-            session.close()
-            return
-        self._recycle(session)
-
-    def _forget(self, device: GATTToolBLEDevice) -> None:
-        with self._lock:
-            device._connected = False
-            if device._session is not None:
-                self._device_of.pop(device._session, None)
-            device._session = None
-            if self._devices.get(device.address) is device:
-                del self._devices[device.address]
+        self._open_link(device, kind, deadline)
+        device.resubscribe_all()
 
     def _route_notification(self, session: GATTToolSession, handle: int, value: bytes) -> None:
         """Reader thread: queue a notification for its device's callbacks.
 
-        Handles nobody subscribed to are dropped here, so a flood of them costs
-        no memory.
+        Handles nobody subscribed to are dropped here, so a flood of them costs no memory.
         """
         device = self._device_of.get(session)
-        if device is not None and handle in device._callbacks:
-            self._dispatcher.submit(device.receive_notification, handle, value)
+        if device is not None and device.listens_to(handle):
+            self._dispatcher.submit(device.receive_notification, handle, value, droppable=True)
 
     def _link_lost(self, session: GATTToolSession, why: str) -> None:
         """Dispatcher thread: a link went down without being asked to."""
-        device = self._device_of.get(session)
+        with self._lock:
+            device = self._device_of.get(session)
         if device is None:
             return
-        log.warning("Lost the connection to %s: %s", device.address, why)
         self._forget(device)
         if session.alive:
-            self._recycle(session)
-        device._fire_disconnected()
-        if device._auto_reconnect and self._running:
-            thread = threading.Thread(
-                target=self._reconnect, args=(device,), name=f"pygatt-reconnect-{device.address}", daemon=True
+            self._pool.give_back(session)
+        device.link_lost(why)
+        if device.auto_reconnect and self._running:
+            options = self._options.get(device)
+            timeout = options[1] if options is not None else DEFAULT_CONNECT_TIMEOUT_S
+            self._reconnector.schedule(
+                device.address,
+                lambda: self.reconnect(device, timeout),
+                lambda: self._running and device.auto_reconnect,
             )
-            self._reconnects = [t for t in self._reconnects if t.is_alive()] + [thread]
-            thread.start()
-
-    def _reconnect(self, device: GATTToolBLEDevice) -> None:
-        for attempt in range(1, RECONNECT_ATTEMPTS + 1):
-            if not self._running:
-                return
-            try:
-                self._open_link(device, device._connect_timeout)
-                device.resubscribe_all()
-                log.info("Reconnected to %s", device.address)
-                return
-            except BLEError as exc:
-                log.warning("Reconnect %d/%d to %s failed: %s", attempt, RECONNECT_ATTEMPTS, device.address, exc)
-        log.error("Giving up reconnecting to %s", device.address)
 
     # -- GATT operations (device first, as in pygatt 5.0.0) -----------------------
 
-    @_device_session
+    @_device_optional
     def bond(self, device: GATTToolBLEDevice, permanent: bool = False) -> None:
         """Raise the link's security (``sec-level medium``), which makes BlueZ pair.
 
-        Raises BLEError with gatttool's words when it fails or the link drops.
+        Raises:
+            GATTError: gatttool refused (e.g. ``setsockopt(BT_SECURITY)``); the link stays up.
+            NotConnectedError: the link dropped.
         """
-        session = cast(GATTToolSession, device._session)
-        log.info("Bonding with %s", device.address)
-        session.run("sec-level", "sec-level medium", TOOL_TIMEOUT_S, device.address)
-        if not session.connected:
-            raise NotConnectedError(f"Bonding with {device.address} failed: the link dropped")
+        self._link(device).bond(permanent, TOOL_TIMEOUT_S)
 
-    @_device_session
+    @_device_optional
     def get_rssi(self, device: GATTToolBLEDevice) -> int:
-        """The RSSI of the connection, from ``hcitool rssi``; BLEError when not available."""
-        argv = [*self._tools.hcitool, "-i", self._hci_device, "rssi", device.address]
-        output = external.run_tool(argv, TOOL_TIMEOUT_S, f"get_rssi {device.address}")
-        rssi = external.parse_rssi(output)
-        if rssi is None:
-            raise BLEError(f"get_rssi {device.address}: hcitool gave no RSSI: {output!r}")
-        return rssi
+        """The RSSI of the connection, from ``hcitool rssi``.
 
-    @_device_session
+        Raises:
+            BLEError: hcitool gave no RSSI.
+        """
+        return self._link(device).rssi(TOOL_TIMEOUT_S)
+
+    @_device_optional
     def char_read(self, device: GATTToolBLEDevice, uuid: UUIDLike, timeout: float = 1) -> bytearray:
-        """Read a characteristic by UUID (``char-read-uuid``); returns a bytearray.
+        """Read a characteristic by UUID (``char-read-uuid``).
 
-        Only the first matching characteristic is returned, and gatttool reads
-        at most one packet (MTU - 4 bytes) this way: use char_read_long for more.
+        Only the first matching characteristic is returned, and gatttool reads at
+        most one packet (MTU - 4 bytes) this way: use char_read_long for more.
+
+        Args:
+            uuid: the characteristic's UUID.
+            timeout: seconds to wait for the answer.
+
+        Returns:
+            The value.
         """
         key = validate.characteristic_uuid(uuid)
-        session = cast(GATTToolSession, device._session)
-        result = session.run("char-read-uuid", f"char-read-uuid {key}", validate.positive_timeout(timeout), str(key))
-        return bytearray(result[0].value)
+        return bytearray(self._link(device).read_uuid(key, validate.positive_timeout(timeout)))
 
-    @_device_session
+    @_device_optional
     def char_read_handle(self, device: GATTToolBLEDevice, handle: int, timeout: float = 4) -> bytearray:
-        """Read a characteristic by handle (``char-read-hnd``); returns a bytearray.
+        """Read a characteristic by handle (``char-read-hnd``).
 
         gatttool follows values longer than one packet with Read Blob requests.
+
+        Args:
+            handle: the attribute handle.
+            timeout: seconds to wait for the answer.
+
+        Returns:
+            The value.
         """
         handle = validate.handle(handle)
-        session = cast(GATTToolSession, device._session)
-        target = f"0x{handle:04x}"
-        result = session.run("char-read-hnd", f"char-read-hnd {target}", validate.positive_timeout(timeout), target)
-        return bytearray(result[0].value)
+        return bytearray(self._link(device).read_handle(handle, validate.positive_timeout(timeout)))
 
-    @_device_session
+    @_device_optional
     def char_write_handle(
         self,
         device: GATTToolBLEDevice,
@@ -507,26 +580,67 @@ class GATTToolBackend(BLEBackend):
 
         A write without response must fit one packet (MTU - 3 bytes): gatttool
         would silently cut a longer one, so it is refused here instead.
+
+        Args:
+            handle: the attribute handle.
+            value: the bytes to write.
+            wait_for_response: use a Write Request and wait for the acknowledgement.
+            timeout: seconds to wait.
         """
         handle = validate.handle(handle)
         data = validate.value_bytes(value)
-        timeout = validate.positive_timeout(timeout)
-        target = f"0x{handle:04x}"
-        if not wait_for_response and len(data) > device._mtu - 3:
-            raise ValueError(
-                f"value is {len(data)} bytes, more than the {device._mtu - 3} a write without response "
-                f"carries at MTU {device._mtu}; use wait_for_response=True or exchange_mtu first"
-            )
-        kind = "char-write-req" if wait_for_response else "char-write-cmd"
-        session = cast(GATTToolSession, device._session)
-        session.run(kind, f"{kind} {target} {data.hex()}", timeout, target)
+        seconds = validate.positive_timeout(timeout)
+        link = self._link(device)
+        check_command_length(data, link.mtu, wait_for_response)
+        link.write_handle(handle, data, bool(wait_for_response), seconds)
 
-    @_device_session
+    @_device_optional
+    def char_read_long(self, device: GATTToolBLEDevice, uuid: UUIDLike, timeout: float = 4) -> bytearray:
+        """Read a value longer than one packet by UUID (its handle, then ``char-read-hnd``).
+
+        Args:
+            uuid: the characteristic's UUID.
+            timeout: seconds to wait for the answer.
+
+        Returns:
+            The whole value.
+        """
+        return bytearray(self.char_read_long_handle(device, device.get_handle(uuid), timeout=timeout))
+
+    @_device_optional
     def char_read_long_handle(self, device: GATTToolBLEDevice, handle: int, timeout: float = 4) -> bytearray:
-        """Read a value longer than one packet: gatttool's ``char-read-hnd`` reads blobs."""
-        return cast(bytearray, self.char_read_handle(device, handle, timeout=timeout))
+        """Read a value longer than one packet: gatttool's ``char-read-hnd`` reads blobs.
 
-    @_device_session
+        Args:
+            handle: the attribute handle.
+            timeout: seconds to wait for the answer.
+
+        Returns:
+            The whole value.
+        """
+        handle = validate.handle(handle)
+        return bytearray(self._link(device).read_long_handle(handle, validate.positive_timeout(timeout)))
+
+    @_device_optional
+    def char_write_long(
+        self,
+        device: GATTToolBLEDevice,
+        uuid: UUIDLike,
+        value: BytesLike,
+        wait_for_response: bool = False,
+        timeout: float = 30,
+    ) -> None:
+        """Write a value longer than one packet by UUID (see :meth:`char_write_long_handle`).
+
+        Args:
+            uuid: the characteristic's UUID.
+            value: the bytes to write (up to 512).
+            wait_for_response: accepted for compatibility; a long write is always acknowledged.
+            timeout: seconds to wait.
+        """
+        self.char_write_long_handle(device, device.get_handle(uuid), value, wait_for_response, timeout)
+
+    @_device_optional
     def char_write_long_handle(
         self,
         device: GATTToolBLEDevice,
@@ -539,64 +653,55 @@ class GATTToolBackend(BLEBackend):
 
         A long write is always acknowledged by the peer (Execute Write), so it is
         always waited for, whatever ``wait_for_response`` says.
-        """
-        self.char_write_handle(device, handle, value, wait_for_response=True, timeout=timeout)
 
-    @_device_session
+        Args:
+            handle: the attribute handle.
+            value: the bytes to write (up to 512).
+            wait_for_response: accepted for compatibility.
+            timeout: seconds to wait.
+        """
+        handle = validate.handle(handle)
+        data = validate.value_bytes(value)
+        self._link(device).write_long_handle(handle, data, validate.positive_timeout(timeout))
+
+    @_device_optional
     def discover_characteristics(
         self, device: GATTToolBLEDevice, timeout: float = 5
     ) -> Dict[uuid.UUID, Characteristic]:
         """Discover the device's characteristics (``characteristics``) and their
-        descriptors (``char-desc``). Returns {UUID: Characteristic}; when a UUID
-        appears more than once, the lowest value handle is kept.
+        descriptors (``char-desc``).
+
+        Args:
+            timeout: seconds the whole discovery may take.
+
+        Returns:
+            ``{UUID: Characteristic}``; when a UUID appears more than once, the lowest value handle is kept.
         """
-        timeout = validate.positive_timeout(timeout)
-        session = cast(GATTToolSession, device._session)
-        found = sorted(session.run("characteristics", "characteristics", timeout), key=lambda c: c.value_handle)
-        characteristics: Dict[uuid.UUID, Characteristic] = {}
-        by_value_handle: List[Characteristic] = []
-        for line in found:
-            characteristic = Characteristic(line.uuid, line.value_handle)
-            by_value_handle.append(characteristic)
-            characteristics.setdefault(line.uuid, characteristic)
-        if by_value_handle:
-            self._add_descriptors(session, by_value_handle, timeout)
-        log.debug("Discovered %d characteristics on %s", len(characteristics), device.address)
-        return characteristics
+        return self._link(device).discover(validate.positive_timeout(timeout))
 
-    @staticmethod
-    def _add_descriptors(
-        session: GATTToolSession,
-        characteristics: List[Characteristic],
-        timeout: float,
-    ) -> None:
-        """Attach each ``char-desc`` descriptor to the characteristic whose value it follows."""
-        try:
-            descriptors = session.run("char-desc", "char-desc", timeout)
-        except NotConnectedError:
-            raise
-        except BLEError as exc:
-            log.warning("Could not list descriptors (%s); subscribing falls back to value handle + 1", exc)
-            return
-        by_handle = {c.handle: c for c in characteristics}
-        owner: Optional[Characteristic] = None
-        for descriptor in sorted(descriptors, key=lambda d: d.handle):
-            if descriptor.handle in by_handle:
-                owner = by_handle[descriptor.handle]  # a value handle: what follows is its descriptors
-            elif descriptor.uuid in DECLARATION_UUIDS:
-                owner = None  # a service or characteristic declaration ends the run
-            elif owner is not None:
-                owner.add_descriptor(descriptor.uuid, descriptor.handle)
-
-    @_device_session
+    @_device_optional
     def exchange_mtu(self, device: GATTToolBLEDevice, mtu: int, timeout: float = 1) -> int:
-        """Ask for an ATT MTU of ``mtu`` (23..517); returns the MTU now in use.
+        """Ask for an ATT MTU; gatttool allows one exchange per connection.
 
-        gatttool allows one exchange per connection.
+        Args:
+            mtu: the MTU wanted, 23..517.
+            timeout: seconds to wait.
+
+        Returns:
+            The MTU now in use.
         """
-        if isinstance(mtu, bool) or not isinstance(mtu, int) or not 23 <= mtu <= 517:
-            raise ValueError(f"mtu must be an int within 23..517, got {mtu!r}")
-        session = cast(GATTToolSession, device._session)
-        result = session.run("mtu", f"mtu {mtu}", validate.positive_timeout(timeout), str(mtu))
-        device._mtu = result[0].mtu
-        return cast(int, device._mtu)
+        mtu = validate_mtu(mtu)
+        return self._link(device).exchange_mtu(mtu, validate.positive_timeout(timeout))
+
+
+def _address_type(address_type: Union[BLEAddressType, str, int]) -> BLEAddressType:
+    """``BLEAddressType`` from a member, its name or its 5.0.0 value."""
+    if isinstance(address_type, BLEAddressType):
+        return address_type
+    if isinstance(address_type, str) and address_type in BLEAddressType.__members__:
+        return BLEAddressType[address_type]
+    if isinstance(address_type, int) and not isinstance(address_type, bool):
+        for member in BLEAddressType:
+            if member.value == address_type:
+                return member
+    raise ValueError(f"address_type must be BLEAddressType.public or BLEAddressType.random, got {address_type!r}")

@@ -1,0 +1,106 @@
+"""Auto-reconnect: bring a dropped link back, the same way for every backend.
+
+A backend owns one :class:`Reconnector`. When a device with ``auto_reconnect``
+loses its link, the backend calls :meth:`Reconnector.schedule` with a function
+that opens the link again (and resubscribes); the reconnector runs it on a
+thread of its own, retrying after :data:`DEFAULT_RECONNECT_DELAY` until it
+succeeds, the device is disconnected on purpose, or the backend stops. There
+is never more than one reconnect thread per device, and :meth:`Reconnector.stop`
+ends them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Dict, Optional
+
+from pygatt.exceptions import BLEError
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two reconnect attempts (pygatt 5.0.0's value).
+DEFAULT_RECONNECT_DELAY = 1.0
+
+
+class Reconnector:
+    """Reconnect threads for the devices of one backend.
+
+    Args:
+        delay: seconds to wait between two attempts.
+        max_attempts: give up after this many failed attempts (None: retry until stopped).
+    """
+
+    def __init__(self, delay: float = DEFAULT_RECONNECT_DELAY, max_attempts: Optional[int] = None) -> None:
+        self._delay = delay
+        self._max_attempts = max_attempts
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: Dict[str, threading.Thread] = {}
+
+    def start(self) -> None:
+        """Allow reconnects again (after :meth:`stop`)."""
+        self._stopped.clear()
+
+    def schedule(self, address: str, attempt: Callable[[], None], wanted: Callable[[], bool]) -> bool:
+        """Start reconnecting ``address`` unless a reconnect for it already runs.
+
+        Args:
+            address: the device's address (one thread per address at most).
+            attempt: opens the link again (and resubscribes); raises BLEError on failure.
+            wanted: False once the reconnect should give up (device disconnected on purpose).
+
+        Returns:
+            True when a new reconnect thread started.
+        """
+        with self._lock:
+            if self._stopped.is_set():
+                return False
+            running = self._threads.get(address)
+            if running is not None and running.is_alive():
+                log.debug("A reconnect to %s is already running", address)
+                return False
+            thread = threading.Thread(
+                target=self._run, args=(address, attempt, wanted), name=f"pygatt-reconnect-{address}", daemon=True
+            )
+            self._threads[address] = thread
+            thread.start()
+            return True
+
+    def _run(self, address: str, attempt: Callable[[], None], wanted: Callable[[], bool]) -> None:
+        tries = 0
+        while not self._stopped.is_set() and wanted():
+            tries += 1
+            try:
+                attempt()
+            except BLEError as exc:
+                log.warning("Reconnect %d to %s failed: %s", tries, address, exc)
+            else:
+                log.info("Reconnected to %s after %d attempt(s)", address, tries)
+                return
+            if self._max_attempts is not None and tries >= self._max_attempts:
+                log.error("Giving up reconnecting to %s after %d attempts", address, tries)
+                return
+            self._stopped.wait(self._delay)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """End every reconnect: no new attempt starts; running ones are joined.
+
+        Args:
+            timeout: seconds to wait for all threads together.
+        """
+        self._stopped.set()
+        with self._lock:
+            threads = list(self._threads.values())
+            self._threads.clear()
+        per_thread = timeout / max(1, len(threads))
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(per_thread)
+                if thread.is_alive():
+                    log.warning("Reconnect thread %s did not end", thread.name)
+
+    def running(self) -> int:
+        """How many reconnect threads are alive."""
+        with self._lock:
+            return sum(1 for t in self._threads.values() if t.is_alive())
