@@ -18,7 +18,9 @@ from typing import List, Optional, Sequence, Tuple
 import pexpect
 import pytest
 
+from pygatt.testing import load_world
 from pygatt.testing.att.realtool import gatttool_command
+from pygatt.testing.world import layout
 from tests.realtool_support import (
     ADDRESS,
     CUSTOM_128,
@@ -95,6 +97,8 @@ def h(uuid: str, address: str = ADDRESS) -> str:
 def reads() -> List[str]:
     return [
         f"char-read-hnd {h('2a00')}",
+        f"char-read-hnd {h('ff07')}",  # an empty value
+        "char-read-hnd 0x0001",  # a service declaration
         "char-read-hnd 0x0002",  # a characteristic declaration
         f"char-read-hnd {h('ff02')}",  # long: Read Blob
         f"char-read-hnd {h('ff05')}",  # write only
@@ -242,6 +246,29 @@ def test_xterm_escapes(rig_factory, shim_library, size):  # noqa: F811
             "disconnect",
         ],
         term="xterm",
+    )
+
+
+def test_the_shipped_heart_rate_world(rig_factory, shim_library):  # noqa: F811
+    world = load_world("heart-rate")
+    rig = rig_factory(world)
+    address = world.peripherals[0].address
+    values = [f"char-read-hnd 0x{handle:04x}" for _d, _p, handle, _u in layout(world.peripherals[0]).characteristics]
+    compare(
+        rig,
+        shim_library,
+        [
+            f"connect {address}",
+            "primary",
+            "characteristics",
+            "char-desc",
+            *values,
+            "char-read-uuid 2a25",
+            "char-write-req 0x0009 0100",  # the heart rate CCCD: five notifications, 0.2 s apart
+            "char-write-req 0x0009 0000",
+            "mtu 512",
+            "char-read-uuid 2a00",
+        ],
     )
 
 
