@@ -227,7 +227,11 @@ def socket_dir():
 def client(directory: Path, address: str = ADDRESS, kind: str = "public") -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     sock.settimeout(5)
-    sock.connect(str(directory / socket_name(address, kind)))
+    try:
+        sock.connect(str(directory / socket_name(address, kind)))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -294,3 +298,12 @@ def test_server_drops_links_like_a_remote_disconnect(socket_dir):
         sock.close()
         other.close()
     assert not list(socket_dir.iterdir())  # the sockets are removed on stop
+
+
+def test_server_that_cannot_listen_fails_at_start_and_stops_cleanly(tmp_path):
+    server = ATTPeripheralServer(World(peripherals=[peripheral()]), tmp_path / "missing")
+    with pytest.raises(OSError):
+        server.start()
+    server.stop()  # nothing left to release, no thread to join
+    with pytest.raises(RuntimeError, match="starts once"):
+        server.start()

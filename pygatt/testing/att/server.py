@@ -108,6 +108,7 @@ class ATTPeripheralServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread: Optional[threading.Thread] = None
         self._running = False
+        self._stopped = False
         self._lock = threading.Lock()
         self._received: Dict[str, Deque[bytes]] = {}
         self._peak: Dict[str, int] = {}
@@ -122,37 +123,50 @@ class ATTPeripheralServer:
 
         Raises:
             OSError: when a socket cannot be created (e.g. the directory is missing).
-            RuntimeError: when the server was already started.
+            RuntimeError: when the server was started before (a server starts once).
         """
-        if self._thread is not None:
-            raise RuntimeError("the ATT peripheral server is already started")
-        for peripheral in self.world.peripherals:
-            if not peripheral.connectable:
-                continue
-            path = self.directory / socket_name(peripheral.address, peripheral.address_type)
-            if len(os.fsencode(path)) > 107:
-                raise OSError(f"socket path too long for AF_UNIX: {path}")
-            path.unlink(missing_ok=True)
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            listener.bind(str(path))
-            listener.listen(8)
-            listener.setblocking(False)
-            self._listeners[listener] = peripheral
-            self._selector.register(listener, selectors.EVENT_READ, ("accept", listener))
-        self._wake_r.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        if self._thread is not None or self._stopped:
+            raise RuntimeError("an ATT peripheral server starts once")
+        try:
+            for peripheral in self.world.peripherals:
+                if peripheral.connectable:
+                    self._listen(peripheral)
+            self._wake_r.setblocking(False)
+            self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        except BaseException:
+            self._shut_down()
+            raise
         self._running = True
         self._thread = threading.Thread(target=self._loop, name="pygatt-att-peripheral", daemon=True)
         self._thread.start()
 
+    def _listen(self, peripheral: Peripheral) -> None:
+        path = self.directory / socket_name(peripheral.address, peripheral.address_type)
+        if len(os.fsencode(path)) > 107:
+            raise OSError(f"socket path too long for AF_UNIX: {path}")
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            listener.bind(str(path))
+            listener.listen(8)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._listeners[listener] = peripheral
+        self._selector.register(listener, selectors.EVENT_READ, ("accept", listener))
+
     def stop(self, timeout: float = 2.0) -> None:
         """Close every link and listening socket and end the thread (within ``timeout``)."""
         self._running = False
+        if self._thread is None:
+            if not self._stopped:
+                self._shut_down()  # never started: release the sockets here
+            return
         self._wake()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("the ATT peripheral thread did not end within %s s", timeout)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("the ATT peripheral thread did not end within %s s", timeout)
         self._thread = None
 
     def __enter__(self) -> ATTPeripheralServer:
@@ -237,6 +251,7 @@ class ATTPeripheralServer:
             action()
 
     def _shut_down(self) -> None:
+        self._stopped = True
         for link in list(self._links.values()):
             self._close(link, "server stopped")
         for listener in list(self._listeners):
