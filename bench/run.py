@@ -1,4 +1,4 @@
-"""Benchmark pygatt's GATTTool backend against the simulated peripheral, through a real pty.
+"""Benchmark pygatt's GATTTool and BGAPI backends against their simulators, through real ptys.
 
     python -m bench            # the full run (about a minute)
     python -m bench --quick    # smaller counts, for a smoke test
@@ -31,6 +31,7 @@ import pexpect  # noqa: E402
 
 import pygatt  # noqa: E402
 import pygatt.dispatch  # noqa: E402
+from bench import bgapi  # noqa: E402
 from pygatt.backends.gatttool.tools import ToolCommands  # noqa: E402
 from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World, load_world  # noqa: E402
 
@@ -358,6 +359,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke test, about 15 s)")
     parser.add_argument("--plot", metavar="PNG", help="also measure several sizes and plot throughput vs size")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    parser.add_argument(
+        "--backend", choices=("all", "gatttool", "bgapi"), default="all", help="which backend to measure (default all)"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     flood = 10_000 if quick else 100_000
@@ -365,7 +369,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         "python": platform.python_version(),
     }
-    steps: List[tuple] = [
+    gatttool_steps: List[tuple] = [
         ("throughput", lambda d: throughput(d, flood, 20)),
         ("simulator_raw_per_second", lambda d: raw_simulator_rate(d, flood)),
         ("library_alone_per_second", lambda d: library_alone_rate(flood)),
@@ -375,11 +379,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         ("idle_cpu_percent", lambda d: idle_cpu(d, 2 if quick else 10)),
         ("flood_memory", lambda d: flood_memory(d, flood)),
     ]
+    bgapi_steps: List[tuple] = [
+        ("bgapi_throughput", lambda d: bgapi.throughput(d, flood)),
+        ("bgapi_simulator_per_second", lambda d: bgapi.simulator_rate(d, flood)),
+        ("bgapi_read", lambda d: bgapi.read_latency(d, 200 if quick else 2000)),
+        ("bgapi_idle_cpu_percent", lambda d: bgapi.idle_cpu(d, 2 if quick else 10)),
+    ]
+    steps = (gatttool_steps if args.backend != "bgapi" else []) + (bgapi_steps if args.backend != "gatttool" else [])
     with tempfile.TemporaryDirectory() as directory:
         for name, step in steps:
             print(f"... {name}", file=sys.stderr, flush=True)
             results[name] = step(directory)
-        if args.plot:
+        if args.plot and args.backend != "bgapi":
             sizes = [1, 20, 60, 120, 244]
             n = 5_000 if quick else 30_000
             results["sizes"] = [
@@ -398,10 +409,20 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def report(r: Dict[str, Any], flood: int) -> None:
+    rows = [("machine", r["machine"], ""), ("python", r["python"], "")]
+    if "throughput" in r:
+        rows += gatttool_rows(r, flood)
+    if "bgapi_throughput" in r:
+        rows += bgapi_rows(r, flood)
+    width = max(len(name) for name, _, _ in rows)
+    print(f"{'measure':<{width}}  {'result':>22}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>22}  {target}")
+
+
+def gatttool_rows(r: Dict[str, Any], flood: int) -> List[tuple]:
     t, rd, cd, mem = r["throughput"], r["read"], r["connect_discover"], r["flood_memory"]
     rows = [
-        ("machine", r["machine"], ""),
-        ("python", r["python"], ""),
         (f"1. notifications/s ({flood:,} x 20 B)", f"{t['per_second']:,.0f}", ">= 50,000"),
         ("   lost / corrupted", f"{t['lost']} / {t['corrupted']}", "0 / 0"),
         ("   library CPU s per 100k notifications", f"{t['cpu_seconds'] * 100_000 / flood:.2f}", ""),
@@ -424,10 +445,22 @@ def report(r: Dict[str, Any], flood: int) -> None:
                 "",
             )
         )
-    width = max(len(name) for name, _, _ in rows)
-    print(f"{'measure':<{width}}  {'result':>22}  target")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>22}  {target}")
+    return rows
+
+
+def bgapi_rows(r: Dict[str, Any], flood: int) -> List[tuple]:
+    bt, brd = r["bgapi_throughput"], r["bgapi_read"]
+    return [
+        ("BGAPI (simulated BLED112 on a pty)", "", ""),
+        (f"6. notifications/s ({flood:,} x 20 B)", f"{bt['per_second']:,.0f}", ">= 30,000"),
+        ("   lost / corrupted", f"{bt['lost']} / {bt['corrupted']}", "0 / 0"),
+        ("   library CPU s per 100k notifications", f"{bt['cpu_seconds'] * 100_000 / flood:.2f}", ""),
+        ("   simulated dongle alone, raw pty (notif/s)", f"{r['bgapi_simulator_per_second']:,.0f}", ""),
+        ("7. char_read median / p99 (ms)", f"{brd['median_ms']:.3f} / {brd['p99_ms']:.3f}", ""),
+        ("   simulated dongle's own reply, median (ms)", f"{brd['simulator_median_ms']:.3f}", ""),
+        ("   library overhead, median (ms)", f"{brd['overhead_median_ms']:.3f}", "<= 1"),
+        ("8. idle CPU, connected (% of a core)", f"{r['bgapi_idle_cpu_percent']:.2f}", "~0"),
+    ]
 
 
 if __name__ == "__main__":

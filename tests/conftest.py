@@ -15,7 +15,7 @@ from tests.fake_child import FakeGatttool
 ADDRESS = "C4:7C:8D:6A:3E:01"
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
     """Poll ``predicate`` until it is true or ``timeout`` passes; return its last value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

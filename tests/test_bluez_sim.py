@@ -810,7 +810,8 @@ def test_runs_as_a_program(bus: PrivateBus) -> None:
         c.close()
     finally:
         process.terminate()
-        assert process.wait(10) == 0
+        _, errors = process.communicate(timeout=10)  # also closes the pipes
+        assert process.returncode == 0, errors
 
 
 def test_runs_as_a_program_on_its_own_private_bus() -> None:
@@ -830,7 +831,8 @@ def test_runs_as_a_program_on_its_own_private_bus() -> None:
         c.close()
     finally:
         process.terminate()
-        assert process.wait(10) == 0
+        _, errors = process.communicate(timeout=10)  # also closes the pipes
+        assert process.returncode == 0, errors
     with pytest.raises(OSError):
         Client(address)  # the private bus went with it
 

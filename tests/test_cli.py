@@ -345,7 +345,7 @@ def test_subscribe_link_lost_exits_3(capsys, tmp_path):
 
 def test_scan_permission_problem_exits_5(capsys, tmp_path):
     world = world_file(tmp_path, lambda w: w["adapter"].update(scan_error="permission"))
-    status, out, err = run(capsys, f"--simulate={world}", "scan", "--timeout", "0.5")
+    status, out, err = run(capsys, f"--simulate={world}", "scan", "--timeout", "5")
     assert (status, out) == (5, "") and "lacks permissions" in err and err.count("\n") == 1
 
 

@@ -429,6 +429,12 @@ def test_notification_timeout_keeps_gatttool_output():
 
 def test_supports_unbonded_as_in_500():
     assert pygatt.GATTToolBackend().supports_unbonded() is False
+
+
+def test_bgapi_backend_is_available_and_opens_nothing_until_started():
+    backend = pygatt.BGAPIBackend(serial_port="/dev/does-not-exist")
+    assert backend.port_name is None
+    backend.stop()  # never started: nothing to do
     assert pygatt.backends.BLEBackend().supports_unbonded() is True
 
 

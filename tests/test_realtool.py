@@ -59,14 +59,14 @@ def full(short: str) -> uuid.UUID:
 
 
 @pytest.fixture
-def device(backend, rig):  # noqa: F811
+def device(backend, rig):
     return backend.connect(ADDRESS)
 
 
 # -- connecting ---------------------------------------------------------------------------
 
 
-def test_connect_and_disconnect_through_the_real_gatttool(backend, rig):  # noqa: F811
+def test_connect_and_disconnect_through_the_real_gatttool(backend, rig):
     device = backend.connect(ADDRESS)
     assert wait_until(lambda: rig.server.links(ADDRESS) == 1)
     assert device.char_read_handle(rig.handle("2a00")) == bytearray(b"Lab")
@@ -74,7 +74,7 @@ def test_connect_and_disconnect_through_the_real_gatttool(backend, rig):  # noqa
     assert wait_until(lambda: rig.server.links(ADDRESS) == 0)
 
 
-def test_random_address_type_reaches_only_the_random_peripheral(backend, rig):  # noqa: F811
+def test_random_address_type_reaches_only_the_random_peripheral(backend, rig):
     device = backend.connect(RANDOM_ADDRESS, address_type=pygatt.BLEAddressType.random)
     assert device.char_read(full("2a19")) == bytearray(b"\x21")
     device.disconnect()
@@ -82,7 +82,7 @@ def test_random_address_type_reaches_only_the_random_peripheral(backend, rig):  
         backend.connect(RANDOM_ADDRESS, address_type=pygatt.BLEAddressType.public, timeout=3)
 
 
-def test_connect_to_an_absent_device_fails_with_gatttools_reason(backend):  # noqa: F811
+def test_connect_to_an_absent_device_fails_with_gatttools_reason(backend):
     with pytest.raises(exceptions.NotConnectedError, match=r"connect to .*Connection refused \(111\)"):
         backend.connect(ABSENT_ADDRESS, timeout=3)
 
@@ -90,20 +90,20 @@ def test_connect_to_an_absent_device_fails_with_gatttools_reason(backend):  # no
 # -- reads ----------------------------------------------------------------------------------
 
 
-def test_read_by_handle_and_by_uuid(device, rig):  # noqa: F811
+def test_read_by_handle_and_by_uuid(device, rig):
     assert device.char_read_handle(rig.handle("ff01")) == bytearray(b"\x00")
     assert device.char_read(full("2a00")) == bytearray(b"Lab")
     assert device.char_read(CUSTOM_128) == bytearray(bytes.fromhex("c0ffee"))
     assert pdu.READ_REQ in rig.opcodes() and pdu.READ_BY_TYPE_REQ in rig.opcodes()
 
 
-def test_long_read_follows_with_read_blob(device, rig):  # noqa: F811
+def test_long_read_follows_with_read_blob(device, rig):
     assert device.char_read_long_handle(rig.handle("ff02")) == bytearray(LONG_VALUE)
     assert device.char_read_handle(rig.handle("ff02")) == bytearray(LONG_VALUE)  # gatttool reads blobs by itself
     assert rig.opcodes().count(pdu.READ_BLOB_REQ) >= 2 * 4  # 100 bytes = 22 + 4 blobs of 22/22/22/12, twice
 
 
-def test_read_by_uuid_is_one_packet(device, rig):  # noqa: F811
+def test_read_by_uuid_is_one_packet(device, rig):
     # Read By Type carries at most MTU - 4 bytes of one value; gatttool does not follow up
     assert device.char_read(full("ff02")) == bytearray(LONG_VALUE[:19])
 
@@ -112,7 +112,7 @@ def test_read_by_uuid_is_one_packet(device, rig):  # noqa: F811
 
 
 @pytest.mark.parametrize("size", [1, 20, 512])
-def test_write_with_response_at_1_20_and_512_bytes(device, rig, size):  # noqa: F811
+def test_write_with_response_at_1_20_and_512_bytes(device, rig, size):
     handle = rig.handle("ff01")
     value = bytes((i * 7 + size) & 0xFF for i in range(size))
     device.char_write_handle(handle, value, wait_for_response=True)
@@ -123,7 +123,7 @@ def test_write_with_response_at_1_20_and_512_bytes(device, rig, size):  # noqa: 
         assert pdu.WRITE_REQ in rig.opcodes()
 
 
-def test_write_with_response_at_mtu_minus_3_after_exchange(device, rig):  # noqa: F811
+def test_write_with_response_at_mtu_minus_3_after_exchange(device, rig):
     mtu = device.exchange_mtu(100)
     assert mtu == 100
     value = bytes(range(mtu - 3))
@@ -133,7 +133,7 @@ def test_write_with_response_at_mtu_minus_3_after_exchange(device, rig):  # noqa
     assert len(writes[-1]) == 3 + mtu - 3  # one Write Request: opcode, handle, 97 bytes
 
 
-def test_write_long_handle_uses_prepared_writes(device, rig):  # noqa: F811
+def test_write_long_handle_uses_prepared_writes(device, rig):
     value = bytes(range(256)) * 2
     device.char_write_long_handle(rig.handle("ff01"), value)
     assert device.char_read_long_handle(rig.handle("ff01")) == bytearray(value)
@@ -141,21 +141,21 @@ def test_write_long_handle_uses_prepared_writes(device, rig):  # noqa: F811
     assert len(prepares) == -(-512 // 18)  # chunks of MTU - 5
 
 
-def test_write_without_response_of_one_byte(device, rig):  # noqa: F811
+def test_write_without_response_of_one_byte(device, rig):
     handle = rig.handle("ff01")
     device.char_write_handle(handle, b"\x5a", wait_for_response=False)
     assert device.char_read_handle(handle) == bytearray(b"\x5a")
     assert rig.server.received(ADDRESS)[-2] == bytes([pdu.WRITE_CMD]) + handle.to_bytes(2, "little") + b"\x5a"
 
 
-def test_write_without_response_longer_than_a_packet_is_refused_before_gatttool(device, rig):  # noqa: F811
+def test_write_without_response_longer_than_a_packet_is_refused_before_gatttool(device, rig):
     before = len(rig.server.received(ADDRESS))
     with pytest.raises(ValueError, match="more than the 20"):
         device.char_write_handle(rig.handle("ff01"), bytes(512), wait_for_response=False)
     assert len(rig.server.received(ADDRESS)) == before
 
 
-def test_write_by_uuid(device, rig):  # noqa: F811
+def test_write_by_uuid(device, rig):
     device.char_write(CUSTOM_128, b"\x01\x02")
     assert device.char_read(CUSTOM_128) == bytearray(b"\x01\x02")
 
@@ -170,7 +170,7 @@ def test_exchange_mtu_takes_the_smaller_of_both(device):
     assert device.char_read_handle(device.get_handle(full("2a00"))) == bytearray(b"Lab")  # the link stays up
 
 
-def test_exchange_mtu_sends_the_requested_mtu(device, rig):  # noqa: F811
+def test_exchange_mtu_sends_the_requested_mtu(device, rig):
     assert device.exchange_mtu(64) == 64
     requests = [p for p in rig.server.received(ADDRESS) if p[0] == pdu.EXCHANGE_MTU_REQ]
     assert requests == [bytes([pdu.EXCHANGE_MTU_REQ]) + (64).to_bytes(2, "little")]
@@ -181,7 +181,7 @@ def test_exchange_mtu_sends_the_requested_mtu(device, rig):  # noqa: F811
 # -- discovery ------------------------------------------------------------------------------------------
 
 
-def test_discovery_finds_every_characteristic_with_its_value_handle_and_cccd(device, rig):  # noqa: F811
+def test_discovery_finds_every_characteristic_with_its_value_handle_and_cccd(device, rig):
     found = device.discover_characteristics()
     peripheral = rig.world.find(ADDRESS)
     assert peripheral is not None
@@ -196,7 +196,7 @@ def test_discovery_finds_every_characteristic_with_its_value_handle_and_cccd(dev
 # -- notifications and indications ---------------------------------------------------------------------
 
 
-def test_notifications_arrive_in_order(device, rig):  # noqa: F811
+def test_notifications_arrive_in_order(device, rig):
     got = Collector()
     device.subscribe(full("ff03"), callback=got)
     assert wait_until(lambda: got.count() == len(NOTIFY_VALUES))
@@ -204,7 +204,7 @@ def test_notifications_arrive_in_order(device, rig):  # noqa: F811
     assert set(got.handles) == {rig.handle("ff03")}
 
 
-def test_indications_arrive_and_gatttool_confirms_each(device, rig):  # noqa: F811
+def test_indications_arrive_and_gatttool_confirms_each(device, rig):
     got = Collector()
     device.subscribe(full("ff04"), callback=got, indication=True)
     assert wait_until(lambda: got.count() == len(INDICATE_VALUES))
@@ -212,7 +212,7 @@ def test_indications_arrive_and_gatttool_confirms_each(device, rig):  # noqa: F8
     assert wait_until(lambda: rig.opcodes().count(pdu.HANDLE_VALUE_CFM) == len(INDICATE_VALUES))
 
 
-def test_subscribe_with_indication_on_a_notify_and_indicate_characteristic(device, rig):  # noqa: F811
+def test_subscribe_with_indication_on_a_notify_and_indicate_characteristic(device, rig):
     got = Collector()
     device.subscribe(full("ff03"), callback=got, indication=True)
     assert wait_until(lambda: got.count() == len(NOTIFY_VALUES))
@@ -221,7 +221,7 @@ def test_subscribe_with_indication_on_a_notify_and_indicate_characteristic(devic
     assert rig.opcodes().count(pdu.HANDLE_VALUE_CFM) == len(NOTIFY_VALUES)
 
 
-def test_unsolicited_notification_goes_only_to_subscribers(device, rig):  # noqa: F811
+def test_unsolicited_notification_goes_only_to_subscribers(device, rig):
     got = Collector()
     handle = rig.handle("ff06")
     device.subscribe(full("ff06"), callback=got)
@@ -245,13 +245,13 @@ def test_read_of_a_missing_handle_is_invalid_handle(device):
     assert caught.value.att_error == 0x01
 
 
-def test_read_of_a_write_only_characteristic_is_read_not_permitted(device, rig):  # noqa: F811
+def test_read_of_a_write_only_characteristic_is_read_not_permitted(device, rig):
     with pytest.raises(exceptions.ReadNotPermittedError) as caught:
         device.char_read_handle(rig.handle("ff05"))
     assert caught.value.att_error == 0x02
 
 
-def test_write_to_a_read_only_characteristic_is_write_not_permitted(device, rig):  # noqa: F811
+def test_write_to_a_read_only_characteristic_is_write_not_permitted(device, rig):
     with pytest.raises(exceptions.WriteNotPermittedError) as caught:
         device.char_write_handle(rig.handle("ff02"), b"\x01")
     assert caught.value.att_error == 0x03
@@ -268,7 +268,7 @@ MAPPED_CODES = [c for c in ERROR_CODES if c != 0x81]
 
 
 @pytest.mark.parametrize("code", MAPPED_CODES, ids=[f"0x{c:02x}" for c in MAPPED_CODES])
-def test_every_att_error_becomes_a_typed_exception(device, rig, code):  # noqa: F811
+def test_every_att_error_becomes_a_typed_exception(device, rig, code):
     handle = rig.handle(error_uuid(code))
     expected = NAMED_ERRORS.get(code, exceptions.GATTError)
     with pytest.raises(expected) as read_error:
@@ -280,7 +280,7 @@ def test_every_att_error_becomes_a_typed_exception(device, rig, code):  # noqa: 
     assert device.char_read_handle(rig.handle("2a00")) == bytearray(b"Lab")  # the link survives every error
 
 
-def test_authentication_error_is_retried_at_a_higher_security_level_first(device, rig):  # noqa: F811
+def test_authentication_error_is_retried_at_a_higher_security_level_first(device, rig):
     handle = rig.handle(error_uuid(0x05))
     with pytest.raises(exceptions.InsufficientAuthenticationError):
         device.char_read_handle(handle)
@@ -289,7 +289,7 @@ def test_authentication_error_is_retried_at_a_higher_security_level_first(device
     assert len(reads) == 4
 
 
-def test_bond_raises_the_security_level(device, rig):  # noqa: F811
+def test_bond_raises_the_security_level(device, rig):
     device.bond()
     assert device.char_read_handle(rig.handle("2a00")) == bytearray(b"Lab")
 
@@ -297,10 +297,10 @@ def test_bond_raises_the_security_level(device, rig):  # noqa: F811
 # -- slow peripherals and timeouts -------------------------------------------------------------------------
 
 
-def test_a_slow_answer_is_waited_for_and_a_late_one_is_not_taken_for_the_next(rig_factory, backend_factory):  # noqa: F811
+def test_a_slow_answer_is_waited_for_and_a_late_one_is_not_taken_for_the_next(rig_factory, backend_factory):
     slow = rig_factory(lab_world(response_delay_s=0.8))
-    lib = backend_factory(tools=slow.tools)
-    device = lib.connect(ADDRESS)
+    backend = backend_factory(tools=slow.tools)
+    device = backend.connect(ADDRESS)
     assert device.char_read_handle(slow.handle("2a00")) == bytearray(b"Lab")
     with pytest.raises(exceptions.NotificationTimeout):
         device.char_read_handle(slow.handle("ff01"), timeout=0.1)
@@ -311,7 +311,7 @@ def test_a_slow_answer_is_waited_for_and_a_late_one_is_not_taken_for_the_next(ri
 # -- links that go away ------------------------------------------------------------------------------------
 
 
-def test_remote_drop_fires_the_disconnect_callback_and_ends_operations(device, rig):  # noqa: F811
+def test_remote_drop_fires_the_disconnect_callback_and_ends_operations(device, rig):
     dropped = threading.Event()
     device.register_disconnect_callback(lambda d: dropped.set())
     rig.server.drop_links(ADDRESS)
@@ -320,20 +320,26 @@ def test_remote_drop_fires_the_disconnect_callback_and_ends_operations(device, r
         device.char_read_handle(rig.handle("2a00"))
 
 
-def test_peripheral_that_drops_after_some_operations(rig_factory, backend_factory):  # noqa: F811
-    flaky = rig_factory(lab_world(disconnect_after_ops=2))
-    lib = backend_factory(tools=flaky.tools)
-    device = lib.connect(ADDRESS)
+def test_peripheral_that_drops_after_some_operations(rig_factory, backend_factory):
+    flaky = rig_factory(lab_world(disconnect_after_ops=3))
+    backend = backend_factory(tools=flaky.tools)
+    device = backend.connect(ADDRESS)
     dropped = threading.Event()
     device.register_disconnect_callback(lambda d: dropped.set())
     assert device.char_read_handle(flaky.handle("2a00")) == bytearray(b"Lab")
     assert device.char_read_handle(flaky.handle("ff01")) == bytearray(b"\x00")
+    # The peripheral answers the third read and closes at once: gatttool may see the close
+    # before the answer and then reports the read as failed. Either way the link ends.
+    try:
+        assert device.char_read_handle(flaky.handle("2a00")) == bytearray(b"Lab")
+    except exceptions.BLEError as exc:
+        assert "read" in str(exc) or isinstance(exc, exceptions.NotConnectedError)
     assert dropped.wait(10)
     with pytest.raises(exceptions.NotConnectedError):
         device.char_read_handle(flaky.handle("2a00"))
 
 
-def test_auto_reconnect_resubscribes_after_a_remote_drop(backend, rig):  # noqa: F811
+def test_auto_reconnect_resubscribes_after_a_remote_drop(backend, rig):
     device = backend.connect(ADDRESS, auto_reconnect=True)
     got = Collector()
     device.subscribe(full("ff03"), callback=got)
@@ -346,21 +352,21 @@ def test_auto_reconnect_resubscribes_after_a_remote_drop(backend, rig):  # noqa:
     assert device.char_read_handle(rig.handle("2a00")) == bytearray(b"Lab")
 
 
-def test_stop_ends_every_gatttool_and_thread(rig, shim_library):  # noqa: F811
+def test_stop_ends_every_gatttool_and_thread(rig, shim_library):
     from tests.realtool_support import gatttool_children
 
     before = set(threading.enumerate())
-    lib = pygatt.GATTToolBackend(tools=rig.tools)
-    lib.start(reset_on_start=False)
-    device = lib.connect(ADDRESS)
+    backend = pygatt.GATTToolBackend(tools=rig.tools)
+    backend.start(reset_on_start=False)
+    device = backend.connect(ADDRESS)
     device.char_read_handle(rig.handle("2a00"))
-    lib.stop()
+    backend.stop()
     assert wait_until(lambda: not gatttool_children(), timeout=5), gatttool_children()
     assert wait_until(lambda: not [t for t in threading.enumerate() if t not in before and t.is_alive()], 5)
     assert wait_until(lambda: rig.server.links() == 0)
 
 
-def test_reads_interleaved_with_a_notification_flood(rig_factory, backend_factory):  # noqa: F811
+def test_reads_interleaved_with_a_notification_flood(rig_factory, backend_factory):
     """gatttool prints notifications between a command's echo, its prompt and its answer;
     every read must still get its own value and every notification arrive once, in order.
     """

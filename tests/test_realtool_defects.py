@@ -61,7 +61,7 @@ def new_threads(before):
 
 @uses_real_gatttool
 @pytest.mark.parametrize("size", [15, 20])
-def test_write_without_response_of_a_full_packet_returns_at_once(backend, rig, size):  # noqa: F811
+def test_write_without_response_of_a_full_packet_returns_at_once(backend, rig, size):
     """Before the fix: NotificationTimeout after the whole timeout, although the value was written.
 
     At 80 columns with TERM=dumb readline echoes a long line as ``\\r<`` + its
@@ -78,7 +78,7 @@ def test_write_without_response_of_a_full_packet_returns_at_once(backend, rig, s
 
 @uses_real_gatttool
 @pytest.mark.parametrize("size", [100, 244])
-def test_write_without_response_after_exchange_mtu(backend, rig, size):  # noqa: F811
+def test_write_without_response_after_exchange_mtu(backend, rig, size):
     """Before the fix: after exchange_mtu(247), a 100-byte (and an MTU - 3 = 244-byte) write
     without response raised NotificationTimeout for the same reason.
     """
@@ -94,7 +94,7 @@ def test_write_without_response_after_exchange_mtu(backend, rig, size):  # noqa:
 
 
 @uses_real_gatttool
-def test_att_timeout_error_0x81_is_recognised(backend, rig):  # noqa: F811
+def test_att_timeout_error_0x81_is_recognised(backend, rig):
     """Before the fix: GATTError with att_error None. BlueZ 5.66 prints 0x81 as
     ``A timeout occurred``; the parser only knew ``A timeout occured``.
     """
@@ -109,7 +109,7 @@ def test_att_timeout_error_0x81_is_recognised(backend, rig):  # noqa: F811
 
 
 @uses_real_gatttool
-def test_auto_reconnect_against_a_device_that_keeps_dropping(rig_factory, shim_library):  # noqa: F811
+def test_auto_reconnect_against_a_device_that_keeps_dropping(rig_factory, shim_library):
     """Before the fix: two reconnects could run at once for one device, and gatttool processes
     (11-58 in the issue, with their reader threads) were still alive after stop() returned.
 
@@ -149,7 +149,7 @@ def test_auto_reconnect_against_a_device_that_keeps_dropping(rig_factory, shim_l
 
 
 @uses_real_gatttool
-def test_no_callback_runs_after_stop_returns(rig_factory, shim_library):  # noqa: F811
+def test_no_callback_runs_after_stop_returns(rig_factory, shim_library):
     """Before the fix: with a flood and a 1 ms callback, thousands of callbacks ran after stop()
     returned, on a callback thread that lived on for minutes.
     """
@@ -180,7 +180,7 @@ def test_no_callback_runs_after_stop_returns(rig_factory, shim_library):  # noqa
 
 
 @uses_real_gatttool
-def test_callback_backlog_is_bounded_and_never_dropped_silently(rig_factory, shim_library, caplog):  # noqa: F811
+def test_callback_backlog_is_bounded_and_never_dropped_silently(rig_factory, shim_library, caplog):
     """Before the fix: the queue between the reader and the callback thread had no bound
     (200,000 notifications with a slow callback grew RSS by 49 MB).
 
@@ -232,7 +232,7 @@ def test_callback_backlog_is_bounded_and_never_dropped_silently(rig_factory, shi
 
 
 @uses_real_gatttool
-def test_stop_then_start_keeps_one_callback_at_a_time(rig_factory, shim_library):  # noqa: F811
+def test_stop_then_start_keeps_one_callback_at_a_time(rig_factory, shim_library):
     """Before the fix: after stop() with a backlog and start(), two callback threads drained
     one queue: callbacks ran concurrently thousands of times.
     """
@@ -277,7 +277,7 @@ def test_stop_then_start_keeps_one_callback_at_a_time(rig_factory, shim_library)
 
 @uses_real_gatttool
 @pytest.mark.parametrize("timeout", [float("inf"), 1e308])
-def test_huge_timeouts_are_a_value_error(backend, rig, timeout):  # noqa: F811
+def test_huge_timeouts_are_a_value_error(backend, rig, timeout):
     """Before the fix: OverflowError from deep inside the session (a lock's timeout)."""
     device = backend.connect(ADDRESS)
     with pytest.raises(ValueError, match="timeout"):

@@ -10,9 +10,9 @@ import sys
 import threading
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
-from pygatt.backends import GATTToolBackend, ToolCommands
+from pygatt.backends import BGAPIBackend, GATTToolBackend, ToolCommands
 from pygatt.cli import arguments, commands
 from pygatt.cli.output import Output
 from pygatt.cli.status import ExitStatus, status_of
@@ -99,31 +99,61 @@ def _error(message: object) -> None:
     sys.stderr.flush()
 
 
+def _world(args: argparse.Namespace) -> Any:
+    """The world of ``--simulate``, loaded (a bad one is a usage error)."""
+    from pygatt.testing import load_world  # only needed, and only imported, for --simulate
+
+    try:
+        return load_world(args.simulate)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise arguments.UsageError(f"--simulate: cannot use world {args.simulate!r}: {exc}") from None
+
+
 def _tools(args: argparse.Namespace) -> Optional[ToolCommands]:
     """The simulator for ``--simulate``; None (the BlueZ programs, or PYGATT_SIMULATE) otherwise."""
     if args.simulate is None:
         return None
-    from pygatt.testing import load_world  # only needed, and only imported, for --simulate
-
-    try:
-        load_world(args.simulate)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise arguments.UsageError(f"--simulate: cannot use world {args.simulate!r}: {exc}") from None
+    _world(args)
     return ToolCommands.simulated(args.simulate)
 
 
+Backend = Union[GATTToolBackend, BGAPIBackend]
+
+
+def _backend(args: argparse.Namespace) -> Tuple[Backend, Optional[Any]]:
+    """The backend ``--backend`` names, and for ``--backend bgapi --simulate`` the simulated dongle."""
+    if args.backend != "bgapi":
+        return GATTToolBackend(hci_device=args.hci, gatttool_logfile=args.log_file, tools=_tools(args)), None
+    if args.simulate is None:
+        return BGAPIBackend(serial_port=args.port), None
+    from pygatt.testing.sim.bgapi import SimulatedDongle
+
+    dongle = SimulatedDongle(_world(args))
+    dongle.open_socket()
+    return BGAPIBackend(comports=dongle.comports), dongle
+
+
+def _start(args: argparse.Namespace, backend: Backend) -> None:
+    reset = not (args.no_reset or args.simulate)
+    if isinstance(backend, BGAPIBackend):
+        backend.start(reset=reset)
+    elif args.command != "scan":  # a gatttool scan runs hcitool on its own, without gatttool
+        backend.start(reset_on_start=reset)
+
+
 def _run(args: argparse.Namespace) -> ExitStatus:
-    """Run one parsed command; the backend is stopped whatever happens."""
-    backend = GATTToolBackend(hci_device=args.hci, gatttool_logfile=args.log_file, tools=_tools(args))
+    """Run one parsed command; the backend (and a simulated dongle) is stopped whatever happens."""
+    backend, dongle = _backend(args)
     ctx = commands.Context(args, backend, Output(sys.stdout, args.json))
     log.debug("Running %s with %s", args.command, vars(args))
     try:
-        if args.command != "scan":  # a scan runs hcitool on its own, without gatttool
-            backend.start(reset_on_start=not (args.no_reset or args.simulate))
+        _start(args, backend)
         commands.run(ctx)
         return ExitStatus.OK
     finally:
         _uninterrupted(backend.stop)
+        if dongle is not None:
+            _uninterrupted(dongle.close)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -19,6 +19,7 @@ from pygatt.cli.status import EPILOG
 
 DEFAULT_WORLD = "heart-rate"
 COMMANDS = ("scan", "discover", "read", "write", "subscribe", "demo")
+BACKENDS = ("gatttool", "bgapi")
 
 Target = Union[int, uuid.UUID]
 
@@ -111,6 +112,13 @@ def adapter(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def serial_port(text: str) -> str:
+    """A serial port name or pyserial URL (no control characters)."""
+    if not text.strip() or any(ord(c) < 32 for c in text):
+        raise argparse.ArgumentTypeError(f"not a serial port name: {text!r}")
+    return text
+
+
 def log_file(text: str) -> str:
     """A file gatttool's log can be appended to (it is created if missing)."""
     try:
@@ -132,7 +140,20 @@ def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None
         return argparse.SUPPRESS if suppress else value
 
     group = parser.add_argument_group("common options (before or after the command)")
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=default("gatttool"),
+        help="gatttool (BlueZ, default) or bgapi (a BLED112 USB dongle)",
+    )
     group.add_argument("--hci", metavar="hciN", type=adapter, default=default("hci0"), help="adapter (default hci0)")
+    group.add_argument(
+        "--port",
+        metavar="PORT",
+        type=serial_port,
+        default=default(None),
+        help="bgapi: the dongle's serial port (/dev/ttyACM0, COM3, socket://host:port); default: found by USB id",
+    )
     group.add_argument("--random", action="store_true", default=default(False), help="the device uses a random address")
     group.add_argument(
         "--timeout",
@@ -151,7 +172,10 @@ def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None
         help=f"use the simulated peripheral: a world JSON file, or bare --simulate for '{DEFAULT_WORLD}'",
     )
     group.add_argument(
-        "--no-reset", action="store_true", default=default(False), help="do not reset the adapter (hciconfig) first"
+        "--no-reset",
+        action="store_true",
+        default=default(False),
+        help="do not reset the adapter (hciconfig) or the dongle (bgapi) first",
     )
     group.add_argument(
         "--log-file",
@@ -169,7 +193,7 @@ def build_parser() -> Parser:
     """The ``pygatt`` argument parser."""
     parser = Parser(
         prog="pygatt",
-        description="Talk to Bluetooth LE devices through BlueZ's gatttool.",
+        description="Talk to Bluetooth LE devices through BlueZ's gatttool or a BLED112 USB dongle (BGAPI).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -239,6 +263,10 @@ def expand_bare_simulate(argv: Sequence[str]) -> List[str]:
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     """Parse a command line; raises :class:`UsageError`, or ``SystemExit(0)`` after --help/--version."""
     args = build_parser().parse_args(expand_bare_simulate(argv))
+    if args.port is not None and args.backend != "bgapi":
+        raise UsageError("--port is for --backend bgapi")
+    if args.port is not None and args.simulate is not None:
+        raise UsageError("--port and --simulate exclude each other")
     if args.command is None:
         raise UsageError("a command is needed: " + ", ".join(COMMANDS) + " (see 'pygatt --help')")
     return args

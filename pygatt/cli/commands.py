@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union, cast
 
-from pygatt.backends import BLEAddressType, Characteristic, GATTToolBackend, GATTToolBLEDevice
+from pygatt.backends import BGAPIBackend, BLEAddressType, Characteristic, GATTToolBackend
 from pygatt.cli.arguments import Target
 from pygatt.cli.output import (
     Output,
@@ -21,6 +21,7 @@ from pygatt.cli.output import (
     table,
     uuid_name,
 )
+from pygatt.device import BLEDevice
 from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class Context:
     """A running command: the parsed arguments, the backend and where results go."""
 
     args: argparse.Namespace
-    backend: GATTToolBackend
+    backend: Union[GATTToolBackend, BGAPIBackend]
     out: Output
 
     @property
@@ -45,7 +46,7 @@ class Context:
         """Seconds for scanning, connecting and each answer."""
         return float(self.args.timeout or DEFAULT_TIMEOUT_S)
 
-    def connect(self, address: str) -> GATTToolBLEDevice:
+    def connect(self, address: str) -> BLEDevice:
         """Connect to ``address`` with the address type of ``--random``."""
         kind = BLEAddressType.random if self.args.random else BLEAddressType.public
         return self.backend.connect(address, timeout=self.timeout, address_type=kind)
@@ -56,7 +57,10 @@ class Context:
 
 def scan(ctx: Context, timeout: float, tool: str = "hcitool") -> List[Dict[str, Any]]:
     """Scan for ``timeout`` seconds and show the devices found."""
-    devices = ctx.backend.scan(timeout=timeout, tool=tool)
+    if isinstance(ctx.backend, BGAPIBackend):
+        devices = ctx.backend.scan(timeout=timeout)
+    else:
+        devices = ctx.backend.scan(timeout=timeout, tool=tool)
     rows = [[d["address"], d.get("name") or "(unknown)"] for d in devices]
     headers = ["address", "name"]
     if any(d.get("rssi") is not None for d in devices):
@@ -64,14 +68,30 @@ def scan(ctx: Context, timeout: float, tool: str = "hcitool") -> List[Dict[str, 
         for row, device in zip(rows, devices):
             row.append("" if device.get("rssi") is None else f"{device['rssi']} dBm")
     lines = table(headers, rows) if devices else ["no devices found"]
-    ctx.out.result({"adapter": ctx.args.hci, "devices": devices}, lines)
+    adapter = ctx.backend.port_name if isinstance(ctx.backend, BGAPIBackend) else ctx.args.hci
+    ctx.out.result({"adapter": adapter, "devices": [_plain(d) for d in devices]}, lines)
     return devices
+
+
+def _plain(device: Dict[str, Any]) -> Dict[str, Any]:
+    """A scan result as JSON can hold it (BGAPI's packet_data has bytearrays: shown as hex)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value).hex()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    return {key: plain(value) for key, value in device.items()}
 
 
 # -- discover ------------------------------------------------------------------------
 
 
-def discover(ctx: Context, device: GATTToolBLEDevice) -> List[Characteristic]:
+def discover(ctx: Context, device: BLEDevice) -> List[Characteristic]:
     """Show the device's characteristics and their descriptors, by handle."""
     found = sorted(device.discover_characteristics(timeout=ctx.timeout).values(), key=lambda c: c.handle)
     documents = []
@@ -111,7 +131,7 @@ def discover(ctx: Context, device: GATTToolBLEDevice) -> List[Characteristic]:
 
 def resolve(
     ctx: Context,
-    device: GATTToolBLEDevice,
+    device: BLEDevice,
     target: Target,
     characteristics: Optional[Dict[uuid.UUID, Characteristic]] = None,
 ) -> Tuple[int, Optional[uuid.UUID]]:
@@ -132,7 +152,7 @@ def resolve(
     return found.handle, target
 
 
-def read(ctx: Context, device: GATTToolBLEDevice, target: Target) -> bytes:
+def read(ctx: Context, device: BLEDevice, target: Target) -> bytes:
     """Read and show a value."""
     handle, key = resolve(ctx, device, target)
     value = bytes(device.char_read_handle(handle, timeout=ctx.timeout))
@@ -141,7 +161,7 @@ def read(ctx: Context, device: GATTToolBLEDevice, target: Target) -> bytes:
     return value
 
 
-def write(ctx: Context, device: GATTToolBLEDevice, target: Target, value: bytes, response: bool) -> None:
+def write(ctx: Context, device: BLEDevice, target: Target, value: bytes, response: bool) -> None:
     """Write a value, with or without response."""
     handle, key = resolve(ctx, device, target)
     device.char_write_handle(handle, value, wait_for_response=response, timeout=ctx.timeout)
@@ -170,7 +190,7 @@ def _text(value: Optional[uuid.UUID]) -> Optional[str]:
 
 def subscribe(
     ctx: Context,
-    device: GATTToolBLEDevice,
+    device: BLEDevice,
     target: Target,
     indicate: bool = False,
     count: Optional[int] = None,
@@ -189,7 +209,7 @@ def subscribe(
     def on_value(value_handle: int, value: bytearray) -> None:
         arrivals.put((time.time(), value_handle, bytes(value)))
 
-    def on_link_lost(_device: GATTToolBLEDevice) -> None:
+    def on_link_lost(_device: BLEDevice) -> None:
         arrivals.put(_LINK_LOST)
 
     device.register_disconnect_callback(on_link_lost)
@@ -223,7 +243,7 @@ def subscribe(
 
 def _show_value(
     ctx: Context,
-    device: GATTToolBLEDevice,
+    device: BLEDevice,
     kind: str,
     key: Optional[uuid.UUID],
     stamp: float,
@@ -242,7 +262,7 @@ def _show_value(
     ctx.out.result(document, [f"{clock}  0x{handle:04x}  {spaced_hex(value)}"])
 
 
-def _unsubscribe_quietly(device: GATTToolBLEDevice, handle: int) -> None:
+def _unsubscribe_quietly(device: BLEDevice, handle: int) -> None:
     """Turn the values off again; the link is closed next, so a failure only gets logged."""
     try:
         device.unsubscribe_handle(handle, wait_for_response=False)

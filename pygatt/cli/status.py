@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from pygatt.backends.bgapi.exceptions import DongleNotFoundError
 from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout, ToolError
 
 
@@ -28,7 +29,7 @@ exit status:
   2    usage error: bad command, option, address, UUID, handle or value
   3    not connected: the connection failed or was lost
   4    timeout: no answer in time (subscribe: fewer than --count values within --timeout)
-  5    adapter or BlueZ tool problem: no adapter, no permission, tool missing
+  5    adapter or BlueZ tool problem: no adapter or dongle, no permission, tool missing
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM); 141 output pipe closed
 
 Errors are one line on stderr: "pygatt: error: ...".
@@ -41,7 +42,7 @@ def status_of(error: Exception) -> ExitStatus:
     The most specific pygatt exception decides: every one of them is a
     :class:`~pygatt.exceptions.BLEError`, which on its own means status 1.
     """
-    if isinstance(error, ToolError):  # includes PermissionDeniedError
+    if isinstance(error, (ToolError, DongleNotFoundError)):  # includes PermissionDeniedError
         return ExitStatus.TOOL
     if isinstance(error, NotConnectedError):
         return ExitStatus.NOT_CONNECTED

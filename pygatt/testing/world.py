@@ -169,13 +169,21 @@ class Peripheral:
     sec_level_error: Optional[str] = None
     bonded: bool = False
     services: List[Service] = field(default_factory=list)
-    # advertising data and pairing, used by the simulated org.bluez (D-Bus)
+    # What the simulated dongles and org.bluez advertise (optional; the simulated gatttool ignores them):
+    advertised_services: Optional[List[str]] = None  # service UUIDs in the advertisement; None: all but 1800/1801
     manufacturer_data: Dict[str, str] = field(default_factory=dict)  # company id (hex) -> hex data
     service_data: Dict[str, str] = field(default_factory=dict)  # service UUID -> hex data
-    advertised_services: List[str] = field(default_factory=list)  # service UUIDs in the advertisement
+    tx_power: Optional[int] = None  # dBm, advertised when set
+    advertising_data: Optional[str] = None  # raw AD structures (hex), replaces the generated advertisement
+    scan_response_data: Optional[str] = None  # raw AD structures (hex), replaces the generated scan response
+    advertising_interval_s: float = 0.1
+    # pairing, as the simulated org.bluez asks its agent
     pairing: str = "just-works"  # "just-works", "confirm", "passkey" or "display": what Pair asks the agent
     passkey: int = 123456  # the passkey "passkey" pairing expects and "confirm"/"display" show
     pair_error: Optional[str] = None  # an org.bluez.Error short name Pair fails with, e.g. "AuthenticationFailed"
+    # what a BGAPI dongle reports for failures
+    connect_error_code: Optional[int] = None  # BGAPI reason of a failed connect (0x023E when connect_error is set)
+    bond_error_code: Optional[int] = None  # BGAPI/SMP code of a failed bonding (0x0305 when sec_level_error is set)
 
 
 @dataclass

@@ -1,5 +1,15 @@
-"""The BGAPI backend (Silicon Labs BLED112 dongles) — not available in this release."""
+"""The BGAPI backend: Silicon Labs (Bluegiga) BLED112/BLED113 USB dongles over a serial port."""
 
-from .bgapi import BGAPIBackend
+from .bgapi import MAX_CONNECTION_ATTEMPTS, AdvertisingAndScanInfo, BGAPIBackend, bgapi_address_to_hex
+from .device import BGAPIBLEDevice
+from .exceptions import BGAPIError, ExpectedResponseTimeout
 
-__all__ = ["BGAPIBackend"]
+__all__ = [
+    "BGAPIBackend",
+    "BGAPIBLEDevice",
+    "BGAPIError",
+    "ExpectedResponseTimeout",
+    "AdvertisingAndScanInfo",
+    "MAX_CONNECTION_ATTEMPTS",
+    "bgapi_address_to_hex",
+]

@@ -502,6 +502,8 @@ class GATTToolBackend(BLEBackend):
         self._forget(device)
         if session.alive:
             self._pool.give_back(session)
+        else:
+            session.close()  # reap the process and release its terminal
         device.link_lost(why)
         if device.auto_reconnect and self._running:
             options = self._options.get(device)

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 #: How long an abandoned command may still receive its late answer. gatttool
 #: gives up on an ATT request after 30 s, so nothing comes later than this.
 ABANDONED_LIFETIME_S = 35.0
+#: Commands gatttool runs without a link, so ``Command Failed: Disconnected`` is never theirs.
+NEVER_DISCONNECTED = frozenset({"sec-level", "connect", "disconnect"})
 #: The line that ends a listing (see the module docstring).
 SYNC_MARKER = "sec-level"
 
@@ -205,9 +207,12 @@ class CommandTracker:
 
     def _error(self, event: parser.ErrorLine) -> Optional[str]:
         lost = None
-        if event.command_failed and event.message.strip() == "Disconnected" and self.connected:
+        disconnected = event.command_failed and event.message.strip() == "Disconnected"
+        if disconnected and self.connected:
             lost = self._link_down("gatttool says Disconnected")
         op = self._owner(event.operation)
+        if op is not None and disconnected and op.family.name in NEVER_DISCONNECTED:
+            op = None  # the late answer of a GATT command the lost link already ended
         if op is None:
             log.debug("gatttool error with no command waiting: %s", event.message)
             return lost

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import uuid as uuid_module
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple, Type, Union
+from typing import Any, Dict, List, Sequence, Tuple, Type, Union
 
 # -- opcodes -----------------------------------------------------------------------------
 ERROR_RSP = 0x01
@@ -471,7 +471,7 @@ def decode_response(pdu: bytes) -> Response:
         elif opcode in (READ_BY_TYPE_RSP, READ_BY_GROUP_TYPE_RSP):
             step, body = params[0], params[1:]
             header = 2 if opcode == READ_BY_TYPE_RSP else 4
-            entries: List[Tuple[object, ...]] = []
+            entries: List[Tuple[Any, ...]] = []
             for i in range(0, len(body), step):
                 handles = struct.unpack_from("<" + "H" * (header // 2), body, i)
                 entries.append((*handles, body[i + header : i + step]))

@@ -1,7 +1,8 @@
 """Entry point: ``python -m pygatt.testing.sim TOOL --world WORLD -- TOOL-ARGUMENTS``.
 
-TOOL is gatttool, hcitool, hciconfig, bluetoothctl or btmgmt; WORLD a JSON
-world file or the name of a shipped example (``heart-rate``).
+TOOL is gatttool, hcitool, hciconfig, bluetoothctl, btmgmt or bgapi (a simulated
+BLED112 dongle: ``bgapi --world WORLD [--socket]`` prints its port and serves it);
+WORLD a JSON world file or the name of a shipped example (``heart-rate``).
 
 ``python -m pygatt.testing.sim bluez --world WORLD [--bus ADDRESS | --private-bus] [--adapter hciX] [--experimental]``
 serves a simulated ``org.bluez`` on a D-Bus bus (``$DBUS_SYSTEM_BUS_ADDRESS`` by
@@ -17,7 +18,7 @@ import sys
 from typing import List, Optional
 
 from pygatt.testing import load_world
-from pygatt.testing.sim import gatttool, tools
+from pygatt.testing.sim import bgapi, gatttool, tools
 
 PROGRAMS = {
     "gatttool": gatttool.run,
@@ -25,9 +26,10 @@ PROGRAMS = {
     "hciconfig": tools.hciconfig,
     "bluetoothctl": tools.bluetoothctl,
     "btmgmt": tools.btmgmt,
+    "bgapi": bgapi.run,
 }
 USAGE = (
-    "usage: python -m pygatt.testing.sim {gatttool,hcitool,hciconfig,bluetoothctl,btmgmt} --world W -- ARGS\n"
+    "usage: python -m pygatt.testing.sim {gatttool,hcitool,hciconfig,bluetoothctl,btmgmt,bgapi} --world W -- ARGS\n"
     "       python -m pygatt.testing.sim bluez --world W [--bus ADDRESS | --private-bus] [--adapter A] [--experimental]"
 )
 

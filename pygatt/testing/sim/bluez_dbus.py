@@ -23,9 +23,10 @@ from typing import Any, Callable, Coroutine, Dict, Iterable, List, Optional, Set
 from dbus_fast import Message, MessageType, Variant
 
 from pygatt.testing.dbus_bus import BusStartError, PrivateBus
-from pygatt.testing.world import World, full_uuid
+from pygatt.testing.world import World
 
 from . import bluez_objects as bz
+from .advertising import advertised_uuids
 from .bluez_gatt import GattServer
 from .bluez_state import (
     BLUEZ_MTU,
@@ -513,7 +514,7 @@ class SimulatedBluez:
         with_filter = bool(filters)
         for device in self.devices.values():
             p = device.peripheral
-            uuids = [full_uuid(u) for u in p.advertised_services]
+            uuids = advertised_uuids(p)
             if filters and not any(f.accepts(device.address, p.name, p.rssi, uuids) for f in filters):
                 continue
             device.temporary_token += 1

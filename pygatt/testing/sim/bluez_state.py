@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from pygatt.testing.world import Attribute, Characteristic, Layout, Peripheral, full_uuid, layout
 
 from . import bluez_objects as bz
+from .advertising import advertised_uuids
 from .dbus_service import Var
 
 Properties = Dict[str, Tuple[str, Any]]
@@ -139,7 +140,7 @@ class DeviceState:
 
     def uuids(self) -> List[str]:
         """``Device1.UUIDs``: advertised services, plus every primary service once resolved."""
-        found = {full_uuid(u) for u in self.peripheral.advertised_services}
+        found = set(advertised_uuids(self.peripheral))
         if self.table is not None and self.gatt_exported:
             found.update(uuid for _, _, uuid in self.table.services)
         return sorted(found)

@@ -1,0 +1,340 @@
+"""The ATT client commands of the simulated BLED112 (``attclient_*``) and notification streams.
+
+Every procedure answers against the peripheral's attribute table after its
+``response_delay_s``: attribute values (type 0 read, 4 read blob, 1 notify,
+2 indicate), ``attclient_procedure_completed`` with 0 or ``0x0400 + ATT error``.
+One procedure runs at a time per link (another is refused with 0x0181);
+``attclient_write_command`` is not a procedure.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Dict, Optional
+
+from pygatt.testing.world import Attribute, att_error_code
+
+from .bled112_link import (
+    ATT_BASE,
+    ATT_INVALID_HANDLE,
+    ATT_INVALID_OFFSET,
+    ATT_NOT_FOUND,
+    ATT_PREPARE_QUEUE_FULL,
+    ATT_READ_NOT_PERMITTED,
+    ATT_WRITE_NOT_PERMITTED,
+    BATCH,
+    INVALID_PARAMETER,
+    MAX_NOTIFY,
+    MAX_PREPARE,
+    MAX_PREPARED,
+    MAX_READ,
+    MAX_WRITE,
+    NOT_CONNECTED,
+    REMOTE_USER_TERMINATED,
+    SUCCESS,
+    VALUE_INDICATE,
+    VALUE_NOTIFY,
+    VALUE_READ,
+    VALUE_READ_BLOB,
+    WRONG_STATE,
+    Connection,
+    Host,
+)
+
+log = logging.getLogger(__name__)
+
+Later = Callable[[float, Callable[[], None], Optional[Connection]], None]
+
+
+class AttClient:
+    """The ``attclient_*`` commands on the dongle's links.
+
+    Args:
+        host: where responses and events go.
+        later: schedules an action, skipped if the dongle rebooted or the link ended meanwhile.
+        links: the dongle's current links by connection handle.
+        drop: ends a link with a reason (``connection_disconnected`` follows).
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        later: Later,
+        links: Callable[[], Dict[int, Connection]],
+        drop: Callable[[Connection, int], None],
+    ) -> None:
+        self.host = host
+        self.later = later
+        self.links = links
+        self.drop = drop
+
+    def _start_procedure(self, name: str, connection: int, exclusive: bool = True) -> Optional[Connection]:
+        """Respond to an ATT command; returns the link when the procedure goes ahead."""
+        link = self.links().get(connection)
+        if link is None:
+            result = NOT_CONNECTED
+        elif exclusive and link.busy:
+            result = WRONG_STATE
+        else:
+            result = SUCCESS
+        self.host.respond(name, connection=connection, result=result)
+        if link is None or result != SUCCESS:
+            return None
+        link.busy = link.busy or exclusive
+        link.ops += 1
+        limit = link.peripheral.disconnect_after_ops
+        if limit and link.ops >= limit:
+            delay = link.peripheral.response_delay_s + 0.001  # after this operation's answer
+            self.later(delay, lambda: self.drop(link, REMOTE_USER_TERMINATED), link)
+        return link
+
+    def _answer(self, link: Connection, action: Callable[[], None]) -> None:
+        """Run the procedure's answer after the peripheral's response time."""
+        self.later(link.peripheral.response_delay_s, action, link)
+
+    def _complete(self, link: Connection, result: int, handle: int) -> None:
+        link.busy = False
+        self.host.event("attclient_procedure_completed", connection=link.handle, result=result, chrhandle=handle)
+
+    def _size_error(self, name: str, connection: int, data: bytes, limit: int) -> bool:
+        if len(data) <= limit:
+            return False
+        self.host.respond(name, connection=connection, result=INVALID_PARAMETER)
+        return True
+
+    def cmd_attclient_find_information(self, connection: int, start: int, end: int) -> None:
+        link = self._start_procedure("attclient_find_information", connection)
+        if link is None:
+            return
+
+        def answer() -> None:
+            if start == 0 or start > end:
+                return self._complete(link, ATT_BASE + ATT_INVALID_HANDLE, start)
+            found = list(link.table.in_range(start, end))
+            for attribute in found:
+                self.host.event(
+                    "attclient_find_information_found",
+                    connection=link.handle,
+                    chrhandle=attribute.handle,
+                    uuid=uuid_bytes(attribute.uuid),
+                )
+            self._complete(link, SUCCESS if found else ATT_BASE + ATT_NOT_FOUND, end if found else start)
+
+        self._answer(link, answer)
+
+    def cmd_attclient_read_by_group_type(self, connection: int, start: int, end: int, uuid: bytes) -> None:
+        link = self._start_procedure("attclient_read_by_group_type", connection)
+        if link is None:
+            return
+
+        def answer() -> None:
+            groups = [s for s in link.table.services if start <= s[0] <= end]
+            if uuid != bytes([0x00, 0x28]) or not groups:
+                return self._complete(link, ATT_BASE + ATT_NOT_FOUND, start)
+            for first, last, service_uuid in groups:
+                self.host.event("attclient_group_found", connection=link.handle, start=first, end=last,
+                                uuid=uuid_bytes(service_uuid))  # fmt: skip
+            self._complete(link, SUCCESS, end)
+
+        self._answer(link, answer)
+
+    def cmd_attclient_read_by_handle(self, connection: int, chrhandle: int) -> None:
+        link = self._start_procedure("attclient_read_by_handle", connection)
+        if link is None:
+            return
+
+        def answer() -> None:
+            attribute = link.table.attributes.get(chrhandle)
+            error = access_error(attribute, writing=False)
+            if error is not None or attribute is None:
+                return self._complete(link, ATT_BASE + (error or ATT_INVALID_HANDLE), chrhandle)
+            link.busy = False
+            value = bytes(attribute.value[:MAX_READ])
+            self.host.event("attclient_attribute_value", connection=link.handle, atthandle=chrhandle,
+                            type=VALUE_READ, value=value)  # fmt: skip
+
+        self._answer(link, answer)
+
+    def cmd_attclient_read_long(self, connection: int, chrhandle: int) -> None:
+        link = self._start_procedure("attclient_read_long", connection)
+        if link is None:
+            return
+
+        def answer() -> None:
+            attribute = link.table.attributes.get(chrhandle)
+            error = access_error(attribute, writing=False)
+            if error is not None or attribute is None:
+                return self._complete(link, ATT_BASE + (error or ATT_INVALID_HANDLE), chrhandle)
+            value = bytes(attribute.value)
+            offset, kind = 0, VALUE_READ
+            while True:  # Read, then Read Blob while a chunk fills the MTU
+                chunk = value[offset : offset + MAX_READ]
+                if chunk or kind == VALUE_READ:
+                    self.host.event("attclient_attribute_value", connection=link.handle, atthandle=chrhandle,
+                                    type=kind, value=chunk)  # fmt: skip
+                offset += len(chunk)
+                kind = VALUE_READ_BLOB
+                if len(chunk) < MAX_READ or offset >= len(value):
+                    break
+            self._complete(link, SUCCESS, chrhandle)
+
+        self._answer(link, answer)
+
+    def cmd_attclient_attribute_write(self, connection: int, atthandle: int, data: bytes) -> None:
+        if self._size_error("attclient_attribute_write", connection, data, MAX_WRITE):
+            return
+        link = self._start_procedure("attclient_attribute_write", connection)
+        if link is None:
+            return
+
+        def answer() -> None:
+            attribute = link.table.attributes.get(atthandle)
+            error = access_error(attribute, writing=True)
+            if error is not None or attribute is None:
+                return self._complete(link, ATT_BASE + (error or ATT_INVALID_HANDLE), atthandle)
+            self._store(link, attribute, data)
+            self._complete(link, SUCCESS, atthandle)
+
+        self._answer(link, answer)
+
+    def cmd_attclient_write_command(self, connection: int, atthandle: int, data: bytes) -> None:
+        if self._size_error("attclient_write_command", connection, data, MAX_WRITE):
+            return
+        link = self._start_procedure("attclient_write_command", connection, exclusive=False)
+        if link is None:
+            return
+
+        def apply() -> None:
+            attribute = link.table.attributes.get(atthandle)
+            if attribute is not None and access_error(attribute, writing=True) is None:
+                self._store(link, attribute, data)
+
+        self._answer(link, apply)
+
+    def cmd_attclient_prepare_write(self, connection: int, atthandle: int, offset: int, data: bytes) -> None:
+        if self._size_error("attclient_prepare_write", connection, data, MAX_PREPARE):
+            return
+        link = self._start_procedure("attclient_prepare_write", connection)
+        if link is None:
+            return
+
+        def answer() -> None:
+            attribute = link.table.attributes.get(atthandle)
+            error = access_error(attribute, writing=True)
+            if error is None and len(link.prepared) >= MAX_PREPARED:
+                error = ATT_PREPARE_QUEUE_FULL
+            if error is not None:
+                return self._complete(link, ATT_BASE + error, atthandle)
+            link.prepared.append((atthandle, offset, bytes(data)))
+            self._complete(link, SUCCESS, atthandle)
+
+        self._answer(link, answer)
+
+    def cmd_attclient_execute_write(self, connection: int, commit: int) -> None:
+        link = self._start_procedure("attclient_execute_write", connection)
+        if link is None:
+            return
+
+        def answer() -> None:
+            queue, link.prepared = link.prepared, []
+            first = queue[0][0] if queue else 0
+            if not commit:
+                return self._complete(link, SUCCESS, first)
+            values: Dict[int, bytearray] = {}
+            for handle, offset, data in queue:
+                value = values.setdefault(handle, bytearray())
+                if offset > len(value):
+                    return self._complete(link, ATT_BASE + ATT_INVALID_OFFSET, handle)
+                value[offset : offset + len(data)] = data
+            for handle, value in values.items():
+                self._store(link, link.table.attributes[handle], bytes(value))
+            self._complete(link, SUCCESS, first)
+
+        self._answer(link, answer)
+
+    def cmd_attclient_indicate_confirm(self, connection: int) -> None:
+        result = SUCCESS if connection in self.links() else NOT_CONNECTED
+        self.host.respond("attclient_indicate_confirm", result=result)
+
+    # -- values and notification streams --------------------------------------------------
+    def _store(self, link: Connection, attribute: Attribute, value: bytes) -> None:
+        attribute.value = bytearray(value)
+        if attribute.cccd_of is None:
+            return
+        flags = int.from_bytes(value[:2].ljust(2, b"\0"), "little")
+        target = link.table.attributes.get(attribute.cccd_of)
+        stream = target.characteristic.notify if target is not None and target.characteristic else None
+        if stream is None or stream.trigger != "subscribe":
+            return
+        if flags & 0x03:
+            self.start_stream(link, attribute.cccd_of, VALUE_INDICATE if flags & 0x02 else VALUE_NOTIFY)
+        else:
+            link.streams.pop(attribute.cccd_of, None)  # a running stream stops at its next value
+
+    def start_stream(self, link: Connection, value_handle: int, kind: int) -> None:
+        """Start (or restart) the notify stream of the characteristic at ``value_handle`` on ``link``."""
+        attribute = link.table.attributes[value_handle]
+        assert attribute.characteristic is not None and attribute.characteristic.notify is not None
+        stream = attribute.characteristic.notify
+        generation = link.streams.get(value_handle, 0) + 1
+        link.streams[value_handle] = generation
+
+        def running() -> bool:
+            current = link.streams.get(value_handle) == generation
+            return link.alive and current and not self._stream_done(link, value_handle)
+
+        def send_one() -> None:
+            sequence = link.sent.get(value_handle, 0)
+            value = stream.value(sequence)[:MAX_NOTIFY]
+            link.sent[value_handle] = sequence + 1
+            self.host.event("attclient_attribute_value", connection=link.handle, atthandle=value_handle,
+                            type=kind, value=value)  # fmt: skip
+
+        def tick() -> None:
+            if not running():
+                return
+            send_one()
+            if running():
+                self.later(stream.interval_s, tick, link)
+
+        def burst() -> None:
+            for _ in range(BATCH):
+                if not running():
+                    return
+                send_one()
+            self.host.when_ready(lambda: self.later(0.0, burst, link))
+
+        if stream.interval_s > 0:
+            self.later(stream.interval_s, tick, link)
+        else:
+            self.later(0.0, burst, link)
+
+    @staticmethod
+    def _stream_done(link: Connection, value_handle: int) -> bool:
+        attribute = link.table.attributes[value_handle]
+        assert attribute.characteristic is not None and attribute.characteristic.notify is not None
+        count = attribute.characteristic.notify.count
+        return bool(count) and link.sent.get(value_handle, 0) >= count
+
+
+def access_error(attribute: Optional[Attribute], writing: bool) -> Optional[int]:
+    """The ATT error code a read (or write) of ``attribute`` fails with, or None."""
+    if attribute is None:
+        return ATT_INVALID_HANDLE
+    if attribute.characteristic is not None:
+        configured = attribute.characteristic.write_error if writing else attribute.characteristic.read_error
+        code = att_error_code(configured)
+        if code:
+            return code
+    allowed = attribute.writable if writing else attribute.readable
+    if not allowed:
+        return ATT_WRITE_NOT_PERMITTED if writing else ATT_READ_NOT_PERMITTED
+    return None
+
+
+def uuid_bytes(full: str) -> bytes:
+    """A UUID as BGAPI carries it: 2 bytes for a Bluetooth SIG UUID, else 16, least significant first."""
+    text = full.replace("-", "")
+    if text.startswith("0000") and text.endswith("00001000800000805f9b34fb"):
+        return bytes.fromhex(text[4:8])[::-1]
+    return bytes.fromhex(text)[::-1]

@@ -1,0 +1,234 @@
+"""One scenario, two backends: the same user code against GATTToolBackend and BGAPIBackend.
+
+No radio exists here. The GATTTool backend drives the simulated gatttool through
+a real pty (pexpect); the BGAPI backend drives the simulated BLED112 through a
+real pty (pyserial). Both simulators serve the same JSON world, so every
+scenario below checks that the two backends behave the same for a program.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, List
+
+import pytest
+
+import pygatt
+from pygatt import exceptions
+from pygatt.backends import BLEAddressType
+from pygatt.backends.gatttool.tools import ToolCommands
+from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World, load_world
+from pygatt.testing.sim.bgapi import SimulatedDongle
+from pygatt.util import uuid16_to_uuid
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.simulator
+
+HR_ADDRESS = "C4:7C:8D:6A:3E:01"
+RANDOM_ADDRESS = "5D:2B:9F:11:04:7E"
+HR = uuid16_to_uuid(0x2A37)
+BATTERY = uuid16_to_uuid(0x2A19)
+
+MakeBackend = Callable[..., Any]
+
+
+@pytest.fixture(params=["gatttool", "bgapi"])
+def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeBackend]:
+    backends: List[Any] = []
+    dongles: List[SimulatedDongle] = []
+    threads = set(threading.enumerate())
+
+    def make(world: Any = "heart-rate") -> Any:
+        if request.param == "gatttool":
+            if isinstance(world, World):
+                world = str(world.write(tmp_path / f"world{len(backends)}.json"))
+            backend: Any = pygatt.GATTToolBackend(tools=ToolCommands.simulated(world))
+            backend.start()
+        else:
+            dongle = SimulatedDongle(load_world(world) if isinstance(world, str) else world)
+            dongles.append(dongle)
+            backend = pygatt.BGAPIBackend(dongle.open_pty(), comports=dongle.comports)
+            backend.start()
+        backends.append(backend)
+        return backend
+
+    make.kind = request.param  # type: ignore[attr-defined]
+    yield make
+    for backend in backends:
+        backend.stop()
+    for dongle in dongles:
+        dongle.close()
+    assert wait_for(lambda: set(threading.enumerate()) <= threads, 3)
+
+
+def sensor(**overrides: Any) -> World:
+    world = load_world("heart-rate")
+    for key, value in overrides.items():
+        setattr(world.peripherals[0], key, value)
+    return world
+
+
+def test_scan_finds_both_devices(make_backend: MakeBackend) -> None:
+    devices = make_backend().scan(timeout=0.5)
+    names = {d["address"]: d["name"] for d in devices}
+    assert set(names) == {HR_ADDRESS, RANDOM_ADDRESS}
+    assert names[HR_ADDRESS] == "Pulse HR" and not names[RANDOM_ADDRESS]
+
+
+def test_connect_public_and_random(make_backend: MakeBackend) -> None:
+    backend = make_backend()
+    assert backend.connect(HR_ADDRESS).char_read("2a00") == bytearray(b"Pulse HR")
+    device = backend.connect(RANDOM_ADDRESS, address_type=BLEAddressType.random)
+    assert device.char_read(BATTERY) == bytearray([0x21])
+
+
+def test_discover_read_by_uuid_and_handle(make_backend: MakeBackend) -> None:
+    device = make_backend().connect(HR_ADDRESS)
+    characteristics = device.discover_characteristics()
+    assert len(characteristics) == 8
+    assert characteristics[BATTERY].handle == 0x0010
+    assert characteristics[BATTERY].descriptors == {uuid16_to_uuid(0x2902): 0x0011, uuid16_to_uuid(0x2901): 0x0012}
+    assert device.char_read(BATTERY) == bytearray([0x5A])
+    assert device.char_read("2A00") == bytearray(b"Pulse HR")
+    assert device.char_read_handle(0x0012) == bytearray(b"Battery")
+    with pytest.raises(exceptions.BLEError):  # gatttool: the peer's "not found"; BGAPI: not in discovery
+        device.char_read("2a6e")
+
+
+def test_read_not_permitted_and_invalid_handle(make_backend: MakeBackend) -> None:
+    device = make_backend().connect(HR_ADDRESS)
+    with pytest.raises(exceptions.ReadNotPermittedError, match="0x0017") as info:
+        device.char_read_handle(0x0017)
+    assert info.value.att_error == 0x02
+    with pytest.raises(exceptions.InvalidHandleError, match="0x0100"):
+        device.char_read_handle(0x0100)
+    with pytest.raises(exceptions.WriteNotPermittedError):
+        device.char_write_handle(0x0003, b"\x00")
+
+
+def test_write_with_and_without_response(make_backend: MakeBackend) -> None:
+    device = make_backend().connect(HR_ADDRESS)
+    device.char_write("2a39", bytearray([0x01]))
+    with pytest.raises(exceptions.ReadNotPermittedError):
+        device.char_read_handle(0x000D)
+    device.char_write_handle(0x0011, b"\x01\x00", wait_for_response=False)
+    assert wait_for(lambda: device.char_read_handle(0x0011) == bytearray(b"\x01\x00"))
+    device.char_write_handle(0x0011, b"\x00\x00", wait_for_response=True)
+    assert device.char_read_handle(0x0011) == bytearray(b"\x00\x00")
+
+
+def test_subscribe_notifications_then_unsubscribe(make_backend: MakeBackend) -> None:
+    device = make_backend().connect(HR_ADDRESS)
+    got: List[Any] = []
+    device.subscribe(HR, callback=lambda handle, value: got.append((handle, bytes(value))))
+    assert wait_for(lambda: len(got) == 5)
+    assert got == [(0x0008, bytes.fromhex(v)) for v in ("0048", "004a", "004c", "004b", "0049")]
+    device.unsubscribe(HR)
+    assert device.char_read_handle(0x0009) == bytearray(b"\x00\x00")
+
+
+def test_subscribe_indications(make_backend: MakeBackend) -> None:
+    device = make_backend().connect(HR_ADDRESS)
+    got: List[bytes] = []
+    device.subscribe(HR, callback=lambda handle, value: got.append(bytes(value)), indication=True)
+    assert device.char_read_handle(0x0009) == bytearray(b"\x02\x00")
+    assert wait_for(lambda: len(got) == 5)
+
+
+def test_long_values(make_backend: MakeBackend) -> None:
+    world = sensor()
+    world.peripherals[0].services[1].characteristics.append(
+        Characteristic("ff01", ["read", "write"], value=bytes(range(200)).hex())
+    )
+    device = make_backend(world).connect(HR_ADDRESS)
+    handle = device.get_handle("ff01")
+    assert device.char_read_long_handle(handle) == bytearray(range(200))
+    device.char_write_long("ff01", bytes(300 * [7]))
+    assert device.char_read_long("ff01") == bytearray(300 * [7])
+    with pytest.raises(ValueError, match="MTU 23"):
+        device.char_write_handle(handle, bytes(21), wait_for_response=False)
+
+
+def test_remote_disconnect_fires_callback_once_and_calls_fail(make_backend: MakeBackend) -> None:
+    device = make_backend(sensor(disconnect_after_ops=2)).connect(HR_ADDRESS)
+    fired: List[Any] = []
+    device.register_disconnect_callback(fired.append)
+    device.char_read_handle(0x0003)
+    device.char_read_handle(0x0003)
+    assert wait_for(lambda: fired == [device])
+    with pytest.raises(exceptions.NotConnectedError):
+        device.char_read_handle(0x0003)
+    time.sleep(0.1)
+    assert fired == [device]
+
+
+def test_auto_reconnect_resubscribes_after_a_drop(make_backend: MakeBackend) -> None:
+    # the peer drops the link after the subscribe's last operation: gatttool discovers in two
+    # requests (services, characteristics), BGAPI in one (find information); then the CCCD write
+    operations = 3 if make_backend.kind == "gatttool" else 2
+    backend = make_backend(sensor(disconnect_after_ops=operations))
+    device = backend.connect(HR_ADDRESS, auto_reconnect=True)
+    drops: List[Any] = []
+    got: List[bytes] = []
+    device.register_disconnect_callback(drops.append)
+    device.subscribe(HR, callback=lambda handle, value: got.append(bytes(value)))
+    assert wait_for(lambda: drops == [device])
+    assert wait_for(lambda: device.connected and len(got) >= 5, timeout=8)
+    assert device.char_read_handle(0x0009) == bytearray(b"\x01\x00")
+
+
+def test_slow_peer_times_out_then_recovers(make_backend: MakeBackend) -> None:
+    device = make_backend(sensor(response_delay_s=0.6)).connect(HR_ADDRESS)
+    with pytest.raises(exceptions.NotificationTimeout):
+        device.char_read_handle(0x0003, timeout=0.2)
+    time.sleep(0.6)  # the late answer arrives and is dropped
+    assert device.char_read_handle(0x0010, timeout=3) == bytearray([0x5A])  # not the late 'Pulse HR'
+
+
+def test_several_devices_with_their_own_notifications(make_backend: MakeBackend) -> None:
+    world = World(
+        peripherals=[
+            Peripheral(
+                address=f"AA:00:00:00:00:0{n}",
+                name=f"Node {n}",
+                services=[
+                    Service(
+                        "180d",
+                        [Characteristic("2a37", ["notify"], notify=NotifyStream(interval_s=0.01, count=20,
+                                                                                values=[f"0{n}"]))],
+                    )
+                ],
+            )
+            for n in range(1, 4)
+        ]
+    )  # fmt: skip
+    backend = make_backend(world)
+    got: dict = {n: [] for n in range(1, 4)}
+    devices = {}
+    for n in range(1, 4):
+        devices[n] = backend.connect(f"AA:00:00:00:00:0{n}")
+        devices[n].subscribe(HR, callback=lambda h, v, n=n: got[n].append(bytes(v)))
+    assert wait_for(lambda: all(len(got[n]) == 20 for n in got))
+    assert all(set(got[n]) == {bytes([n])} for n in got)
+    devices[2].disconnect()
+    assert devices[3].char_read_handle(0x0004) == bytearray(b"\x01\x00")
+
+
+def test_fast_stream_arrives_complete_and_in_order(make_backend: MakeBackend) -> None:
+    world = sensor()
+    stream = NotifyStream(interval_s=0, count=10_000, size=20)
+    world.peripherals[0].services[1].characteristics[0].notify = stream
+    device = make_backend(world).connect(HR_ADDRESS)
+    got: List[bytes] = []
+    device.subscribe(HR, callback=lambda handle, value: got.append(bytes(value)))
+    assert wait_for(lambda: len(got) == 10_000, timeout=30)
+    assert got == [stream.value(n) for n in range(10_000)]
+
+
+def test_rssi_and_bond(make_backend: MakeBackend) -> None:
+    device = make_backend().connect(HR_ADDRESS)
+    assert isinstance(device.get_rssi(), int)
+    device.bond()
+    assert device.char_read("2a00") == bytearray(b"Pulse HR")
