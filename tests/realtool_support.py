@@ -82,6 +82,7 @@ def lab_world(**peripheral_settings: object) -> World:
         ),
         Characteristic("ff05", ["write"], value="00"),  # write only: reads fail with 0x02
         Characteristic("ff06", ["notify"]),  # values only from server.notify()
+        Characteristic("ff07", ["read", "write"], value=""),  # an empty value
         Characteristic(CUSTOM_128, ["read", "write"], value="c0ffee", descriptors=[Descriptor("2901", "6c6162")]),
     ]
     errors = [

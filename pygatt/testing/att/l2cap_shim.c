@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 /* Our sockets: fd -> security level (0 = not ours). */
 static unsigned char levels[MAX_FDS];
 static unsigned char peer_type[MAX_FDS];
+static int pending_error[MAX_FDS];  /* reported once through SO_ERROR */
 
 static int ours(int fd) { return fd >= 0 && fd < MAX_FDS && levels[fd] != 0; }
 
@@ -54,7 +56,7 @@ int socket(int domain, int type, int protocol) {
         errno = EMFILE;
         return -1;
     }
-    if (fd >= 0) { levels[fd] = 1; peer_type[fd] = 1; }
+    if (fd >= 0) { levels[fd] = 1; peer_type[fd] = 1; pending_error[fd] = 0; }
     return fd;
 }
 
@@ -77,8 +79,21 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
                      raw[9], raw[8], raw[7], raw[6], raw[5], raw[4], raw[12] == 2 ? "random" : "public");
     if (n < 0 || (size_t)n >= sizeof target.sun_path) { errno = ENAMETOOLONG; return -1; }
     int rc = real_connect(fd, (struct sockaddr *)&target, sizeof target);
-    if (rc < 0 && errno == ENOENT) errno = ECONNREFUSED;  /* nobody there: as a peer that does not answer */
-    return rc;
+    if (rc == 0 || (errno != ENOENT && errno != ECONNREFUSED)) return rc;
+    /* Nobody there. Over the air such an attempt fails later, not in connect(): put a socket that
+     * polls ready in place of fd, and report the refusal through SO_ERROR, as the kernel would. */
+    int pair[2], flags = fcntl(fd, F_GETFL);
+    REAL(close, int, int);
+    if (flags < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, pair) < 0 || dup2(pair[0], fd) < 0) {
+        errno = ECONNREFUSED;
+        return -1;
+    }
+    real_close(pair[0]);
+    real_close(pair[1]);
+    fcntl(fd, F_SETFL, flags);
+    pending_error[fd] = ECONNREFUSED;
+    errno = (flags & O_NONBLOCK) ? EINPROGRESS : ECONNREFUSED;
+    return -1;
 }
 
 int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
@@ -93,8 +108,10 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
     REAL(getsockopt, int, int, int, int, void *, socklen_t *);
     if (!ours(fd)) return real_getsockopt(fd, level, name, value, len);
     if (level == SOL_SOCKET) {
-        if ((name == SO_DOMAIN || name == SO_PROTOCOL) && *len >= (socklen_t)sizeof(int)) {
-            *(int *)value = name == SO_DOMAIN ? AF_BT : PROTO_L2CAP;
+        if ((name == SO_DOMAIN || name == SO_PROTOCOL || (name == SO_ERROR && pending_error[fd])) &&
+            *len >= (socklen_t)sizeof(int)) {
+            *(int *)value = name == SO_DOMAIN ? AF_BT : name == SO_PROTOCOL ? PROTO_L2CAP : pending_error[fd];
+            if (name == SO_ERROR) pending_error[fd] = 0;
             *len = sizeof(int);
             return 0;
         }
@@ -134,6 +151,6 @@ int getpeername(int fd, struct sockaddr *addr, socklen_t *len) {
 
 int close(int fd) {
     REAL(close, int, int);
-    if (ours(fd)) levels[fd] = 0;
+    if (ours(fd)) { levels[fd] = 0; pending_error[fd] = 0; }
     return real_close(fd);
 }

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 RECEIVED_KEPT = 100_000
 #: A stream with ``interval_s == 0`` keeps at most this many PDUs queued on its link.
 BURST = 64
+#: How long after its last answer a peripheral with ``disconnect_after_ops`` drops the link.
+#: A response and the hang-up in the same instant crash BlueZ 5.66's gatttool now and then
+#: (SIGSEGV, seen here); over the air a disconnect comes later than that anyway.
+DROP_AFTER_ANSWER_S = 0.05
 
 
 def socket_name(address: str, address_type: str) -> str:
@@ -104,6 +108,7 @@ class ATTPeripheralServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread: Optional[threading.Thread] = None
         self._running = False
+        self._stopped = False
         self._lock = threading.Lock()
         self._received: Dict[str, Deque[bytes]] = {}
         self._peak: Dict[str, int] = {}
@@ -118,37 +123,50 @@ class ATTPeripheralServer:
 
         Raises:
             OSError: when a socket cannot be created (e.g. the directory is missing).
-            RuntimeError: when the server was already started.
+            RuntimeError: when the server was started before (a server starts once).
         """
-        if self._thread is not None:
-            raise RuntimeError("the ATT peripheral server is already started")
-        for peripheral in self.world.peripherals:
-            if not peripheral.connectable:
-                continue
-            path = self.directory / socket_name(peripheral.address, peripheral.address_type)
-            if len(os.fsencode(path)) > 107:
-                raise OSError(f"socket path too long for AF_UNIX: {path}")
-            path.unlink(missing_ok=True)
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            listener.bind(str(path))
-            listener.listen(8)
-            listener.setblocking(False)
-            self._listeners[listener] = peripheral
-            self._selector.register(listener, selectors.EVENT_READ, ("accept", listener))
-        self._wake_r.setblocking(False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        if self._thread is not None or self._stopped:
+            raise RuntimeError("an ATT peripheral server starts once")
+        try:
+            for peripheral in self.world.peripherals:
+                if peripheral.connectable:
+                    self._listen(peripheral)
+            self._wake_r.setblocking(False)
+            self._selector.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        except BaseException:
+            self._shut_down()
+            raise
         self._running = True
         self._thread = threading.Thread(target=self._loop, name="pygatt-att-peripheral", daemon=True)
         self._thread.start()
 
+    def _listen(self, peripheral: Peripheral) -> None:
+        path = self.directory / socket_name(peripheral.address, peripheral.address_type)
+        if len(os.fsencode(path)) > 107:
+            raise OSError(f"socket path too long for AF_UNIX: {path}")
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            listener.bind(str(path))
+            listener.listen(8)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._listeners[listener] = peripheral
+        self._selector.register(listener, selectors.EVENT_READ, ("accept", listener))
+
     def stop(self, timeout: float = 2.0) -> None:
         """Close every link and listening socket and end the thread (within ``timeout``)."""
         self._running = False
+        if self._thread is None:
+            if not self._stopped:
+                self._shut_down()  # never started: release the sockets here
+            return
         self._wake()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("the ATT peripheral thread did not end within %s s", timeout)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("the ATT peripheral thread did not end within %s s", timeout)
         self._thread = None
 
     def __enter__(self) -> ATTPeripheralServer:
@@ -233,6 +251,7 @@ class ATTPeripheralServer:
             action()
 
     def _shut_down(self) -> None:
+        self._stopped = True
         for link in list(self._links.values()):
             self._close(link, "server stopped")
         for listener in list(self._listeners):
@@ -326,8 +345,7 @@ class ATTPeripheralServer:
             if response is not None:
                 self._send(link, response)
             if closing:
-                link.close_when_drained = True
-                self._flush(link)
+                self._after(DROP_AFTER_ANSWER_S, link, lambda: self._drop_when_drained(link))
 
         delay = link.peripheral.response_delay_s
         if delay > 0:
@@ -385,6 +403,10 @@ class ATTPeripheralServer:
         except OSError:
             pass
         link.sock.close()
+
+    def _drop_when_drained(self, link: _Link) -> None:
+        link.close_when_drained = True
+        self._flush(link)
 
     def _drop_matching(self, address: Optional[str]) -> None:
         for link in list(self._links.values()):

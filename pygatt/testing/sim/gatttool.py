@@ -15,11 +15,23 @@ import os
 import selectors
 import shlex
 import signal
+import struct
 import sys
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from pygatt.testing.world import Attribute, Layout, Peripheral, World, full_uuid, layout
+from pygatt.testing.att import pdu
+from pygatt.testing.att.responder import LinkResponder, Outcome
+from pygatt.testing.world import (
+    ATT_ERROR_TEXTS,
+    Attribute,
+    Layout,
+    Peripheral,
+    World,
+    att_error_code,
+    full_uuid,
+    layout,
+)
 
 from .terminal import BLUE, RESET, Terminal
 
@@ -123,7 +135,8 @@ class Simulator:
         self.timers: List[Tuple[float, int, int, Callable[[], None]]] = []
         self.counter = itertools.count()
         self.running = True
-        self.streams_sent: Dict[int, int] = {}
+        self.streams: Dict[int, Tuple[int, bool]] = {}  # value handle -> (stream token, indications?)
+        self.responder: Optional[LinkResponder] = None  # the peripheral's ATT server on this link
 
     # -- prompt and timers -----------------------------------------------------------
     def prompt_text(self) -> str:
@@ -246,7 +259,8 @@ class Simulator:
         self.peripheral = peripheral
         self.table = layout(peripheral)
         self.mtu, self.mtu_exchanged, self.ops, self.notified = 23, False, 0, 0
-        self.streams_sent = {}
+        self.streams = {}
+        self.responder = LinkResponder(self.table, peripheral.mtu)
         self.terminal.later("Connection successful")
         if peripheral.disconnect_after_s:
             self.after(peripheral.disconnect_after_s, self.remote_disconnect)
@@ -256,12 +270,18 @@ class Simulator:
                 self.start_stream(attribute.handle, indication=False)
 
     def cmd_disconnect(self, args: List[str], name: str) -> None:
+        was_connected = self.state == "connected"
         self.drop_link()
+        if was_connected:
+            # gatttool closes the socket under a watch that is still there: GLib warns (seen on the real one)
+            self.glib_warning()
 
     def drop_link(self) -> None:
         self.state = "disconnected"
         self.peripheral = None
         self.table = None
+        self.responder = None
+        self.streams = {}
         self.link += 1
 
     def remote_disconnect(self) -> None:
@@ -269,6 +289,10 @@ class Simulator:
         if self.state != "connected":
             return
         self.drop_link()
+        self.glib_warning()
+
+    def glib_warning(self) -> None:
+        """GLib's "Invalid file descriptor." on stderr (coloured when stderr is a terminal)."""
         stamp = time.strftime("%H:%M:%S") + f".{int(time.time() * 1000) % 1000:03d}"
         if os.isatty(2):
             warning = f"\r\n(gatttool:{os.getpid()}): GLib-\x1b[1;33mWARNING\x1b[0m **: \x1b[34m{stamp}\x1b[0m: "
@@ -303,7 +327,9 @@ class Simulator:
             self.terminal.error("Invalid value. Minimum MTU size is 23")
             return
         assert self.peripheral is not None
-        self.mtu = min(requested, self.peripheral.mtu)
+        response, _ = self.att(struct.pack("<BH", pdu.EXCHANGE_MTU_REQ, requested))
+        assert response is not None and response.opcode == pdu.EXCHANGE_MTU_RSP
+        self.mtu = min(requested, int(response.fields["mtu"]))  # type: ignore[call-overload]
         self.answer(lambda: self.terminal.later(f"MTU was exchanged successfully: {self.mtu}"))
 
     # -- discovery --------------------------------------------------------------------
@@ -401,6 +427,22 @@ class Simulator:
     def attribute(self, handle: int) -> Optional[Attribute]:
         return self.table.attributes.get(handle) if self.table else None
 
+    def att(self, request: bytes) -> Tuple[Optional[pdu.Response], Outcome]:
+        """Send one ATT request to the peripheral (the same server logic the real gatttool meets)."""
+        assert self.responder is not None
+        outcome = self.responder.handle(request)
+        self.apply(outcome)
+        return (pdu.decode_response(outcome.response) if outcome.response else None), outcome
+
+    def error_text(self, response: pdu.Response, writing: bool) -> str:
+        """gatttool's words for an Error Response (a world's own error text is kept)."""
+        code = int(response.fields["code"])  # type: ignore[call-overload]
+        attribute = self.attribute(int(response.fields["handle"]))  # type: ignore[call-overload]
+        configured = (attribute.write_error if writing else attribute.read_error) if attribute else None
+        if configured and att_error_code(configured) == code:
+            return configured
+        return ATT_ERROR_TEXTS.get(code, "Unexpected error code")
+
     def cmd_char_read_hnd(self, args: List[str], name: str) -> None:
         if not args:
             self.terminal.error("Missing argument: handle")
@@ -409,29 +451,25 @@ class Simulator:
         if handle is None:
             self.terminal.error(f"Invalid handle: {args[0]}")
             return
-        attribute = self.attribute(handle)
 
         def reply() -> None:
-            failure = self.access_failure(attribute, writing=False)
-            if failure:
+            response, _ = self.att(struct.pack("<BH", pdu.READ_REQ, handle))
+            assert response is not None
+            if response.opcode == pdu.ERROR_RSP:
+                failure = self.error_text(response, writing=False)
                 self.terminal.error(f"Characteristic value/descriptor read failed: {failure}", asynchronous=True)
-            else:
-                assert attribute is not None  # long values are read with Read Blob: all bytes on one line
-                self.terminal.later(f"Characteristic value/descriptor: {hexbytes(bytes(attribute.value))}")
+                return
+            value = response.params
+            part = value
+            while len(part) == self.mtu - 1:  # a full packet: gatttool follows with Read Blob
+                blob, _ = self.att(struct.pack("<BHH", pdu.READ_BLOB_REQ, handle, len(value)))
+                if blob is None or blob.opcode != pdu.READ_BLOB_RSP:
+                    break  # a Read Blob error is swallowed: what was read so far is the value
+                part = blob.params
+                value += part
+            self.terminal.later(f"Characteristic value/descriptor: {hexbytes(value)}")
 
         self.answer(reply)
-
-    @staticmethod
-    def access_failure(attribute: Optional[Attribute], writing: bool) -> Optional[str]:
-        """The ATT error text a read (or write) of ``attribute`` fails with, or None."""
-        if attribute is None:
-            return "Invalid handle"
-        error = attribute.write_error if writing else attribute.read_error
-        if error:
-            return error
-        if not (attribute.writable if writing else attribute.readable):
-            return "Attribute can't be written" if writing else "Attribute can't be read"
-        return None
 
     def cmd_char_read_uuid(self, args: List[str], name: str) -> None:
         if not args:
@@ -453,21 +491,18 @@ class Simulator:
                 self.terminal.error(f"Invalid end handle: {args[1]}")
                 return
             end = parse_handle(args[2]) or end
-        assert self.table is not None
-        matches = [a for a in self.table.in_range(start, end) if a.uuid == wanted]
 
         def reply() -> None:
-            if not matches:
-                self.terminal.error(f"Read characteristics by UUID failed: {NOT_FOUND}", asynchronous=True)
-                return
-            failure = self.access_failure(matches[0], writing=False)
-            if failure:
+            # one Read By Type request: every entry of its response is printed, nothing more is asked for
+            request = struct.pack("<BHH", pdu.READ_BY_TYPE_REQ, start, end) + pdu.uuid_to_att(wanted)
+            response, _ = self.att(request)
+            assert response is not None
+            if response.opcode == pdu.ERROR_RSP:
+                failure = self.error_text(response, writing=False)
                 self.terminal.error(f"Read characteristics by UUID failed: {failure}", asynchronous=True)
                 return
-            limit = self.mtu - 4 if len(matches) == 1 else self.mtu - 4 - 2 * len(matches)
-            for attribute in matches:
-                value = bytes(attribute.value)[: max(limit, 1)]
-                self.terminal.later(f"handle: 0x{attribute.handle:04x} \t value: {hexbytes(value)}")
+            for handle, value in response.fields["entries"]:  # type: ignore[attr-defined]
+                self.terminal.later(f"handle: 0x{handle:04x} \t value: {hexbytes(value)}")
 
         self.answer(reply)
 
@@ -489,37 +524,52 @@ class Simulator:
         if parsed is None:
             return
         handle, value = parsed
-        attribute = self.attribute(handle)
 
         def reply() -> None:
-            failure = self.access_failure(attribute, writing=True)
-            if failure:
+            response = self.write_request(handle, value)
+            if response is not None and response.opcode == pdu.ERROR_RSP:
+                failure = self.error_text(response, writing=True)
                 self.terminal.error(f"Characteristic Write Request failed: {failure}", asynchronous=True)
                 return
-            assert attribute is not None  # longer than MTU-3: prepared writes, same success line
-            self.store(attribute, value)
             self.terminal.later("Characteristic value was written successfully")
 
         self.answer(reply)
+
+    def write_request(self, handle: int, value: bytes) -> Optional[pdu.Response]:
+        """gatttool's write: one Write Request up to MTU - 3 bytes, else prepared writes
+        in chunks of MTU - 5 and an Execute Write. Returns the last response.
+        """
+        if len(value) <= self.mtu - 3:
+            return self.att(struct.pack("<BH", pdu.WRITE_REQ, handle) + value)[0]
+        chunk = self.mtu - 5
+        for offset in range(0, len(value), chunk):
+            part = value[offset : offset + chunk]
+            response, _ = self.att(struct.pack("<BHH", pdu.PREPARE_WRITE_REQ, handle, offset) + part)
+            if response is None or response.opcode == pdu.ERROR_RSP:
+                self.att(bytes([pdu.EXECUTE_WRITE_REQ, 0x00]))  # cancel what was queued
+                return response
+        return self.att(bytes([pdu.EXECUTE_WRITE_REQ, 0x01]))[0]
 
     def cmd_char_write_cmd(self, args: List[str], name: str) -> None:
         parsed = self.write_args(args, name)
         if parsed is None:
             return
         handle, value = parsed
-        attribute = self.attribute(handle)
-        if attribute is not None and self.access_failure(attribute, writing=True) is None:
-            self.store(attribute, value[: self.mtu - 3])  # silently cut to one packet
+        self.att(struct.pack("<BH", pdu.WRITE_CMD, handle) + value[: self.mtu - 3])  # silently cut to one packet
 
-    def store(self, attribute: Attribute, value: bytes) -> None:
-        attribute.value = bytearray(value)
-        if attribute.cccd_of is None:
-            return
-        flags = int.from_bytes(value[:2].ljust(2, b"\0"), "little")
-        value_attribute = self.attribute(attribute.cccd_of)
-        stream = value_attribute.characteristic.notify if value_attribute and value_attribute.characteristic else None
-        if flags & 0x03 and stream is not None and stream.trigger == "subscribe":
-            self.start_stream(attribute.cccd_of, indication=bool(flags & 0x02))
+    def apply(self, outcome: Outcome) -> None:
+        """Start or stop the notification streams whose CCCD was written."""
+        for value_handle, flags in outcome.subscriptions:
+            value_attribute = self.attribute(value_handle)
+            stream = (
+                value_attribute.characteristic.notify if value_attribute and value_attribute.characteristic else None
+            )
+            if stream is None or stream.trigger != "subscribe":
+                continue
+            if not flags & 0x03:
+                self.streams.pop(value_handle, None)
+            elif self.streams.get(value_handle, (None, None))[1] != (not flags & 0x01):
+                self.start_stream(value_handle, indication=not flags & 0x01)  # both bits: notifications
 
     # -- notification streams -------------------------------------------------------------
     def count_notification(self) -> bool:
@@ -532,27 +582,29 @@ class Simulator:
         return False
 
     def start_stream(self, value_handle: int, indication: bool) -> None:
+        """Start (or restart, from its first value) the stream of ``value_handle``."""
         attribute = self.attribute(value_handle)
         assert attribute is not None and attribute.characteristic is not None
         stream = attribute.characteristic.notify
         assert stream is not None
-        link = self.link
+        token = next(self.counter)
+        self.streams[value_handle] = (token, indication)
         label = "Indication   handle" if indication else "Notification handle"
+        sent = 0
 
         def send() -> None:
-            if self.link != link or self.state != "connected":
-                return
-            sent = self.streams_sent.get(value_handle, 0)
+            nonlocal sent
+            if self.streams.get(value_handle, (None, None))[0] != token or self.state != "connected":
+                return  # unsubscribed, resubscribed or disconnected meanwhile
             batch = 1 if stream.interval_s > 0 else 256
             for _ in range(batch):
                 if stream.count and sent >= stream.count:
                     break
-                self.terminal.later(f"{label} = 0x{value_handle:04x} value: {hexbytes(stream.value(sent))}")
+                value = stream.value(sent)[: self.mtu - 3]  # a notification carries at most MTU - 3 bytes
+                self.terminal.later(f"{label} = 0x{value_handle:04x} value: {hexbytes(value)}")
                 sent += 1
                 if self.count_notification():
-                    self.streams_sent[value_handle] = sent
                     return
-            self.streams_sent[value_handle] = sent
             if not stream.count or sent < stream.count:
                 self.after(stream.interval_s, send)
 

@@ -9,7 +9,9 @@ writes to its terminal, as recorded from BlueZ 5.66.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
 import sys
 import termios
 from typing import Callable, List, Optional
@@ -19,6 +21,21 @@ BLUE = "\x1b[0;94m"
 RESET = "\x1b[0m"
 PASTE_ON = "\x1b[?2004h"
 PASTE_OFF = "\x1b[?2004l\r"
+DEFAULT_COLUMNS = 80
+
+
+def terminal_columns(fd: int = 0) -> int:
+    """The width readline works with: the pty's, else ``$COLUMNS``, else 80."""
+    try:
+        columns = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(8)))[1]
+    except OSError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            columns = 0
+    return columns if columns > 0 else DEFAULT_COLUMNS
 
 
 class Terminal:
@@ -42,6 +59,10 @@ class Terminal:
         self.eof = False  # Ctrl-D on an empty line, as readline takes it
         self._saved: Optional[List] = None
         self._pending: List[str] = []
+        self._shown_prompt = 0  # columns of the prompt last drawn (what a clear must cover)
+        self._visible = 0  # columns readline believes the input line takes on screen
+        self._drawn_prompt = ""  # the prompt as last drawn (gatttool may change it without a redraw)
+        self._lmargin = 0  # readline's horizontal scroll offset (TERM=dumb) for the line being typed
 
     # -- set-up ------------------------------------------------------------------
     def raw(self) -> None:
@@ -84,6 +105,9 @@ class Terminal:
 
     def prompt(self) -> None:
         """Draw the prompt (and the input typed so far)."""
+        self._drawn_prompt = self._prompt()
+        self._shown_prompt = len(self._drawn_prompt)
+        self._visible = self._shown_prompt + len(self.line)
         self.write(("" if self.dumb else PASTE_ON) + self._prompt() + self.line)
 
     def sync(self, text: str) -> None:
@@ -115,18 +139,65 @@ class Terminal:
     def later(self, text: str) -> None:
         """Print an asynchronous line: clear the input line, print, redraw prompt and input.
 
+        With TERM=dumb readline clears with spaces, one per column it believes
+        the line on screen takes: gatttool does not mark its colour escapes as
+        invisible, so they count as columns too; and the prompt on screen may be
+        an older one than the prompt redrawn after the text.
+
         Args:
             text: the line, without its end.
         """
         if self.dumb:
-            clear = "\r" + " " * (len(self._visible_prompt()) + len(self.line)) + "\r"
+            clear = "\r" + " " * (self._shown_prompt + len(self.line)) + "\r"
         else:
             clear = "\r\x1b[K"
         self.write(clear + text + "\r\n")
-        self.prompt()
+        self._drawn_prompt = self._prompt()
+        self._shown_prompt = len(self._drawn_prompt)
+        self._visible = self._shown_prompt + len(self.line)
+        self.write(self._prompt() + self.line)  # a redraw: no bracketed-paste switch (seen with TERM=xterm)
 
-    def _visible_prompt(self) -> str:
-        return self._prompt().replace(BLUE, "").replace(RESET, "")
+    def _redisplay(self, inserted: str) -> None:
+        """Echo characters just inserted at the end of the line, as readline redraws it.
+
+        readline inserts typed-ahead characters together and redraws once. It
+        counts the prompt's escapes as columns. With TERM=dumb it scrolls the
+        line horizontally: once the cursor would pass ``columns - 2`` it redraws
+        from the left edge as ``<`` + the last two thirds of a screen, the cursor
+        at their end (blanking, with spaces and backspaces, what the old line had more).
+        """
+        if not inserted:
+            return
+        columns = terminal_columns()
+        full = self._prompt() + self.line
+        cursor = len(full)
+        redraw = self._prompt() != self._drawn_prompt  # e.g. the link dropped: the next key shows the new prompt
+        self._drawn_prompt = self._prompt()
+        if not self.dumb:
+            # the terminal wraps (readline's redraw of wrapped lines is not imitated)
+            self.write("\r" + full if redraw else inserted)
+            return
+        if cursor - self._lmargin > columns - 2:
+            lmargin = max(0, cursor - 2 * (columns // 3))
+        elif cursor < columns - 2:
+            lmargin = 0
+        else:
+            lmargin = self._lmargin
+        if lmargin == self._lmargin and not redraw:
+            self.write(inserted)
+            self._visible += len(inserted)
+        else:
+            self.write("\r" + (("<" + full[lmargin + 1 : cursor]) if lmargin else full))
+            shorter = self._visible - (cursor - lmargin)
+            if shorter > 0:  # no clear-to-end-of-line on a dumb terminal: spaces, then back
+                self.write(" " * shorter + "\b" * shorter)
+            self._visible = cursor - lmargin
+        self._lmargin = lmargin
+
+    def _end_line(self) -> None:
+        """Enter: readline's final update, then the new line."""
+        self.write(("\r\n" if self.line else "\r\r") + ("" if self.dumb else PASTE_OFF))
+        self._lmargin = 0
 
     def stderr(self, text: str) -> None:
         """Write to stderr at once (after what stdout has queued).
@@ -147,6 +218,9 @@ class Terminal:
     def feed(self, data: str) -> List[str]:
         """Take typed characters and echo them.
 
+        Characters that arrive together are inserted together and echoed by one
+        redraw, as readline does with typed-ahead input.
+
         Args:
             data: the characters read from the terminal.
 
@@ -154,10 +228,17 @@ class Terminal:
             The lines completed by Enter.
         """
         lines = []
+        inserted = ""
         for char in data:
+            if char >= " " or char == "\t":
+                self.line += char
+                inserted += char
+                continue
+            self._redisplay(inserted)
+            inserted = ""
             if char in "\r\n":
                 # readline ends an empty line with "\r\r" (seen on the real gatttool), others with "\r\n"
-                self.write(("\r\n" if self.line else "\r\r") + ("" if self.dumb else PASTE_OFF))
+                self._end_line()
                 lines.append(self.line)
                 self.line = ""
             elif char == "\x04" and not self.line:
@@ -167,9 +248,7 @@ class Terminal:
                 if self.line:
                     self.line = self.line[:-1]
                     self.write("\b \b")
-            elif char >= " " or char == "\t":
-                self.line += char
-                self.write(char)
+        self._redisplay(inserted)
         return lines
 
 
