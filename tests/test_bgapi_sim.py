@@ -666,6 +666,13 @@ def test_host_garbage_and_split_frames(host: Client, dongle: SimulatedDongle) ->
     assert [name for name, _ in dongle.commands_received] == ["gap_end_procedure", "attclient_read_by_handle"]
 
 
+def test_a_partial_frame_is_given_up_when_the_line_goes_quiet(host: Client) -> None:
+    # a header promising 5 bytes, then a whole command: the command completes the "frame" only
+    # if the dongle waits forever; it answers once the partial frame is given up
+    host.port.write(bytes.fromhex("00 05 04 03") + bytes.fromhex("00 00 06 04"))
+    assert host.raw(6) == bytes.fromhex("00 02 06 04 81 01")
+
+
 def test_host_reopening_the_port_gets_fresh_answers(dongle: SimulatedDongle, host: Client, kind: str) -> None:
     device = dongle.comports()[0].device
     host.port.close()

@@ -103,6 +103,7 @@ class AttClient:
         return True
 
     def cmd_attclient_find_information(self, connection: int, start: int, end: int) -> None:
+        """One attclient_find_information_found per attribute in the range, then completed."""
         link = self._start_procedure("attclient_find_information", connection)
         if link is None:
             return
@@ -123,6 +124,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_read_by_group_type(self, connection: int, start: int, end: int, uuid: bytes) -> None:
+        """Primary services (uuid 0x2800) as attclient_group_found, then completed."""
         link = self._start_procedure("attclient_read_by_group_type", connection)
         if link is None:
             return
@@ -139,6 +141,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_read_by_handle(self, connection: int, chrhandle: int) -> None:
+        """One attribute value (type 0, up to 22 bytes), or completed with the ATT error."""
         link = self._start_procedure("attclient_read_by_handle", connection)
         if link is None:
             return
@@ -156,6 +159,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_read_long(self, connection: int, chrhandle: int) -> None:
+        """Read, then Read Blob: values of type 0 then 4, then completed."""
         link = self._start_procedure("attclient_read_long", connection)
         if link is None:
             return
@@ -181,6 +185,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_attribute_write(self, connection: int, atthandle: int, data: bytes) -> None:
+        """Write Request: completed with 0 or the ATT error."""
         if self._size_error("attclient_attribute_write", connection, data, MAX_WRITE):
             return
         link = self._start_procedure("attclient_attribute_write", connection)
@@ -198,6 +203,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_write_command(self, connection: int, atthandle: int, data: bytes) -> None:
+        """Write Command: the response only; nothing tells whether it was applied."""
         if self._size_error("attclient_write_command", connection, data, MAX_WRITE):
             return
         link = self._start_procedure("attclient_write_command", connection, exclusive=False)
@@ -212,6 +218,7 @@ class AttClient:
         self._answer(link, apply)
 
     def cmd_attclient_prepare_write(self, connection: int, atthandle: int, offset: int, data: bytes) -> None:
+        """Queue part of a long write: completed per part."""
         if self._size_error("attclient_prepare_write", connection, data, MAX_PREPARE):
             return
         link = self._start_procedure("attclient_prepare_write", connection)
@@ -231,6 +238,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_execute_write(self, connection: int, commit: int) -> None:
+        """Apply (commit=1) or drop (0) the queued parts: completed."""
         link = self._start_procedure("attclient_execute_write", connection)
         if link is None:
             return
@@ -253,6 +261,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_indicate_confirm(self, connection: int) -> None:
+        """Confirm an indication (the firmware confirms them itself here)."""
         result = SUCCESS if connection in self.links() else NOT_CONNECTED
         self.host.respond("attclient_indicate_confirm", result=result)
 
