@@ -345,6 +345,8 @@ class SimulatedDongle(Host):
             self._early.clear()
 
     def _received(self, data: bytes) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("simulated BLED112 read %s", data.hex(" "))
         if self._handle(self._decoder.feed(data)):
             return
         if self._idle_timer is not None:
