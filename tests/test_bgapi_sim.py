@@ -835,9 +835,24 @@ def test_a_bonded_peripheral_encrypts_with_its_bond(kind: str) -> None:
         host.port.close()
 
 
-def test_indicate_confirm_answers(linked: Client) -> None:
-    assert linked.request("attclient_indicate_confirm", connection=0)["result"] == 0
+def test_indicate_confirm_with_nothing_to_confirm(linked: Client) -> None:
+    assert linked.request("attclient_indicate_confirm", connection=0)["result"] == 0x0181
     assert linked.request("attclient_indicate_confirm", connection=5)["result"] == 0x0186
+
+
+def test_indications_left_to_the_host_wait_for_its_confirmation(world: World, kind: str) -> None:
+    with SimulatedDongle(world, host_confirms_indications=True) as dongle:
+        host = Client(open_port(serve(dongle, kind)))
+        host.connect(SENSOR)
+        host.request("attclient_attribute_write", connection=0, atthandle=4, data=b"\x02\x00")
+        host.expect("attclient_procedure_completed", result=0, chrhandle=4)
+        for value in (b"\x00\x3c", b"\x00\x3d", b"\x00\x3e"):
+            host.expect("attclient_attribute_value", atthandle=3, type=5, value=value)
+            # nothing more comes until the host confirms: the next answer is the address
+            assert host.request("system_address_get")["address"] == "00:07:80:AA:BB:CC"
+            assert host.request("attclient_indicate_confirm", connection=0)["result"] == 0
+        assert host.request("attclient_indicate_confirm", connection=0)["result"] == 0x0181
+        host.port.close()
 
 
 def test_advertising_data_that_does_not_fit_is_left_out() -> None:

@@ -92,9 +92,18 @@ class Firmware:
         scheduler: the simulator loop's timers.
         max_connections: links the firmware allows at once (stock BLED112 firmware: 3).
         address: the dongle's own Bluetooth address.
+        host_confirms_indications: firmware built to leave indication confirmations to the host.
     """
 
-    def __init__(self, world: World, host: Host, scheduler: Scheduler, max_connections: int, address: str) -> None:
+    def __init__(
+        self,
+        world: World,
+        host: Host,
+        scheduler: Scheduler,
+        max_connections: int,
+        address: str,
+        host_confirms_indications: bool = False,
+    ) -> None:
         self.world = world
         self.host = host
         self.scheduler = scheduler
@@ -106,7 +115,7 @@ class Firmware:
                 self._new_bond(peripheral.address)
         self.tables: Dict[str, Layout] = {}  # peripherals keep their values while the dongle runs
         self.epoch = 0
-        self.att = AttClient(host, self.later, lambda: self.connections, self._drop)
+        self.att = AttClient(host, self.later, lambda: self.connections, self._drop, host_confirms_indications)
         self._power_on()
 
     def _power_on(self) -> None:

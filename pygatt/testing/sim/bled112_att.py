@@ -4,7 +4,10 @@ Every procedure answers against the peripheral's attribute table after its
 ``response_delay_s``: attribute values (type 0 read, 4 read blob, 1 notify,
 2 indicate), ``attclient_procedure_completed`` with 0 or ``0x0400 + ATT error``.
 One procedure runs at a time per link (another is refused with 0x0181);
-``attclient_write_command`` is not a procedure.
+``attclient_write_command`` is not a procedure. The firmware confirms
+indications itself, unless it is built to leave that to the host: then they
+come as type 5 and a stream's next indication waits for
+``attclient_indicate_confirm``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .bled112_link import (
     REMOTE_USER_TERMINATED,
     SUCCESS,
     VALUE_INDICATE,
+    VALUE_INDICATE_RSP_REQ,
     VALUE_NOTIFY,
     VALUE_READ,
     VALUE_READ_BLOB,
@@ -54,6 +58,7 @@ class AttClient:
         later: schedules an action, skipped if the dongle rebooted or the link ended meanwhile.
         links: the dongle's current links by connection handle.
         drop: ends a link with a reason (``connection_disconnected`` follows).
+        host_confirms_indications: indications are type 5 and wait for the host's confirmation.
     """
 
     def __init__(
@@ -62,11 +67,13 @@ class AttClient:
         later: Later,
         links: Callable[[], Dict[int, Connection]],
         drop: Callable[[Connection, int], None],
+        host_confirms_indications: bool = False,
     ) -> None:
         self.host = host
         self.later = later
         self.links = links
         self.drop = drop
+        self.host_confirms_indications = host_confirms_indications
 
     def _start_procedure(self, name: str, connection: int, exclusive: bool = True) -> Optional[Connection]:
         """Respond to an ATT command; returns the link when the procedure goes ahead."""
@@ -261,9 +268,19 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_indicate_confirm(self, connection: int) -> None:
-        """Confirm an indication (the firmware confirms them itself here)."""
-        result = SUCCESS if connection in self.links() else NOT_CONNECTED
+        """Confirm the indication of type 5 the link waits on (0x0181 when none waits)."""
+        link = self.links().get(connection)
+        waiting = link.unconfirmed if link is not None else None
+        if link is None:
+            result = NOT_CONNECTED
+        elif waiting is None:
+            result = WRONG_STATE
+        else:
+            link.unconfirmed = None
+            result = SUCCESS
         self.host.respond("attclient_indicate_confirm", result=result)
+        if waiting is not None:
+            waiting()
 
     # -- values and notification streams --------------------------------------------------
     def _store(self, link: Connection, attribute: Attribute, value: bytes) -> None:
@@ -287,6 +304,9 @@ class AttClient:
         stream = attribute.characteristic.notify
         generation = link.streams.get(value_handle, 0) + 1
         link.streams[value_handle] = generation
+        confirmed_by_host = kind == VALUE_INDICATE and self.host_confirms_indications
+        if confirmed_by_host:
+            kind = VALUE_INDICATE_RSP_REQ
 
         def running() -> bool:
             current = link.streams.get(value_handle) == generation
@@ -299,19 +319,26 @@ class AttClient:
             self.host.event("attclient_attribute_value", connection=link.handle, atthandle=value_handle,
                             type=kind, value=value)  # fmt: skip
 
+        def next_value(action: Callable[[], None], delay: float) -> None:
+            if confirmed_by_host:  # every indication is confirmed; the next one waits for it
+                link.unconfirmed = lambda: self.later(delay, action, link)
+            elif running():
+                self.later(delay, action, link)
+
         def tick() -> None:
-            if not running():
-                return
-            send_one()
             if running():
-                self.later(stream.interval_s, tick, link)
+                send_one()
+                next_value(tick, stream.interval_s)
 
         def burst() -> None:
-            for _ in range(BATCH):
+            for _ in range(1 if confirmed_by_host else BATCH):
                 if not running():
                     return
                 send_one()
-            self.host.when_ready(lambda: self.later(0.0, burst, link))
+            if confirmed_by_host:
+                next_value(burst, 0.0)
+            else:
+                self.host.when_ready(lambda: self.later(0.0, burst, link))
 
         if stream.interval_s > 0:
             self.later(stream.interval_s, tick, link)
