@@ -235,6 +235,17 @@ def test_connect_sends_the_parameters(backend: BGAPIBackend, dongle: FakeDongle)
     assert backend.connect(ADDRESS) is device  # already connected: the same device
 
 
+def test_two_threads_connecting_one_address_share_the_device(backend: BGAPIBackend, dongle: FakeDongle) -> None:
+    got: List[BGAPIBLEDevice] = []
+    threads = [threading.Thread(target=lambda: got.append(backend.connect(ADDRESS))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(got) == 2 and got[0] is got[1]
+    assert dongle.names().count("gap_connect_direct") == 1
+
+
 def test_connect_checks_arguments(backend: BGAPIBackend) -> None:
     with pytest.raises(ValueError):
         backend.connect("01:23:45:67:89")
@@ -504,6 +515,27 @@ def test_auto_reconnect_resubscribes(backend: BGAPIBackend, dongle: FakeDongle) 
     assert wait_for(lambda: len(got) == 6 and device.connected, timeout=10)
     assert [m.name for m in dongle.received].count("gap_connect_direct") == 2
     device.disconnect()
+
+
+def test_stop_ends_a_read_waiting_on_a_silent_dongle(backend: BGAPIBackend, dongle: FakeDongle) -> None:
+    device = backend.connect(ADDRESS)
+    dongle.silent.update({"attclient_read_by_handle", "connection_disconnect"})
+    errors: List[BaseException] = []
+
+    def read() -> None:
+        try:
+            device.char_read_handle(3, timeout=30)
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    backend.stop()
+    reader.join(10)
+    assert time.monotonic() - started < 5  # bounded: the disconnects share one short deadline
+    assert not reader.is_alive() and isinstance(errors[0], NotConnectedError)
 
 
 def test_stop_disconnects_every_device(backend: BGAPIBackend, dongle: FakeDongle) -> None:

@@ -26,7 +26,7 @@ from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, Wo
 from pygatt.testing.sim.advertising import advertising_data, scan_response_data
 from pygatt.testing.sim.bgapi import SimulatedDongle
 from pygatt.testing.world import att_error_code
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.simulator
 
@@ -54,7 +54,7 @@ def world_dict() -> dict:
                 "address": SENSOR,
                 "name": "Sensor",
                 "rssi": -50,
-                "manufacturer_data": "4c0002",
+                "manufacturer_data": {"004c": "02"},
                 "services": [
                     {
                         "uuid": "180d",
@@ -755,6 +755,8 @@ def test_cli_prints_the_port_and_serves_it(option: List[str]) -> None:
         if child.poll() is None:
             child.kill()
             child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 # -- the world's BGAPI fields ---------------------------------------------------------------------------
@@ -762,10 +764,10 @@ def test_cli_prints_the_port_and_serves_it(option: List[str]) -> None:
 
 def test_old_worlds_load_and_new_fields_have_defaults() -> None:
     peripheral = load_world("heart-rate").peripherals[0]
-    assert peripheral.advertised_services is None and peripheral.manufacturer_data is None
+    assert peripheral.advertised_services is None and peripheral.manufacturer_data == {}
     assert peripheral.advertising_interval_s == 0.1 and peripheral.connect_error_code is None
     assert att_error_code(2) == 2 and att_error_code("Attribute can't be read") == 2
-    assert att_error_code("something else") == 0x0E and att_error_code(None) is None
+    assert att_error_code("something else") == 0x12 and att_error_code(None) is None
 
 
 def test_raw_advertising_data_from_the_world(host: Client, world: World) -> None:
@@ -859,7 +861,7 @@ def test_advertising_data_that_does_not_fit_is_left_out() -> None:
     peripheral = Peripheral(
         address=SENSOR,
         name="A name much longer than thirty-one bytes",
-        manufacturer_data="00" * 30,
+        manufacturer_data={"0000": "00" * 28},
         advertised_services=["180d", "180f"],
     )
     data = advertising_data(peripheral)

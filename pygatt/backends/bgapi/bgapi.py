@@ -20,11 +20,12 @@ thread, never on the reader thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from pygatt import validate
 from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, Characteristic
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 SIMULATE_ENV = "PYGATT_SIMULATE"
 INIT_RESPONSE_TIMEOUT_S = 2.0
-STOP_DISCONNECT_TIMEOUT_S = 1.0
+STOP_DISCONNECT_TIMEOUT_S = 1.5  # for all the links together
 
 ScanCallback = Callable[[Dict[str, "AdvertisingAndScanInfo"], str, str], Any]
 
@@ -223,6 +224,7 @@ class BGAPIBackend(BLEBackend):
         Safe in every state (never started, port already dead, called twice);
         always returns, and no callback runs after it returned.
         """
+        deadline = time.monotonic() + STOP_DISCONNECT_TIMEOUT_S
         with self._lock:
             self._running = False
             links = list(self._links.values())
@@ -230,14 +232,14 @@ class BGAPIBackend(BLEBackend):
             device.auto_reconnect = False
             device.link_down()
             if link.connected and self._protocol.alive:
-                link.disconnect(STOP_DISCONNECT_TIMEOUT_S)
-        self._reconnector.stop(0.5)
+                link.disconnect(max(0.05, deadline - time.monotonic()))
         with self._lock:
             self._links.clear()
             self._devices.clear()
             transport = self._transport
             self._transport = None
-        self._protocol.detach()
+        self._protocol.shutdown("the BGAPI backend was stopped")  # wakes a reconnect waiting on the dongle
+        self._reconnector.stop(0.5)
         if transport is not None:
             transport.close()
         self._dispatcher.stop(0.2, discard=True)
@@ -406,24 +408,30 @@ class BGAPIBackend(BLEBackend):
         seconds = validate.positive_timeout(timeout)
         params = ConnectionParams.checked(address_type, interval_min, interval_max, supervision_timeout, latency)
         self._require_running()
-        with self._lock:
-            existing = self._devices.get(address)
-        if existing is not None and existing.connected:
-            log.info("Already connected to %s", address)
-            return existing
-        device = BGAPIBLEDevice(address, None, self)
-        device.auto_reconnect = bool(auto_reconnect)
-        self._open_link(device, seconds, params)
+        with self._connecting(address, seconds):
+            with self._lock:
+                existing = self._devices.get(address)
+            if existing is not None and existing.connected:  # also when another thread connected it meanwhile
+                log.info("Already connected to %s", address)
+                return existing
+            device = BGAPIBLEDevice(address, None, self)
+            device.auto_reconnect = bool(auto_reconnect)
+            self._open_link(device, seconds, params)
         return device
 
-    def _open_link(self, device: BGAPIBLEDevice, seconds: float, params: ConnectionParams) -> None:
-        """Connect ``device`` (new or reconnecting), one connect at a time, and register its link."""
+    @contextlib.contextmanager
+    def _connecting(self, address: str, seconds: float) -> Iterator[None]:
+        """One connect at a time per dongle (the firmware runs one connect procedure)."""
         if not self._connect_lock.acquire(timeout=seconds):
-            raise NotConnectedError(f"Timed out connecting to {device.address}: another connect did not finish")
+            raise NotConnectedError(f"Timed out connecting to {address}: another connect did not finish")
         try:
-            link = open_connection(self._protocol, device.address, params, seconds, self)
+            yield
         finally:
             self._connect_lock.release()
+
+    def _open_link(self, device: BGAPIBLEDevice, seconds: float, params: ConnectionParams) -> None:
+        """Connect ``device`` (new or reconnecting) and register its link; the caller holds ``_connecting``."""
+        link = open_connection(self._protocol, device.address, params, seconds, self)
         device.handle = link.connection
         device.connection_params = params
         with self._lock:
@@ -453,12 +461,12 @@ class BGAPIBackend(BLEBackend):
             raise NotConnectedError(f"{device!r} is not a device of this backend")
         seconds = validate.positive_timeout(timeout)
         self._require_running()
-        link = self.device_link(device)
-        if link is not None and link.connected:
-            log.info("%s is still connected", device.address)
-            return
-        params = device.connection_params or ConnectionParams()
-        self._open_link(device, seconds, params)
+        with self._connecting(device.address, seconds):
+            link = self.device_link(device)
+            if link is not None and link.connected:
+                log.info("%s is still connected", device.address)
+                return
+            self._open_link(device, seconds, device.connection_params or ConnectionParams())
         device.resubscribe_all()
 
     # -- bonds, adapter settings ---------------------------------------------------------------

@@ -395,7 +395,20 @@ class BGAPIProtocol:
 
     def port_lost(self, reason: str) -> None:
         """The port died: fail everything waiting and tell every connection once (reader thread)."""
-        error = NotConnectedError(f"BGAPI dongle lost: {reason}")
+        listeners = self._fail_all(f"BGAPI dongle lost: {reason}", reason)
+        for listener in listeners:
+            try:
+                listener.on_disconnected(f"BGAPI dongle lost: {reason}", None)
+            except Exception:
+                log.exception("A connection listener failed on port loss")
+
+    def shutdown(self, reason: str) -> None:
+        """The backend stops: fail every wait at once, forget every connection without telling it."""
+        self._fail_all(reason, reason)
+        self.detach()
+
+    def _fail_all(self, message: str, reason: str) -> List[ConnectionListener]:
+        error = NotConnectedError(message)
         with self._state_lock:
             self._dead = reason
             pending = self._pending
@@ -407,11 +420,7 @@ class BGAPIProtocol:
             listeners = list(self._listeners.values())
             self._listeners.clear()
             self._unclaimed_changed.notify_all()
-        for listener in listeners:
-            try:
-                listener.on_disconnected(f"BGAPI dongle lost: {reason}", None)
-            except Exception:
-                log.exception("A connection listener failed on port loss")
+        return listeners
 
 
 class _InboxContext:

@@ -1,0 +1,106 @@
+"""The serial transport on a real pseudo-terminal: the reader thread survives any byte
+stream, delivers the frames in it, and reports a dead port once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable, Iterator, List, Tuple
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pygatt.backends.bgapi import codec
+from pygatt.backends.bgapi.transport import SerialTransport
+from pygatt.exceptions import NotConnectedError
+
+FRAMES = [
+    codec.encode_event("attclient_attribute_value", connection=0, atthandle=3, type=1, value=bytes(range(20))),
+    codec.encode_response("gap_end_procedure", result=0),
+    codec.encode_event("connection_disconnected", connection=1, reason=0x0216),
+]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return bool(predicate())
+
+
+class Pty:
+    def __init__(self) -> None:
+        self.master, slave = os.openpty()
+        self.path = os.ttyname(slave)
+        self._slave = slave  # kept open so the master never sees a hang-up between host opens
+
+    def send(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self) -> None:
+        for fd in (self.master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+Opened = Tuple[Pty, SerialTransport, List[codec.Message], List[str]]
+
+
+@pytest.fixture
+def pty_transport() -> Iterator[Opened]:
+    pty = Pty()
+    messages: List[codec.Message] = []
+    lost: List[str] = []
+    transport = SerialTransport(pty.path, messages.append, lost.append)
+    transport.open()
+    yield pty, transport, messages, lost
+    transport.close()
+    pty.close()
+
+
+def test_frames_arrive_and_writes_leave(pty_transport: Opened) -> None:
+    pty, transport, messages, _ = pty_transport
+    for frame in FRAMES:
+        pty.send(frame)
+    assert wait_for(lambda: len(messages) == 3)
+    assert [m.name for m in messages] == ["attclient_attribute_value", "gap_end_procedure", "connection_disconnected"]
+    transport.write(codec.encode_command("gap_end_procedure"))
+    assert os.read(pty.master, 100) == bytes.fromhex("00 00 06 04")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.binary(min_size=1, max_size=300), cut=st.integers(min_value=1, max_value=40))
+def test_reader_survives_any_bytes_and_recovers_after_an_idle_gap(
+    pty_transport: Opened, garbage: bytes, cut: int
+) -> None:
+    pty, transport, messages, lost = pty_transport
+    messages.clear()
+    for start in range(0, len(garbage), cut):
+        pty.send(garbage[start : start + cut])
+    time.sleep(0.35)  # an idle line: a partial frame is given up
+    seen = len(messages)
+    stream = b"".join(FRAMES)
+    for start in range(0, len(stream), cut):
+        pty.send(stream[start : start + cut])
+    assert wait_for(lambda: len(messages) >= seen + 3)
+    assert [m.name for m in messages[seen:]] == [codec.decode_bytes(f).name for f in FRAMES]
+    assert lost == [] and transport.is_open
+
+
+def test_a_port_that_dies_is_reported_once(pty_transport: Opened) -> None:
+    pty, transport, _, lost = pty_transport
+    pty.close()  # both ends gone: reads fail
+    assert wait_for(lambda: len(lost) == 1)
+    assert "failed" in lost[0]
+    time.sleep(0.2)
+    assert len(lost) == 1
+    with pytest.raises(NotConnectedError, match="not open"):
+        transport.write(b"\x00")
+    assert not [t for t in threading.enumerate() if t.name == f"pygatt-bgapi-reader {pty.path}"]
