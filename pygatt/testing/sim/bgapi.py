@@ -50,6 +50,7 @@ PRODUCT_ID = 0x0001
 CALL_TIMEOUT_S = 5.0
 JOIN_TIMEOUT_S = 5.0
 IDLE_FRAME_S = 0.5  # a partial command older than this is given up (the decoder resynchronises)
+MAX_RETIRED = 16
 ADDRESS_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
@@ -136,6 +137,7 @@ class SimulatedDongle(Host):
         self._decoder = FrameDecoder(from_host=True)
         self._idle_timer: Optional[Timer] = None
         self._port: Optional[SimulatedPort] = None
+        self._retired: Deque[SimulatedPort] = deque()  # closed ports whose names stay reserved
         self._published: Optional[str] = None  # the port comports() reports
         self._boot_pending = False
         self._drop_responses = 0
@@ -325,7 +327,10 @@ class SimulatedDongle(Host):
     def _release(self) -> None:
         if self._port is not None:
             self._port.close()
+            self._port.release()
             self._port = None
+        while self._retired:
+            self._retired.popleft().release()
         self._published = None
         self._scheduler.clear()
         self._selector.close()
@@ -390,7 +395,7 @@ class SimulatedDongle(Host):
         self._firmware.reboot()
         self._decoder.reset()
         replacement = type(old)(self._selector, self._scheduler, self._received, self._attached)  # a new name
-        old.close()
+        self._retire(old)
         self._port = replacement
         self._boot_pending = True
         log.info("simulated BLED112: reset; %s is gone, %s appears in %s s", old.name, replacement.name,
@@ -406,11 +411,18 @@ class SimulatedDongle(Host):
         self._published = None
         if self._port is not None:
             log.info("simulated BLED112: %s dies", self._port.name)
-            self._port.close()
+            self._retire(self._port)
             self._port = None
         self._firmware.reboot()
         self._decoder.reset()
         self._boot_pending = True
+
+    def _retire(self, port: SimulatedPort) -> None:
+        """Close ``port``; its name stays reserved while the dongle lives (the last few of them)."""
+        port.close()
+        self._retired.append(port)
+        while len(self._retired) > MAX_RETIRED:
+            self._retired.popleft().release()
 
     def _send_raw(self, data: bytes) -> None:
         if self._port is not None and self._port.attached:
