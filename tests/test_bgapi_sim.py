@@ -868,3 +868,25 @@ def test_advertising_data_that_does_not_fit_is_left_out() -> None:
     assert data == bytes.fromhex("02010605030d180f18")  # the manufacturer data did not fit
     response = scan_response_data(peripheral)
     assert len(response) == 31 and response[1] == 0x08  # shortened local name
+
+
+def test_remote_disconnect_after_notifications(world: World, kind: str) -> None:
+    world.peripherals[0].disconnect_after_notifications = 2
+    with SimulatedDongle(world) as dongle:
+        host = Client(open_port(serve(dongle, kind)))
+        host.connect(SENSOR)
+        host.request("attclient_attribute_write", connection=0, atthandle=4, data=b"\x01\x00")
+        host.expect("attclient_procedure_completed", result=0)
+        host.expect("attclient_attribute_value", atthandle=3, value=b"\x00\x3c")
+        host.expect("attclient_attribute_value", atthandle=3, value=b"\x00\x3d")
+        host.expect("connection_disconnected", connection=0, reason=0x0213)  # and no third value
+        host.port.close()
+
+
+def test_service_data_is_advertised() -> None:
+    peripheral = Peripheral(
+        address=SENSOR,
+        advertised_services=[],
+        service_data={"180f": "5a", NUS: "01"},
+    )
+    assert advertising_data(peripheral) == bytes.fromhex("02010604160f185a12219ecadc240ee5a9e093f3a3b50100406e01")

@@ -23,8 +23,8 @@ What it models, from the world:
   link (another gets 0x0181), answers delayed by ``response_delay_s``;
 - notification streams started by CCCD writes (notifications are attribute
   values of type 1, indications of type 2) or by the connection;
-- remote disconnects after ``disconnect_after_ops`` / ``disconnect_after_s``
-  (reason 0x0213);
+- remote disconnects after ``disconnect_after_ops`` / ``disconnect_after_s`` /
+  ``disconnect_after_notifications`` (reason 0x0213);
 - the security manager: encryption, bonds kept across reboots (up to 8,
   peripherals marked ``bonded`` start bonded), ``sec_level_error`` /
   ``bond_error_code`` failing the bonding.

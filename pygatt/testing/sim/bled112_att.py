@@ -4,7 +4,8 @@ Every procedure answers against the peripheral's attribute table after its
 ``response_delay_s``: attribute values (type 0 read, 4 read blob, 1 notify,
 2 indicate), ``attclient_procedure_completed`` with 0 or ``0x0400 + ATT error``.
 One procedure runs at a time per link (another is refused with 0x0181);
-``attclient_write_command`` is not a procedure. The firmware confirms
+``attclient_write_command`` is not a procedure. A peripheral with
+``disconnect_after_notifications`` drops the link (0x0213) after that many values. The firmware confirms
 indications itself, unless it is built to leave that to the host: then they
 come as type 5 and a stream's next indication waits for
 ``attclient_indicate_confirm``.
@@ -316,8 +317,12 @@ class AttClient:
             sequence = link.sent.get(value_handle, 0)
             value = stream.value(sequence)[:MAX_NOTIFY]
             link.sent[value_handle] = sequence + 1
+            link.notified += 1
             self.host.event("attclient_attribute_value", connection=link.handle, atthandle=value_handle,
                             type=kind, value=value)  # fmt: skip
+            limit = link.peripheral.disconnect_after_notifications
+            if limit and link.notified >= limit:
+                self.drop(link, REMOTE_USER_TERMINATED)  # the stream stops with the link
 
         def next_value(action: Callable[[], None], delay: float) -> None:
             if confirmed_by_host:  # every indication is confirmed; the next one waits for it

@@ -88,6 +88,7 @@ class Connection:
     alive: bool = True
     busy: bool = False  # an ATT procedure is running
     ops: int = 0
+    notified: int = 0  # notifications and indications sent on this link
     prepared: List[Tuple[int, int, bytes]] = field(default_factory=list)
     streams: Dict[int, int] = field(default_factory=dict)  # value handle -> stream generation
     sent: Dict[int, int] = field(default_factory=dict)  # value handle -> values sent
