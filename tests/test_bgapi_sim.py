@@ -646,8 +646,8 @@ def test_killed_port_dies_and_can_be_plugged_in_again(dongle: SimulatedDongle, l
     assert dead(linked.port)
     assert dongle.comports() == []
     linked.port.close()
-    if kind == "pty":
-        assert not os.path.exists(old)  # the device node is gone
+    with pytest.raises(serial.SerialException):
+        open_port(old)  # the old port cannot be opened any more
     new = serve(dongle, kind)
     host = Client(open_port(new))
     host.expect("system_boot")
@@ -664,6 +664,13 @@ def test_host_garbage_and_split_frames(host: Client, dongle: SimulatedDongle) ->
     host.port.write(frame[3:])
     assert host.raw(7) == bytes.fromhex("00 03 04 04 00 86 01")  # not connected, but understood
     assert [name for name, _ in dongle.commands_received] == ["gap_end_procedure", "attclient_read_by_handle"]
+
+
+def test_a_partial_frame_is_given_up_when_the_line_goes_quiet(host: Client) -> None:
+    # a header promising 5 bytes, then a whole command: the command completes the "frame" only
+    # if the dongle waits forever; it answers once the partial frame is given up
+    host.port.write(bytes.fromhex("00 05 04 03") + bytes.fromhex("00 00 06 04"))
+    assert host.raw(6) == bytes.fromhex("00 02 06 04 81 01")
 
 
 def test_host_reopening_the_port_gets_fresh_answers(dongle: SimulatedDongle, host: Client, kind: str) -> None:
@@ -830,9 +837,24 @@ def test_a_bonded_peripheral_encrypts_with_its_bond(kind: str) -> None:
         host.port.close()
 
 
-def test_indicate_confirm_answers(linked: Client) -> None:
-    assert linked.request("attclient_indicate_confirm", connection=0)["result"] == 0
+def test_indicate_confirm_with_nothing_to_confirm(linked: Client) -> None:
+    assert linked.request("attclient_indicate_confirm", connection=0)["result"] == 0x0181
     assert linked.request("attclient_indicate_confirm", connection=5)["result"] == 0x0186
+
+
+def test_indications_left_to_the_host_wait_for_its_confirmation(world: World, kind: str) -> None:
+    with SimulatedDongle(world, host_confirms_indications=True) as dongle:
+        host = Client(open_port(serve(dongle, kind)))
+        host.connect(SENSOR)
+        host.request("attclient_attribute_write", connection=0, atthandle=4, data=b"\x02\x00")
+        host.expect("attclient_procedure_completed", result=0, chrhandle=4)
+        for value in (b"\x00\x3c", b"\x00\x3d", b"\x00\x3e"):
+            host.expect("attclient_attribute_value", atthandle=3, type=5, value=value)
+            # nothing more comes until the host confirms: the next answer is the address
+            assert host.request("system_address_get")["address"] == "00:07:80:AA:BB:CC"
+            assert host.request("attclient_indicate_confirm", connection=0)["result"] == 0
+        assert host.request("attclient_indicate_confirm", connection=0)["result"] == 0x0181
+        host.port.close()
 
 
 def test_advertising_data_that_does_not_fit_is_left_out() -> None:
@@ -846,3 +868,25 @@ def test_advertising_data_that_does_not_fit_is_left_out() -> None:
     assert data == bytes.fromhex("02010605030d180f18")  # the manufacturer data did not fit
     response = scan_response_data(peripheral)
     assert len(response) == 31 and response[1] == 0x08  # shortened local name
+
+
+def test_remote_disconnect_after_notifications(world: World, kind: str) -> None:
+    world.peripherals[0].disconnect_after_notifications = 2
+    with SimulatedDongle(world) as dongle:
+        host = Client(open_port(serve(dongle, kind)))
+        host.connect(SENSOR)
+        host.request("attclient_attribute_write", connection=0, atthandle=4, data=b"\x01\x00")
+        host.expect("attclient_procedure_completed", result=0)
+        host.expect("attclient_attribute_value", atthandle=3, value=b"\x00\x3c")
+        host.expect("attclient_attribute_value", atthandle=3, value=b"\x00\x3d")
+        host.expect("connection_disconnected", connection=0, reason=0x0213)  # and no third value
+        host.port.close()
+
+
+def test_service_data_is_advertised() -> None:
+    peripheral = Peripheral(
+        address=SENSOR,
+        advertised_services=[],
+        service_data={"180f": "5a", NUS: "01"},
+    )
+    assert advertising_data(peripheral) == bytes.fromhex("02010604160f185a12219ecadc240ee5a9e093f3a3b50100406e01")

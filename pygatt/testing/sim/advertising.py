@@ -2,8 +2,8 @@
 
 Each AD structure is ``length, type, data`` with ``length`` counting the type
 byte; an advertising or scan-response payload holds at most 31 bytes of them.
-The advertisement carries the flags, the service UUIDs, the TX power and the
-manufacturer data; the scan response (sent to active scanners) carries the name.
+The advertisement carries the flags, the service UUIDs, the TX power, the
+service data and the manufacturer data; the scan response (sent to active scanners) carries the name.
 A world can also give either payload as raw hex.
 """
 
@@ -24,6 +24,8 @@ COMPLETE_128BIT_UUIDS = 0x07
 SHORTENED_NAME = 0x08
 COMPLETE_NAME = 0x09
 TX_POWER = 0x0A
+SERVICE_DATA_16BIT = 0x16
+SERVICE_DATA_128BIT = 0x21
 MANUFACTURER_DATA = 0xFF
 LE_GENERAL_DISCOVERABLE = 0x02
 BR_EDR_NOT_SUPPORTED = 0x04
@@ -58,10 +60,20 @@ def advertising_data(peripheral: Peripheral) -> bytes:
         structures.append(ad_structure(COMPLETE_128BIT_UUIDS, listed))
     if peripheral.tx_power is not None:
         structures.append(ad_structure(TX_POWER, peripheral.tx_power.to_bytes(1, "little", signed=True)))
+    for service, data in sorted(peripheral.service_data.items()):
+        structures.append(service_data_structure(service, bytes.fromhex(data)))
     for company, data in sorted(peripheral.manufacturer_data.items()):
         payload = int(company, 16).to_bytes(2, "little") + bytes.fromhex(data)  # company id first, as on air
         structures.append(ad_structure(MANUFACTURER_DATA, payload))
     return _fit(structures, peripheral.address)
+
+
+def service_data_structure(service: str, data: bytes) -> bytes:
+    """AD service data: the service's UUID (16-bit when it is a SIG UUID, else 128-bit), then ``data``."""
+    full = full_uuid(service)
+    if full.endswith(SIG_BASE_SUFFIX) and full.startswith("0000"):
+        return ad_structure(SERVICE_DATA_16BIT, int(full[4:8], 16).to_bytes(2, "little") + data)
+    return ad_structure(SERVICE_DATA_128BIT, uuid_module.UUID(full).bytes[::-1] + data)
 
 
 def scan_response_data(peripheral: Peripheral) -> bytes:

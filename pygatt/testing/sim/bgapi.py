@@ -50,6 +50,7 @@ PRODUCT_ID = 0x0001
 CALL_TIMEOUT_S = 5.0
 JOIN_TIMEOUT_S = 5.0
 IDLE_FRAME_S = 0.5  # a partial command older than this is given up (the decoder resynchronises)
+MAX_RETIRED = 16
 ADDRESS_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 
 
@@ -98,6 +99,9 @@ class SimulatedDongle(Host):
         max_connections: links the firmware allows at once (stock firmware: 3).
         address: the dongle's own Bluetooth address.
         reset_delay_s: how long the port is gone after ``system_reset``.
+        host_confirms_indications: behave like firmware built to leave indication confirmations
+            to the host: indications come as attribute values of type 5, and a stream's next
+            indication waits for ``attclient_indicate_confirm``.
 
     Raises:
         ValueError: a bad address or connection count.
@@ -113,6 +117,7 @@ class SimulatedDongle(Host):
         max_connections: int = 3,
         address: str = "00:07:80:AA:BB:CC",
         reset_delay_s: float = 0.2,
+        host_confirms_indications: bool = False,
     ) -> None:
         if not isinstance(address, str) or not ADDRESS_RE.match(address):
             raise ValueError(f"not a Bluetooth address (want 'XX:XX:XX:XX:XX:XX'): {address!r}")
@@ -126,10 +131,13 @@ class SimulatedDongle(Host):
         self.commands_received: List[Tuple[str, dict]] = []
         self._selector = selectors.DefaultSelector()
         self._scheduler = Scheduler()
-        self._firmware = Firmware(world, self, self._scheduler, max_connections, self.address)
+        self._firmware = Firmware(
+            world, self, self._scheduler, max_connections, self.address, host_confirms_indications
+        )
         self._decoder = FrameDecoder(from_host=True)
         self._idle_timer: Optional[Timer] = None
         self._port: Optional[SimulatedPort] = None
+        self._retired: Deque[SimulatedPort] = deque()  # closed ports whose names stay reserved
         self._published: Optional[str] = None  # the port comports() reports
         self._boot_pending = False
         self._drop_responses = 0
@@ -319,7 +327,10 @@ class SimulatedDongle(Host):
     def _release(self) -> None:
         if self._port is not None:
             self._port.close()
+            self._port.release()
             self._port = None
+        while self._retired:
+            self._retired.popleft().release()
         self._published = None
         self._scheduler.clear()
         self._selector.close()
@@ -345,6 +356,8 @@ class SimulatedDongle(Host):
             self._early.clear()
 
     def _received(self, data: bytes) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("simulated BLED112 read %s", data.hex(" "))
         if self._handle(self._decoder.feed(data)):
             return
         if self._idle_timer is not None:
@@ -382,7 +395,7 @@ class SimulatedDongle(Host):
         self._firmware.reboot()
         self._decoder.reset()
         replacement = type(old)(self._selector, self._scheduler, self._received, self._attached)  # a new name
-        old.close()
+        self._retire(old)
         self._port = replacement
         self._boot_pending = True
         log.info("simulated BLED112: reset; %s is gone, %s appears in %s s", old.name, replacement.name,
@@ -398,11 +411,18 @@ class SimulatedDongle(Host):
         self._published = None
         if self._port is not None:
             log.info("simulated BLED112: %s dies", self._port.name)
-            self._port.close()
+            self._retire(self._port)
             self._port = None
         self._firmware.reboot()
         self._decoder.reset()
         self._boot_pending = True
+
+    def _retire(self, port: SimulatedPort) -> None:
+        """Close ``port``; its name stays reserved while the dongle lives (the last few of them)."""
+        port.close()
+        self._retired.append(port)
+        while len(self._retired) > MAX_RETIRED:
+            self._retired.popleft().release()
 
     def _send_raw(self, data: bytes) -> None:
         if self._port is not None and self._port.attached:

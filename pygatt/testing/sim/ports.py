@@ -10,7 +10,10 @@ driven by its selector and scheduler; nothing blocks.
 - :class:`PtyPort`: ``/dev/pts/N``, opened by the host with ``serial.Serial``. A
   pty master cannot see the slave being opened, so while detached the port
   checks for it every :data:`ATTACH_POLL_S` (the master reports a hang-up while
-  no slave is open).
+  no slave is open). A closed pty is hung up and locked rather than freed
+  where the system allows it (:meth:`PtyPort.release` frees it): its path
+  cannot be opened any more, and its number cannot be handed to another pty
+  that a program still holding the old path would then open by mistake.
 - :class:`SocketPort`: ``socket://127.0.0.1:PORT``, pyserial's URL handler. The
   newest connection is the attached host; an older one is dropped.
 
@@ -23,11 +26,13 @@ from __future__ import annotations
 
 import abc
 import errno
+import fcntl
 import logging
 import os
 import select
 import selectors
 import socket
+import struct
 import tty
 from typing import Callable, List, Optional
 
@@ -40,6 +45,8 @@ ATTACH_SETTLE_S = 0.03
 LOW_WATER = 16 * 1024  # below this backlog the port asks for more output
 HIGH_WATER = 4 * 1024 * 1024  # beyond this, output the host does not read is dropped
 READ_SIZE = 65536
+TIOCVHANGUP = 0x5437  # Linux: hang up a tty (needs CAP_SYS_ADMIN)
+TIOCSPTLCK = 0x40045431  # Linux: lock a pty's slave against opening
 
 
 class SimulatedPort(abc.ABC):
@@ -116,6 +123,10 @@ class SimulatedPort(abc.ABC):
         self._out.clear()
         self._waiting.clear()
         self._close_fds()
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """Free what :meth:`close` kept reserved."""
 
     # -- for subclasses -----------------------------------------------------------------
     @abc.abstractmethod
@@ -271,7 +282,33 @@ class PtyPort(SimulatedPort):
         if self._registered:
             self.selector.unregister(self._master)
             self._registered = False
-        os.close(self._master)
+        if not self._retire():
+            os.close(self._master)
+            self._master = -1
+
+    def _retire(self) -> bool:
+        """Hang the slave up (the host sees the device die) and lock it, keeping the master:
+        the number stays taken until :meth:`release`. False where the system does not allow it.
+        """
+        try:
+            slave = os.open(self._name, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return False
+        try:
+            fcntl.ioctl(slave, TIOCVHANGUP)
+            fcntl.ioctl(self._master, TIOCSPTLCK, struct.pack("i", 1))
+        except OSError as exc:
+            log.debug("simulated port %s: cannot hang up and lock (%s); closing it", self._name, exc)
+            return False
+        finally:
+            os.close(slave)
+        return True
+
+    def release(self) -> None:
+        """Free the pty's number (after :meth:`close`)."""
+        if self.closed and self._master >= 0:
+            os.close(self._master)
+            self._master = -1
 
 
 class SocketPort(SimulatedPort):
@@ -327,6 +364,9 @@ class SocketPort(SimulatedPort):
     def _detach(self) -> None:
         log.debug("simulated port %s: the host disconnected", self._url)
         self._drop_client()
+
+    def release(self) -> None:
+        """Nothing to free: a closed socket port keeps nothing."""
 
     def _close_fds(self) -> None:
         self._drop_client()
