@@ -82,9 +82,11 @@ def test_reader_survives_any_bytes_and_recovers_after_an_idle_gap(
 ) -> None:
     pty, transport, messages, lost = pty_transport
     messages.clear()
+    received = transport.bytes_received
     for start in range(0, len(garbage), cut):
         pty.send(garbage[start : start + cut])
-    time.sleep(0.35)  # an idle line: a partial frame is given up
+    # the line goes idle: once every byte is read, a partial frame is given up
+    assert wait_for(lambda: transport.bytes_received == received + len(garbage) and transport.pending_bytes == 0)
     seen = len(messages)
     stream = b"".join(FRAMES)
     for start in range(0, len(stream), cut):

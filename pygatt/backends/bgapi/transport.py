@@ -83,6 +83,11 @@ class SerialTransport:
         return self._serial is not None and self._lost_reason is None and not self._closing.is_set()
 
     @property
+    def pending_bytes(self) -> int:
+        """Bytes of a frame not complete yet (given up after the line is idle for a moment)."""
+        return self._decoder.pending
+
+    @property
     def dropped_bytes(self) -> int:
         """Bytes the decoder had to throw away to stay in step with the frames."""
         return self._decoder.dropped
@@ -175,8 +180,8 @@ class SerialTransport:
                         log.debug("Line idle with %d bytes of a partial frame; resynchronising", self._decoder.pending)
                         self._deliver_all(self._decoder.expire())
                     continue
-                self.bytes_received += len(data)
                 self._deliver_all(self._decoder.feed(data))
+                self.bytes_received += len(data)  # counted once handled
         except (serial.SerialException, OSError, TypeError, ValueError) as exc:
             # pyserial raises TypeError/ValueError from read() on a port closed under it
             if not self._closing.is_set():
