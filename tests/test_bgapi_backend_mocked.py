@@ -465,11 +465,15 @@ def test_lost_procedure_end_is_a_timeout(device: BGAPIBLEDevice, dongle: FakeDon
     assert device.char_read_handle(3) == bytearray(b"\x64")
 
 
-def test_garbage_on_the_line_is_skipped(device: BGAPIBLEDevice, dongle: FakeDongle) -> None:
+def test_garbage_on_the_line_is_skipped(backend: BGAPIBackend, device: BGAPIBLEDevice, dongle: FakeDongle) -> None:
     dongle.emit(bytes.fromhex("ff 00 13 37 6e 80 00 00 09 09"))
     assert device.char_read_handle(3) == bytearray(b"\x64")
-    dongle.emit(bytes.fromhex("00 06 00 02 01"))  # looks like a header: the idle gap clears it
-    time.sleep(0.3)
+    transport = backend.transport
+    assert transport is not None
+    received = transport.bytes_received
+    dongle.emit(bytes.fromhex("00 06 00 02 01"))  # looks like a header: the idle line clears it
+    assert wait_for(lambda: transport.bytes_received == received + 5 and transport.pending_bytes == 0)
+    assert transport.dropped_bytes >= 5
     assert device.char_read_handle(3) == bytearray(b"\x64")
 
 

@@ -581,6 +581,11 @@ class BGAPIBackend(BLEBackend):
         return self._protocol
 
     @property
+    def transport(self) -> Optional[SerialTransport]:
+        """The open port and its reader (for tests and tools); None before start()."""
+        return self._transport
+
+    @property
     def port_name(self) -> Optional[str]:
         """The port in use, None before start()."""
         transport = self._transport
