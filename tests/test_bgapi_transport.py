@@ -10,6 +10,7 @@ import time
 from typing import Callable, Iterator, List, Tuple
 
 import pytest
+import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -94,6 +95,14 @@ def test_reader_survives_any_bytes_and_recovers_after_an_idle_gap(
     assert wait_for(lambda: len(messages) >= seen + 3)
     assert [m.name for m in messages[seen:]] == [codec.decode_bytes(f).name for f in FRAMES]
     assert lost == [] and transport.is_open
+
+
+def test_a_port_in_use_cannot_be_opened_twice(pty_transport: Opened) -> None:
+    pty, _, _, _ = pty_transport
+    second = SerialTransport(pty.path, lambda m: None, lambda r: None)
+    with pytest.raises(serial.SerialException, match="exclusively lock"):
+        second.open()
+    second.close()
 
 
 def test_a_port_that_dies_is_reported_once(pty_transport: Opened) -> None:

@@ -151,7 +151,9 @@ class BGAPIBackend(BLEBackend):
 
         return open_first(
             candidates,
-            lambda port: SerialTransport(port, self._protocol.handle_message, self._port_lost),
+            lambda port: SerialTransport(
+                port, self._protocol.handle_message, self._port_lost, self._protocol.expects_response
+            ),
             ready,
             lambda transport: self._protocol.detach(),
         )

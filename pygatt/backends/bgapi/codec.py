@@ -23,7 +23,7 @@ import logging
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from pygatt.backends.bgapi.messages import (
     ALL_BONDS,
@@ -151,11 +151,19 @@ class FrameDecoder:
     make the decoder swallow good frames that follow, except when it happens to
     look like the header of a known message: the transport calls :meth:`expire`
     when the line has been idle, which gives up on a partial frame and recovers
-    whatever complete frames sat behind its first byte.
+    whatever complete frames sat behind its first byte. ``expects_response``,
+    when given, narrows responses down to those a command is waiting for, so
+    garbage that looks like any other response header is skipped at once.
+
+    Args:
+        from_host: see above.
+        expects_response: ``expects_response(class, id)`` is True when a response
+            with that class and id is awaited (None: every response is plausible).
     """
 
-    def __init__(self, from_host: bool = False) -> None:
+    def __init__(self, from_host: bool = False, expects_response: Optional[Callable[[int, int], bool]] = None) -> None:
         self._buffer = bytearray()
+        self._expects_response = None if from_host else expects_response
         # what can arrive: events (only from a dongle) and commands (from a host) or responses (from a dongle)
         self._events = {} if from_host else by_id(Kind.EVENT)
         self._others = by_id(Kind.COMMAND if from_host else Kind.RESPONSE)
@@ -202,6 +210,9 @@ class FrameDecoder:
             spec = (self._events if is_event else self._others).get((msg_class, msg_id))
             if spec is None or not spec.payload_size_ok(size):
                 self._drop(1)
+                continue
+            if not is_event and self._expects_response is not None and not self._expects_response(msg_class, msg_id):
+                self._drop(1)  # a response nobody waits for: line noise that looks like a header
                 continue
             if len(buf) < HEADER_SIZE + size:
                 break
