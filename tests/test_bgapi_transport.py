@@ -39,16 +39,15 @@ class Pty:
         self.master, slave = os.openpty()
         self.path = os.ttyname(slave)
         self._slave = slave  # kept open so the master never sees a hang-up between host opens
+        self._fds_open = True
 
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
 
     def close(self) -> None:
-        for fd in (self.master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        fds, self._fds_open = (self.master, self._slave) if self._fds_open else (), False
+        for fd in fds:  # once only: a second close could hit a descriptor number reused meanwhile
+            os.close(fd)
 
 
 Opened = Tuple[Pty, SerialTransport, List[codec.Message], List[str]]
