@@ -188,17 +188,18 @@ class BLEDevice:
         key = validate.characteristic_uuid(uuid)
         return bytearray(self._require_link().read_uuid(key, self._timeout(timeout, "read_uuid")))
 
-    def char_read_handle(self, handle: int, *, timeout: Optional[float] = None) -> bytearray:
+    def char_read_handle(self, uuid: int, *, timeout: Optional[float] = None) -> bytearray:
         """Read a characteristic by handle.
 
         Args:
-            handle: the attribute handle to read.
+            uuid: the attribute handle to read (the parameter keeps the name it has in
+                pygatt 5.0.0's base class; backends' devices call it ``handle``).
             timeout: seconds to wait; None for the backend's default.
 
         Returns:
             The value.
         """
-        handle = validate.handle(handle)
+        handle = validate.handle(uuid, "handle")
         return bytearray(self._require_link().read_handle(handle, self._timeout(timeout, "read")))
 
     def char_read_long(self, uuid: UUIDLike, *, timeout: Optional[float] = None) -> bytearray:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Deque, Optional, Tuple
 log = logging.getLogger(__name__)
 
 #: Notifications that may wait for the callback thread before new ones are dropped.
-DEFAULT_MAX_PENDING = 100_000
+DEFAULT_MAX_PENDING = 10_000
 #: After the first dropped notification, one log line per this many more.
 DROP_LOG_EVERY = 10_000
 

@@ -1,56 +1,21 @@
-"""Shared fixtures: a backend wired to the mocked pexpect child."""
+"""Shared fixtures: a backend wired to the mocked gatttool child."""
 
 from __future__ import annotations
 
 import threading
-import time
-from typing import Callable, Iterator, List
+from typing import Iterator
 from unittest import mock
 
 import pytest
 
 import pygatt
-from tests.fake_child import FakeGatttool
-
-ADDRESS = "C4:7C:8D:6A:3E:01"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
-
-
-class FakeFactory:
-    """Replaces pexpect.spawn: each spawn gets a fresh FakeGatttool."""
-
-    def __init__(self) -> None:
-        self.children: List[FakeGatttool] = []
-        self.argv: List[List[str]] = []
-        self.kwargs: List[dict] = []
-        self.configure = lambda child: None
-
-    def __call__(self, command: str, args: List[str], **kwargs: object) -> FakeGatttool:
-        child = FakeGatttool(ADDRESS)
-        self.configure(child)
-        self.children.append(child)
-        self.argv.append([command, *args])
-        self.kwargs.append(dict(kwargs))
-        return child
-
-    @property
-    def child(self) -> FakeGatttool:
-        return self.children[-1]
+from tests.helpers import ADDRESS, FakeFactory
 
 
 @pytest.fixture
 def fake_spawn() -> Iterator[FakeFactory]:
     factory = FakeFactory()
-    with mock.patch("pexpect.spawn", new=factory):
+    with mock.patch("pygatt.backends.gatttool.process.spawn_on_pty", new=factory):
         yield factory
 
 

@@ -1,7 +1,7 @@
 """A mocked pexpect child that answers like ``gatttool -I`` (BlueZ 5.66, TERM=dumb).
 
-It replaces ``pexpect.spawn`` in unit tests: the library's reader thread calls
-``read_nonblocking`` and gets the bytes queued here; ``sendline`` echoes the
+It replaces the spawn function of :mod:`pygatt.backends.gatttool.process` in
+unit tests: the library's reader thread calls ``read`` and gets the text queued here; ``sendline`` echoes the
 command and queues gatttool's answer, formatted as in shared/gatttool-output.md.
 It only proves what it assumes: the simulator tests check the same paths
 through a real pty.
@@ -12,8 +12,6 @@ from __future__ import annotations
 import queue
 import threading
 from typing import Dict, List, Optional
-
-import pexpect
 
 RED = "\x1b[0;91m"
 BLUE = "\x1b[0;94m"
@@ -55,6 +53,8 @@ class FakeGatttool:
         self.connect_result = "ok"  # "ok", "refused", "silent"
         self.answer = True  # False: swallow GATT requests (for timeouts)
         self.mtu = 23
+        self.sec_level = "low"
+        self.read_sizes: set = set()
         self.extra_uuid_matches = 0
         self.hidden_from_desc: set = set()
         self._queue: queue.Queue[object] = queue.Queue()
@@ -123,22 +123,26 @@ class FakeGatttool:
             self.exitstatus = 0
         self._queue.put(_EOF)
 
-    # -- the pexpect child interface ----------------------------------------------
-    def read_nonblocking(self, size: int = 1, timeout: Optional[float] = -1) -> str:
-        item = self._queue.get(timeout=None if timeout in (None, -1) else timeout)
+    # -- the child interface of pygatt.backends.gatttool.process.Child ------------
+    def read(self, size: int) -> str:
+        self.read_sizes.add(size)
+        item = self._queue.get()
         if item is _EOF:
             self._queue.put(_EOF)
-            raise pexpect.EOF("fake gatttool exited")
+            return ""
         return str(item)
 
     def isalive(self) -> bool:
         return self.alive
 
-    def kill(self, sig: int) -> None:
-        self.signalstatus = sig
+    def kill(self) -> None:
+        self.signalstatus = 9
         self.die()
 
-    def close(self, force: bool = True) -> None:
+    def wait(self, timeout: float) -> bool:
+        return not self.alive
+
+    def close(self) -> None:
         self.die()
 
     def sendline(self, line: str) -> int:
@@ -185,6 +189,10 @@ class FakeGatttool:
         self._out(self.prompt())
 
     def cmd_sec_level(self, args: List[str]) -> None:
+        if not args:  # a query: answered synchronously, before the next prompt
+            self.sync(f"sec-level: {self.sec_level}")
+            return
+        self.sec_level = args[0]
         self._out(self.prompt())
 
     def cmd_mtu(self, args: List[str]) -> None:

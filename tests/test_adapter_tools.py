@@ -17,7 +17,7 @@ import pytest
 import pygatt
 from pygatt import exceptions
 from pygatt.backends.gatttool.tools import ToolCommands
-from tests.conftest import ADDRESS
+from tests.helpers import ADDRESS
 
 LESCAN = """#!/bin/sh
 echo "$@" > "{log}"

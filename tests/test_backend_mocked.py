@@ -13,7 +13,7 @@ import pygatt
 from pygatt import exceptions
 from pygatt.backends import BLEAddressType
 from pygatt.util import uuid16_to_uuid
-from tests.conftest import ADDRESS, wait_for
+from tests.helpers import ADDRESS, wait_for
 
 HR = uuid16_to_uuid(0x2A37)
 BATTERY = uuid16_to_uuid(0x2A19)
@@ -25,7 +25,6 @@ def test_start_spawns_gatttool_interactive_on_the_hci_device(fake_spawn):
     try:
         assert fake_spawn.argv[0] == ["gatttool", "--sec-level", "low", "-i", "hci1", "-I"]
         assert fake_spawn.kwargs[0]["env"]["TERM"] == "dumb"
-        assert fake_spawn.child.delaybeforesend is None  # pexpect's default sleeps 50 ms per send
     finally:
         backend.stop()
 

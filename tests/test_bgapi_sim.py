@@ -26,7 +26,7 @@ from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, Wo
 from pygatt.testing.sim.advertising import advertising_data, scan_response_data
 from pygatt.testing.sim.bgapi import SimulatedDongle
 from pygatt.testing.world import att_error_code
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.simulator
 
@@ -54,7 +54,7 @@ def world_dict() -> dict:
                 "address": SENSOR,
                 "name": "Sensor",
                 "rssi": -50,
-                "manufacturer_data": "4c0002",
+                "manufacturer_data": {"004c": "02"},
                 "services": [
                     {
                         "uuid": "180d",
@@ -666,6 +666,13 @@ def test_host_garbage_and_split_frames(host: Client, dongle: SimulatedDongle) ->
     assert [name for name, _ in dongle.commands_received] == ["gap_end_procedure", "attclient_read_by_handle"]
 
 
+def test_a_partial_frame_is_given_up_when_the_line_goes_quiet(host: Client) -> None:
+    # a header promising 5 bytes, then a whole command: the command completes the "frame" only
+    # if the dongle waits forever; it answers once the partial frame is given up
+    host.port.write(bytes.fromhex("00 05 04 03") + bytes.fromhex("00 00 06 04"))
+    assert host.raw(6) == bytes.fromhex("00 02 06 04 81 01")
+
+
 def test_host_reopening_the_port_gets_fresh_answers(dongle: SimulatedDongle, host: Client, kind: str) -> None:
     device = dongle.comports()[0].device
     host.port.close()
@@ -748,6 +755,8 @@ def test_cli_prints_the_port_and_serves_it(option: List[str]) -> None:
         if child.poll() is None:
             child.kill()
             child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 # -- the world's BGAPI fields ---------------------------------------------------------------------------
@@ -755,10 +764,10 @@ def test_cli_prints_the_port_and_serves_it(option: List[str]) -> None:
 
 def test_old_worlds_load_and_new_fields_have_defaults() -> None:
     peripheral = load_world("heart-rate").peripherals[0]
-    assert peripheral.advertised_services is None and peripheral.manufacturer_data is None
+    assert peripheral.advertised_services is None and peripheral.manufacturer_data == {}
     assert peripheral.advertising_interval_s == 0.1 and peripheral.connect_error_code is None
     assert att_error_code(2) == 2 and att_error_code("Attribute can't be read") == 2
-    assert att_error_code("something else") == 0x0E and att_error_code(None) is None
+    assert att_error_code("something else") == 0x12 and att_error_code(None) is None
 
 
 def test_raw_advertising_data_from_the_world(host: Client, world: World) -> None:
@@ -828,16 +837,31 @@ def test_a_bonded_peripheral_encrypts_with_its_bond(kind: str) -> None:
         host.port.close()
 
 
-def test_indicate_confirm_answers(linked: Client) -> None:
-    assert linked.request("attclient_indicate_confirm", connection=0)["result"] == 0
+def test_indicate_confirm_with_nothing_to_confirm(linked: Client) -> None:
+    assert linked.request("attclient_indicate_confirm", connection=0)["result"] == 0x0181
     assert linked.request("attclient_indicate_confirm", connection=5)["result"] == 0x0186
+
+
+def test_indications_left_to_the_host_wait_for_its_confirmation(world: World, kind: str) -> None:
+    with SimulatedDongle(world, host_confirms_indications=True) as dongle:
+        host = Client(open_port(serve(dongle, kind)))
+        host.connect(SENSOR)
+        host.request("attclient_attribute_write", connection=0, atthandle=4, data=b"\x02\x00")
+        host.expect("attclient_procedure_completed", result=0, chrhandle=4)
+        for value in (b"\x00\x3c", b"\x00\x3d", b"\x00\x3e"):
+            host.expect("attclient_attribute_value", atthandle=3, type=5, value=value)
+            # nothing more comes until the host confirms: the next answer is the address
+            assert host.request("system_address_get")["address"] == "00:07:80:AA:BB:CC"
+            assert host.request("attclient_indicate_confirm", connection=0)["result"] == 0
+        assert host.request("attclient_indicate_confirm", connection=0)["result"] == 0x0181
+        host.port.close()
 
 
 def test_advertising_data_that_does_not_fit_is_left_out() -> None:
     peripheral = Peripheral(
         address=SENSOR,
         name="A name much longer than thirty-one bytes",
-        manufacturer_data="00" * 30,
+        manufacturer_data={"0000": "00" * 28},
         advertised_services=["180d", "180f"],
     )
     data = advertising_data(peripheral)

@@ -22,7 +22,7 @@ from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World, load_world
 from pygatt.testing.sim.bgapi import SimulatedDongle
 from pygatt.util import uuid16_to_uuid
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.simulator
 

@@ -37,7 +37,7 @@ from pygatt.exceptions import (
     ToolError,
 )
 from pygatt.testing import example_world_path
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD: Dict[str, Any] = json.loads(example_world_path("heart-rate").read_text())
@@ -345,7 +345,7 @@ def test_subscribe_link_lost_exits_3(capsys, tmp_path):
 
 def test_scan_permission_problem_exits_5(capsys, tmp_path):
     world = world_file(tmp_path, lambda w: w["adapter"].update(scan_error="permission"))
-    status, out, err = run(capsys, f"--simulate={world}", "scan", "--timeout", "0.5")
+    status, out, err = run(capsys, f"--simulate={world}", "scan", "--timeout", "5")
     assert (status, out) == (5, "") and "lacks permissions" in err and err.count("\n") == 1
 
 

@@ -19,7 +19,7 @@ from pygatt.backends import BLEAddressType
 from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World, load_world
 from pygatt.util import uuid16_to_uuid
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.simulator
 
@@ -77,8 +77,8 @@ def test_scan_permission_error(make_backend):
 
 def test_connect_public_and_random(make_backend):
     backend = make_backend()
-    device = backend.connect(HR_ADDRESS)
-    other = backend.connect(RANDOM_ADDRESS, address_type=BLEAddressType.random)
+    device = backend.connect(HR_ADDRESS, timeout=15)
+    other = backend.connect(RANDOM_ADDRESS, address_type=BLEAddressType.random, timeout=15)
     assert device.char_read_handle(0x0003) == bytearray(b"Pulse HR")
     assert other.char_read_handle(0x0003) == bytearray([0x21])
 

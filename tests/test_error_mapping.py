@@ -10,7 +10,7 @@ from pygatt import exceptions
 from pygatt.backends.gatttool import external
 from pygatt.backends.gatttool.errors import ATT_EXCEPTIONS
 from pygatt.backends.gatttool.parser import ATT_ERRORS
-from tests.conftest import ADDRESS
+from tests.helpers import ADDRESS
 
 
 @pytest.mark.parametrize("text, code", sorted(ATT_ERRORS.items(), key=lambda item: item[1]))

@@ -15,7 +15,7 @@ import pygatt
 from pygatt import exceptions
 from pygatt.backends.gatttool import parser as p
 from pygatt.backends.gatttool.tools import ToolCommands
-from tests.conftest import ADDRESS, wait_for
+from tests.helpers import ADDRESS, wait_for
 from tests.test_backend_mocked import HR
 
 # -- process death at every stage ---------------------------------------------------

@@ -10,7 +10,7 @@ import pygatt
 from pygatt import validate
 from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.util import uuid16_to_uuid
-from tests.conftest import ADDRESS
+from tests.helpers import ADDRESS
 
 
 def test_uuid16_to_uuid():

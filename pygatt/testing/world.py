@@ -29,16 +29,26 @@ ATT_ERROR_TEXTS = {
     0x01: "Invalid handle",
     0x02: "Attribute can't be read",
     0x03: "Attribute can't be written",
+    0x04: "Attribute PDU was invalid",
     0x05: "Attribute requires authentication before read/write",
     0x06: "Server doesn't support the request received",
     0x07: "Offset past the end of the attribute",
     0x08: "Attribute requires authorization before read/write",
+    0x09: "Too many prepare writes have been queued",
     0x0A: "No attribute found within the given range",
+    0x0B: "Attribute can't be read/written using Read Blob Req",
+    0x0C: "Encryption Key Size is insufficient",
     0x0D: "Attribute value length is invalid",
     0x0E: "Request attribute has encountered an unlikely error",
     0x0F: "Encryption required before read/write",
+    0x10: "Attribute type is not a supported grouping attribute",
     0x11: "Insufficient Resources to complete the request",
+    0x80: "Internal application error: I/O",
+    0x81: "A timeout occurred",  # spelled so by BlueZ 5.66 (seen on the real gatttool)
+    0x82: "The operation was aborted",
 }
+#: An error code gatttool has no words for (it prints "Unexpected error code").
+UNNAMED_ATT_ERROR = 0x12
 PRIMARY_SERVICE = "2800"
 CHARACTERISTIC_DECLARATION = "2803"
 CCCD = "2902"
@@ -52,21 +62,28 @@ def full_uuid(text: str) -> str:
     return str(uuid_module.UUID(text))
 
 
-def att_error_code(error: Union[None, int, str]) -> Optional[int]:
-    """An ATT error given as a code or as gatttool's text, as its code (an unknown text: 0x0E)."""
-    if error is None or isinstance(error, int):
-        return error
-    for code, text in ATT_ERROR_TEXTS.items():
-        if text == error:
-            return code
-    return 0x0E
-
-
 def att_error_text(error: Union[None, int, str]) -> Optional[str]:
     """An ATT error given as a code or as gatttool's text, as gatttool's text."""
     if error is None or isinstance(error, str):
         return error
     return ATT_ERROR_TEXTS.get(error, "Unexpected error code")
+
+
+def att_error_code(error: Union[None, int, str]) -> Optional[int]:
+    """An ATT error given as a code or as gatttool's text, as the code a peripheral sends.
+
+    Args:
+        error: None, a code, or one of gatttool's error texts.
+
+    Returns:
+        The code; text gatttool has no code for becomes 0x12 (an unnamed code).
+    """
+    if error is None or isinstance(error, int):
+        return error
+    for code, text in ATT_ERROR_TEXTS.items():
+        if text == error:
+            return code
+    return UNNAMED_ATT_ERROR
 
 
 @dataclass
@@ -148,16 +165,23 @@ class Peripheral:
     response_delay_s: float = 0.0
     disconnect_after_ops: Optional[int] = None
     disconnect_after_s: Optional[float] = None
+    disconnect_after_notifications: Optional[int] = None  # drop each link after sending this many
     sec_level_error: Optional[str] = None
     bonded: bool = False
     services: List[Service] = field(default_factory=list)
-    # What a BGAPI dongle sees (optional; the simulated gatttool ignores them):
-    advertised_services: Optional[List[str]] = None  # None: the services but 1800/1801
-    manufacturer_data: Optional[str] = None  # hex, company id first (little-endian), as on air
+    # What the simulated dongles and org.bluez advertise (optional; the simulated gatttool ignores them):
+    advertised_services: Optional[List[str]] = None  # service UUIDs in the advertisement; None: all but 1800/1801
+    manufacturer_data: Dict[str, str] = field(default_factory=dict)  # company id (hex) -> hex data
+    service_data: Dict[str, str] = field(default_factory=dict)  # service UUID -> hex data
     tx_power: Optional[int] = None  # dBm, advertised when set
     advertising_data: Optional[str] = None  # raw AD structures (hex), replaces the generated advertisement
     scan_response_data: Optional[str] = None  # raw AD structures (hex), replaces the generated scan response
     advertising_interval_s: float = 0.1
+    # pairing, as the simulated org.bluez asks its agent
+    pairing: str = "just-works"  # "just-works", "confirm", "passkey" or "display": what Pair asks the agent
+    passkey: int = 123456  # the passkey "passkey" pairing expects and "confirm"/"display" show
+    pair_error: Optional[str] = None  # an org.bluez.Error short name Pair fails with, e.g. "AuthenticationFailed"
+    # what a BGAPI dongle reports for failures
     connect_error_code: Optional[int] = None  # BGAPI reason of a failed connect (0x023E when connect_error is set)
     bond_error_code: Optional[int] = None  # BGAPI/SMP code of a failed bonding (0x0305 when sec_level_error is set)
 
@@ -168,6 +192,7 @@ class Adapter:
 
     name: str = "hci0"
     present: bool = True
+    address: str = "00:1A:7D:DA:71:13"  # the adapter's own address (simulated org.bluez)
     scan_error: Optional[str] = None  # None, "permission", "busy", "no-device"
     reset_error: Optional[str] = None
 
@@ -232,6 +257,8 @@ class Attribute:
     write_error: Optional[str] = None
     characteristic: Optional[Characteristic] = None  # the value attribute's characteristic
     cccd_of: Optional[int] = None  # for a CCCD: the value handle it configures
+    read_error_code: Optional[int] = None  # the ATT code of read_error
+    write_error_code: Optional[int] = None  # the ATT code of write_error
 
 
 @dataclass
@@ -263,7 +290,9 @@ def layout(peripheral: Peripheral) -> Layout:
         for characteristic in service.characteristics:
             bits = characteristic.property_bits
             char_uuid = full_uuid(characteristic.uuid)
-            attributes[handle] = Attribute(handle, full_uuid(CHARACTERISTIC_DECLARATION), bytearray([bits]))
+            # properties, value handle, UUID: what a Read or Read By Type of the declaration returns
+            declaration = bytes([bits]) + (handle + 1).to_bytes(2, "little") + _uuid_bytes(characteristic.uuid)
+            attributes[handle] = Attribute(handle, full_uuid(CHARACTERISTIC_DECLARATION), bytearray(declaration))
             characteristics.append((handle, bits, handle + 1, char_uuid))
             value_handle = handle + 1
             attributes[value_handle] = Attribute(
@@ -275,6 +304,8 @@ def layout(peripheral: Peripheral) -> Layout:
                 read_error=att_error_text(characteristic.read_error),
                 write_error=att_error_text(characteristic.write_error),
                 characteristic=characteristic,
+                read_error_code=att_error_code(characteristic.read_error),
+                write_error_code=att_error_code(characteristic.write_error),
             )
             handle += 2
             if bits & 0x30 and characteristic.cccd:
@@ -290,7 +321,8 @@ def layout(peripheral: Peripheral) -> Layout:
 
 
 def _uuid_bytes(text: str) -> bytes:
-    text = text.strip().lower()
-    if len(text) == 4:
-        return int(text, 16).to_bytes(2, "little")
-    return uuid_module.UUID(full_uuid(text)).bytes[::-1]
+    """A UUID as ATT carries it: 2 bytes for a Bluetooth base UUID, else 16 (little-endian)."""
+    full = full_uuid(text)
+    if full.startswith("0000") and full.endswith("-0000-1000-8000-00805f9b34fb"):
+        return int(full[4:8], 16).to_bytes(2, "little")
+    return uuid_module.UUID(full).bytes[::-1]

@@ -52,7 +52,7 @@ __all__ = ["GATTToolBackend", "DEFAULT_RECONNECT_DELAY", "DEFAULT_CONNECT_TIMEOU
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _device_optional(func: F) -> F:
+def _device_optional(func: F, known: bool = False) -> F:
     """Let a GATT method take its device first, by keyword, or not at all.
 
     pygatt 5.0.0's backend methods took the device first while ``inspect`` showed
@@ -67,7 +67,7 @@ def _device_optional(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(self: GATTToolBackend, *args: Any, **kwargs: Any) -> Any:
-        device, args = self._device_for_call(func.__name__, args, kwargs)
+        device, args = self._device_for_call(func.__name__, args, kwargs, known)
         return func(self, device, *args, **kwargs)
 
     wrapper.__signature__ = public  # type: ignore[attr-defined]
@@ -315,9 +315,12 @@ class GATTToolBackend(BLEBackend):
     # -- which device a call is about ----------------------------------------------
 
     def _device_for_call(
-        self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any]
+        self, method: str, args: Tuple[Any, ...], kwargs: Dict[str, Any], known: bool = False
     ) -> Tuple[GATTToolBLEDevice, Tuple[Any, ...]]:
         """The device a device-first method acts on, and the remaining positional arguments.
+
+        ``known`` widens the choice from the connected devices to every device this
+        backend connected and that was not disconnected on purpose (for reconnect).
 
         Raises:
             TypeError: both ``device`` and ``connected_device`` given.
@@ -333,15 +336,17 @@ class GATTToolBackend(BLEBackend):
         if given is None and args and isinstance(args[0], BLEDevice):
             given, args = args[0], args[1:]
         with self._lock:
+            candidates = list(self._options if known else self._links)
             if given is not None:
-                if given in self._links:
+                if given in candidates:
                     return given, args
                 if isinstance(given, GATTToolBLEDevice) and given.backend is self:
                     raise NotConnectedError(f"Device {given.address} is not connected")
                 raise NotConnectedError(f"{given!r} is not a device connected through this backend")
-            devices = list(self._links)
+            devices = candidates
         if not devices:
-            raise NotConnectedError(f"{method}(): no device is connected through this backend")
+            what = "was" if known else "is"
+            raise NotConnectedError(f"{method}(): no device {what} connected through this backend")
         if len(devices) > 1:
             raise BLEError(
                 f"{method}(): several devices are connected ("
@@ -436,6 +441,9 @@ class GATTToolBackend(BLEBackend):
         """Disconnect from the device. Its gatttool process is kept for the next connect."""
         link = self._forget(device)
         device.auto_reconnect = False
+        device.link_down()
+        with self._lock:
+            self._options.pop(device, None)
         if link is None:
             return
         link.disconnect(DISCONNECT_TIMEOUT_S)
@@ -449,6 +457,7 @@ class GATTToolBackend(BLEBackend):
                 self._device_of.pop(link.session, None)
         return link
 
+    @functools.partial(_device_optional, known=True)
     def reconnect(self, device: GATTToolBLEDevice, timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
         """Connect a device again after its link dropped, and resubscribe.
 
@@ -462,8 +471,6 @@ class GATTToolBackend(BLEBackend):
         Raises:
             NotConnectedError: the connection failed.
         """
-        if not isinstance(device, GATTToolBLEDevice) or device.backend is not self:
-            raise NotConnectedError(f"{device!r} is not a device of this backend")
         deadline = Deadline(validate.positive_timeout(timeout))
         with self._lock:
             if not self._running:
@@ -495,6 +502,8 @@ class GATTToolBackend(BLEBackend):
         self._forget(device)
         if session.alive:
             self._pool.give_back(session)
+        else:
+            session.close()  # reap the process and release its terminal
         device.link_lost(why)
         if device.auto_reconnect and self._running:
             options = self._options.get(device)

@@ -194,6 +194,7 @@ ATT_ERRORS: Dict[str, int] = {
     "Insufficient Resources to complete the request": 0x11,
     "Internal application error: I/O": 0x80,
     "A timeout occured": 0x81,
+    "A timeout occurred": 0x81,  # BlueZ 5.66's spelling
     "The operation was aborted": 0x82,
     "Unexpected error code": 0xFF,
 }

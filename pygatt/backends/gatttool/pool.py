@@ -61,7 +61,10 @@ class SessionPool:
             if not self._open:
                 raise NotConnectedError("The backend is stopped")
             session, self._spare = self._spare, None
-        if session is None or not session.alive:
+        if session is not None and not session.alive:
+            session.close()  # it died while idle: reap it
+            session = None
+        if session is None:
             session = self._factory(timeout)
         with self._lock:
             if not self._open:

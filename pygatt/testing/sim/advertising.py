@@ -58,8 +58,9 @@ def advertising_data(peripheral: Peripheral) -> bytes:
         structures.append(ad_structure(COMPLETE_128BIT_UUIDS, listed))
     if peripheral.tx_power is not None:
         structures.append(ad_structure(TX_POWER, peripheral.tx_power.to_bytes(1, "little", signed=True)))
-    if peripheral.manufacturer_data is not None:
-        structures.append(ad_structure(MANUFACTURER_DATA, bytes.fromhex(peripheral.manufacturer_data)))
+    for company, data in sorted(peripheral.manufacturer_data.items()):
+        payload = int(company, 16).to_bytes(2, "little") + bytes.fromhex(data)  # company id first, as on air
+        structures.append(ad_structure(MANUFACTURER_DATA, payload))
     return _fit(structures, peripheral.address)
 
 

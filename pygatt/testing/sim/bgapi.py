@@ -98,6 +98,9 @@ class SimulatedDongle(Host):
         max_connections: links the firmware allows at once (stock firmware: 3).
         address: the dongle's own Bluetooth address.
         reset_delay_s: how long the port is gone after ``system_reset``.
+        host_confirms_indications: behave like firmware built to leave indication confirmations
+            to the host: indications come as attribute values of type 5, and a stream's next
+            indication waits for ``attclient_indicate_confirm``.
 
     Raises:
         ValueError: a bad address or connection count.
@@ -113,6 +116,7 @@ class SimulatedDongle(Host):
         max_connections: int = 3,
         address: str = "00:07:80:AA:BB:CC",
         reset_delay_s: float = 0.2,
+        host_confirms_indications: bool = False,
     ) -> None:
         if not isinstance(address, str) or not ADDRESS_RE.match(address):
             raise ValueError(f"not a Bluetooth address (want 'XX:XX:XX:XX:XX:XX'): {address!r}")
@@ -126,7 +130,9 @@ class SimulatedDongle(Host):
         self.commands_received: List[Tuple[str, dict]] = []
         self._selector = selectors.DefaultSelector()
         self._scheduler = Scheduler()
-        self._firmware = Firmware(world, self, self._scheduler, max_connections, self.address)
+        self._firmware = Firmware(
+            world, self, self._scheduler, max_connections, self.address, host_confirms_indications
+        )
         self._decoder = FrameDecoder(from_host=True)
         self._idle_timer: Optional[Timer] = None
         self._port: Optional[SimulatedPort] = None
@@ -345,6 +351,8 @@ class SimulatedDongle(Host):
             self._early.clear()
 
     def _received(self, data: bytes) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("simulated BLED112 read %s", data.hex(" "))
         if self._handle(self._decoder.feed(data)):
             return
         if self._idle_timer is not None:

@@ -92,9 +92,18 @@ class Firmware:
         scheduler: the simulator loop's timers.
         max_connections: links the firmware allows at once (stock BLED112 firmware: 3).
         address: the dongle's own Bluetooth address.
+        host_confirms_indications: firmware built to leave indication confirmations to the host.
     """
 
-    def __init__(self, world: World, host: Host, scheduler: Scheduler, max_connections: int, address: str) -> None:
+    def __init__(
+        self,
+        world: World,
+        host: Host,
+        scheduler: Scheduler,
+        max_connections: int,
+        address: str,
+        host_confirms_indications: bool = False,
+    ) -> None:
         self.world = world
         self.host = host
         self.scheduler = scheduler
@@ -105,11 +114,12 @@ class Firmware:
             if peripheral.bonded:
                 self._new_bond(peripheral.address)
         self.tables: Dict[str, Layout] = {}  # peripherals keep their values while the dongle runs
-        self.att = AttClient(host, self.later, lambda: self.connections, self._drop)
+        self.epoch = 0
+        self.att = AttClient(host, self.later, lambda: self.connections, self._drop, host_confirms_indications)
         self._power_on()
 
     def _power_on(self) -> None:
-        self.epoch = getattr(self, "epoch", 0) + 1
+        self.epoch += 1
         self.connections: Dict[int, Connection] = {}
         self.pending: Optional[PendingConnect] = None
         self.scanning = False
@@ -154,13 +164,16 @@ class Firmware:
         self.host.event("system_boot", **BOOT)
 
     def cmd_system_address_get(self) -> None:
+        """The dongle's own address."""
         self.host.respond("system_address_get", address=self.address)
 
     def cmd_system_get_connections(self) -> None:
+        """How many links the firmware allows."""
         self.host.respond("system_get_connections", maxconn=self.max_connections)
 
     # -- GAP ---------------------------------------------------------------------------
     def cmd_gap_set_mode(self, discover: int, connect: int) -> None:
+        """Advertising mode of the dongle itself (stored; the dongle does not advertise)."""
         if discover > 4 or connect > 3:
             self.host.respond("gap_set_mode", result=INVALID_PARAMETER)
             return
@@ -168,6 +181,7 @@ class Firmware:
         self.host.respond("gap_set_mode", result=SUCCESS)
 
     def cmd_gap_set_scan_parameters(self, scan_interval: int, scan_window: int, active: int) -> None:
+        """Scan interval and window (checked) and active scanning (scan responses)."""
         if self.scanning:
             result = WRONG_STATE
         elif not (4 <= scan_window <= scan_interval <= 0x4000) or active > 1:
@@ -178,6 +192,7 @@ class Firmware:
         self.host.respond("gap_set_scan_parameters", result=result)
 
     def cmd_gap_discover(self, mode: int) -> None:
+        """Start scanning: gap_scan_response events until gap_end_procedure."""
         if mode > 2:
             result = INVALID_PARAMETER
         elif self.scanning or self.pending is not None or self.world.adapter.scan_error:
@@ -216,6 +231,7 @@ class Firmware:
             self.host.event("gap_scan_response", packet_type=SCAN_RESPONSE, data=response, **common)
 
     def cmd_gap_end_procedure(self) -> None:
+        """End the scan or the connect attempt; 0x0181 when neither runs."""
         if self.scanning:
             self.scanning = False
             result = SUCCESS
@@ -236,6 +252,8 @@ class Firmware:
         timeout: int,
         latency: int,
     ) -> None:
+        """Connect: connection_status after the peripheral's connect delay, or keep trying."""
+
         def refuse(result: int) -> None:
             self.host.respond("gap_connect_direct", result=result, connection_handle=0)
 
@@ -325,12 +343,14 @@ class Firmware:
 
     # -- connections -----------------------------------------------------------------
     def cmd_connection_disconnect(self, connection: int) -> None:
+        """End a link: connection_disconnected with 0x0216 follows."""
         link = self.connections.get(connection)
         self.host.respond("connection_disconnect", connection=connection, result=SUCCESS if link else NOT_CONNECTED)
         if link is not None:
             self._drop(link, LOCAL_HOST_TERMINATED)
 
     def cmd_connection_get_rssi(self, connection: int) -> None:
+        """The link's RSSI (0 for an unknown handle)."""
         link = self.connections.get(connection)
         rssi = max(-128, min(127, link.peripheral.rssi)) if link else 0
         self.host.respond("connection_get_rssi", connection=connection, rssi=rssi)
@@ -357,10 +377,12 @@ class Firmware:
 
     # -- security manager -------------------------------------------------------------
     def cmd_sm_set_bondable_mode(self, bondable: int) -> None:
+        """Whether encryption with bonding=1 stores a bond (empty response)."""
         self.bondable = bool(bondable)
         self.host.respond("sm_set_bondable_mode")
 
     def cmd_sm_encrypt_start(self, handle: int, bonding: int) -> None:
+        """Encrypt a link: sm_bond_status for a new bond, then connection_status; or sm_bonding_fail."""
         link = self.connections.get(handle)
         self.host.respond("sm_encrypt_start", handle=handle, result=SUCCESS if link else NOT_CONNECTED)
         if link is not None:
@@ -383,12 +405,14 @@ class Firmware:
         self._status(link, CONNECTED | ENCRYPTED)
 
     def cmd_sm_get_bonds(self) -> None:
+        """The number of bonds, then one sm_bond_status each."""
         present = [index for index, address in enumerate(self.bonds) if address is not None]
         self.host.respond("sm_get_bonds", bonds=len(present))
         for index in present:
             self.later(0.0, self._bond_reporter(index))
 
     def cmd_sm_delete_bonding(self, handle: int) -> None:
+        """Delete one bond, or all with 0xFF."""
         if handle == 0xFF:
             self.bonds = [None] * MAX_BONDS
             result = SUCCESS

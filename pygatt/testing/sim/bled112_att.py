@@ -4,7 +4,10 @@ Every procedure answers against the peripheral's attribute table after its
 ``response_delay_s``: attribute values (type 0 read, 4 read blob, 1 notify,
 2 indicate), ``attclient_procedure_completed`` with 0 or ``0x0400 + ATT error``.
 One procedure runs at a time per link (another is refused with 0x0181);
-``attclient_write_command`` is not a procedure.
+``attclient_write_command`` is not a procedure. The firmware confirms
+indications itself, unless it is built to leave that to the host: then they
+come as type 5 and a stream's next indication waits for
+``attclient_indicate_confirm``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .bled112_link import (
     REMOTE_USER_TERMINATED,
     SUCCESS,
     VALUE_INDICATE,
+    VALUE_INDICATE_RSP_REQ,
     VALUE_NOTIFY,
     VALUE_READ,
     VALUE_READ_BLOB,
@@ -54,6 +58,7 @@ class AttClient:
         later: schedules an action, skipped if the dongle rebooted or the link ended meanwhile.
         links: the dongle's current links by connection handle.
         drop: ends a link with a reason (``connection_disconnected`` follows).
+        host_confirms_indications: indications are type 5 and wait for the host's confirmation.
     """
 
     def __init__(
@@ -62,11 +67,13 @@ class AttClient:
         later: Later,
         links: Callable[[], Dict[int, Connection]],
         drop: Callable[[Connection, int], None],
+        host_confirms_indications: bool = False,
     ) -> None:
         self.host = host
         self.later = later
         self.links = links
         self.drop = drop
+        self.host_confirms_indications = host_confirms_indications
 
     def _start_procedure(self, name: str, connection: int, exclusive: bool = True) -> Optional[Connection]:
         """Respond to an ATT command; returns the link when the procedure goes ahead."""
@@ -103,6 +110,7 @@ class AttClient:
         return True
 
     def cmd_attclient_find_information(self, connection: int, start: int, end: int) -> None:
+        """One attclient_find_information_found per attribute in the range, then completed."""
         link = self._start_procedure("attclient_find_information", connection)
         if link is None:
             return
@@ -123,6 +131,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_read_by_group_type(self, connection: int, start: int, end: int, uuid: bytes) -> None:
+        """Primary services (uuid 0x2800) as attclient_group_found, then completed."""
         link = self._start_procedure("attclient_read_by_group_type", connection)
         if link is None:
             return
@@ -139,6 +148,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_read_by_handle(self, connection: int, chrhandle: int) -> None:
+        """One attribute value (type 0, up to 22 bytes), or completed with the ATT error."""
         link = self._start_procedure("attclient_read_by_handle", connection)
         if link is None:
             return
@@ -156,6 +166,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_read_long(self, connection: int, chrhandle: int) -> None:
+        """Read, then Read Blob: values of type 0 then 4, then completed."""
         link = self._start_procedure("attclient_read_long", connection)
         if link is None:
             return
@@ -181,6 +192,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_attribute_write(self, connection: int, atthandle: int, data: bytes) -> None:
+        """Write Request: completed with 0 or the ATT error."""
         if self._size_error("attclient_attribute_write", connection, data, MAX_WRITE):
             return
         link = self._start_procedure("attclient_attribute_write", connection)
@@ -198,6 +210,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_write_command(self, connection: int, atthandle: int, data: bytes) -> None:
+        """Write Command: the response only; nothing tells whether it was applied."""
         if self._size_error("attclient_write_command", connection, data, MAX_WRITE):
             return
         link = self._start_procedure("attclient_write_command", connection, exclusive=False)
@@ -212,6 +225,7 @@ class AttClient:
         self._answer(link, apply)
 
     def cmd_attclient_prepare_write(self, connection: int, atthandle: int, offset: int, data: bytes) -> None:
+        """Queue part of a long write: completed per part."""
         if self._size_error("attclient_prepare_write", connection, data, MAX_PREPARE):
             return
         link = self._start_procedure("attclient_prepare_write", connection)
@@ -231,6 +245,7 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_execute_write(self, connection: int, commit: int) -> None:
+        """Apply (commit=1) or drop (0) the queued parts: completed."""
         link = self._start_procedure("attclient_execute_write", connection)
         if link is None:
             return
@@ -253,8 +268,19 @@ class AttClient:
         self._answer(link, answer)
 
     def cmd_attclient_indicate_confirm(self, connection: int) -> None:
-        result = SUCCESS if connection in self.links() else NOT_CONNECTED
+        """Confirm the indication of type 5 the link waits on (0x0181 when none waits)."""
+        link = self.links().get(connection)
+        waiting = link.unconfirmed if link is not None else None
+        if link is None:
+            result = NOT_CONNECTED
+        elif waiting is None:
+            result = WRONG_STATE
+        else:
+            link.unconfirmed = None
+            result = SUCCESS
         self.host.respond("attclient_indicate_confirm", result=result)
+        if waiting is not None:
+            waiting()
 
     # -- values and notification streams --------------------------------------------------
     def _store(self, link: Connection, attribute: Attribute, value: bytes) -> None:
@@ -278,6 +304,9 @@ class AttClient:
         stream = attribute.characteristic.notify
         generation = link.streams.get(value_handle, 0) + 1
         link.streams[value_handle] = generation
+        confirmed_by_host = kind == VALUE_INDICATE and self.host_confirms_indications
+        if confirmed_by_host:
+            kind = VALUE_INDICATE_RSP_REQ
 
         def running() -> bool:
             current = link.streams.get(value_handle) == generation
@@ -290,19 +319,26 @@ class AttClient:
             self.host.event("attclient_attribute_value", connection=link.handle, atthandle=value_handle,
                             type=kind, value=value)  # fmt: skip
 
+        def next_value(action: Callable[[], None], delay: float) -> None:
+            if confirmed_by_host:  # every indication is confirmed; the next one waits for it
+                link.unconfirmed = lambda: self.later(delay, action, link)
+            elif running():
+                self.later(delay, action, link)
+
         def tick() -> None:
-            if not running():
-                return
-            send_one()
             if running():
-                self.later(stream.interval_s, tick, link)
+                send_one()
+                next_value(tick, stream.interval_s)
 
         def burst() -> None:
-            for _ in range(BATCH):
+            for _ in range(1 if confirmed_by_host else BATCH):
                 if not running():
                     return
                 send_one()
-            self.host.when_ready(lambda: self.later(0.0, burst, link))
+            if confirmed_by_host:
+                next_value(burst, 0.0)
+            else:
+                self.host.when_ready(lambda: self.later(0.0, burst, link))
 
         if stream.interval_s > 0:
             self.later(stream.interval_s, tick, link)

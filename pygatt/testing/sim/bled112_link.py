@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from pygatt.testing.world import Layout, Peripheral
 
@@ -37,6 +37,7 @@ VALUE_READ = 0
 VALUE_NOTIFY = 1
 VALUE_INDICATE = 2
 VALUE_READ_BLOB = 4
+VALUE_INDICATE_RSP_REQ = 5
 CONNECTABLE_ADVERTISEMENT = 0
 NON_CONNECTABLE_ADVERTISEMENT = 2
 SCAN_RESPONSE = 4
@@ -90,3 +91,4 @@ class Connection:
     prepared: List[Tuple[int, int, bytes]] = field(default_factory=list)
     streams: Dict[int, int] = field(default_factory=dict)  # value handle -> stream generation
     sent: Dict[int, int] = field(default_factory=dict)  # value handle -> values sent
+    unconfirmed: Optional[Callable[[], None]] = None  # resumes the stream whose indication awaits the host

@@ -88,6 +88,7 @@ class Simulator:
         self.mtu_exchanged = False
         self.sec_level = "low"
         self.ops = 0
+        self.notified = 0  # notification lines printed on this link
         self.link = 0  # incremented per connection; timers of an older link do nothing
         self.terminal = Terminal(self.prompt_text)
         self.timers: List[Tuple[float, int, int, Callable[[], None]]] = []
@@ -196,7 +197,7 @@ class Simulator:
         self.state = "connected"
         self.peripheral = peripheral
         self.table = layout(peripheral)
-        self.mtu, self.mtu_exchanged, self.ops = 23, False, 0
+        self.mtu, self.mtu_exchanged, self.ops, self.notified = 23, False, 0, 0
         self.streams_sent = {}
         self.terminal.later("Connection successful")
         if peripheral.disconnect_after_s:
@@ -473,6 +474,15 @@ class Simulator:
             self.start_stream(attribute.cccd_of, indication=bool(flags & 0x02))
 
     # -- notification streams -------------------------------------------------------------
+    def count_notification(self) -> bool:
+        """Count one notification line; True when the peripheral now drops the link."""
+        self.notified += 1
+        limit = self.peripheral.disconnect_after_notifications if self.peripheral else None
+        if limit and self.notified >= limit:
+            self.remote_disconnect()
+            return True
+        return False
+
     def start_stream(self, value_handle: int, indication: bool) -> None:
         attribute = self.attribute(value_handle)
         assert attribute is not None and attribute.characteristic is not None
@@ -491,6 +501,9 @@ class Simulator:
                     break
                 self.terminal.later(f"{label} = 0x{value_handle:04x} value: {hexbytes(stream.value(sent))}")
                 sent += 1
+                if self.count_notification():
+                    self.streams_sent[value_handle] = sent
+                    return
             self.streams_sent[value_handle] = sent
             if not stream.count or sent < stream.count:
                 self.after(stream.interval_s, send)

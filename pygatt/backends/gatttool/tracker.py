@@ -1,0 +1,283 @@
+"""``CommandTracker``: which command each line of gatttool output answers. No threads, no I/O.
+
+gatttool answers one command at a time, in order, but prints asynchronous
+results *after* its next prompt, interleaved with notifications; a command the
+caller gave up on may still be answered later. The tracker keeps the commands
+in flight and applies parsed output events (:mod:`.parser`) to them:
+
+* a result completes the oldest command of its family (a listing collects
+  results until the sync marker answers, see below);
+* an error line completes the command of its family, or the live one;
+* commands that print nothing (``char-write-cmd``, ``sec-level low``,
+  ``disconnect``) complete at the prompt after their echo;
+* a command that timed out stays as *abandoned* for :data:`ABANDONED_LIFETIME_S`
+  so that its late answer is swallowed instead of taken for the next command's;
+* prompts, ``Command Failed: Disconnected`` and the GLib warning track the link.
+
+**Listings** (``characteristics``, ``char-desc``, ``primary``) have no end line.
+gatttool prints a whole listing from one callback of its main loop and reads its
+input in another, so once the first result line has arrived, the caller sends
+``sec-level`` (which only prints ``sec-level: <level>``, synchronously): its
+answer comes after the last line of the listing and ends it.
+
+The session feeds events from its reader thread under its lock and wakes the
+caller whose operation :attr:`Operation.done` became true.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any, Deque, List, Optional
+
+from pygatt.backends.gatttool import parser
+from pygatt.backends.gatttool.commands import Command, Family
+from pygatt.exceptions import BLEError, NotConnectedError
+
+log = logging.getLogger(__name__)
+
+#: How long an abandoned command may still receive its late answer. gatttool
+#: gives up on an ATT request after 30 s, so nothing comes later than this.
+ABANDONED_LIFETIME_S = 35.0
+#: Commands gatttool runs without a link, so ``Command Failed: Disconnected`` is never theirs.
+NEVER_DISCONNECTED = frozenset({"sec-level", "connect", "disconnect"})
+#: The line that ends a listing (see the module docstring).
+SYNC_MARKER = "sec-level"
+
+
+class Operation:
+    """One command sent to gatttool and what came back for it.
+
+    Attributes:
+        command: what was sent.
+        results: the result events collected.
+        error: the exception to raise (set by the tracker, or by the session).
+        error_line: the gatttool error line that ended it, turned into an exception by the session.
+        done: no more output belongs to it.
+        abandoned_at: when the caller gave up waiting (its late answer is swallowed).
+        echo_seen: gatttool echoed the command line.
+        marker_sent: the listing's sync marker was sent.
+    """
+
+    __slots__ = ("command", "results", "error", "error_line", "done", "abandoned_at", "echo_seen", "marker_sent")
+
+    def __init__(self, command: Command[Any]) -> None:
+        self.command = command
+        self.results: List[Any] = []
+        self.error: Optional[BLEError] = None
+        self.error_line: Optional[parser.ErrorLine] = None
+        self.done = False
+        self.abandoned_at: Optional[float] = None
+        self.echo_seen = False
+        self.marker_sent = False
+
+    @property
+    def family(self) -> Family:
+        """How gatttool answers this command."""
+        return self.command.family
+
+    @property
+    def wants_marker(self) -> bool:
+        """A listing that has results and still needs its sync marker sent."""
+        return self.family.listing and bool(self.results) and not self.marker_sent and not self.done
+
+    def __repr__(self) -> str:
+        return f"<Operation {self.command.line!r} done={self.done} results={len(self.results)}>"
+
+
+class CommandTracker:
+    """Matches gatttool's output events to the commands in flight (not thread-safe: the session locks)."""
+
+    def __init__(self) -> None:
+        self.ops: Deque[Operation] = collections.deque()
+        self.connected = False
+        self.address: Optional[str] = None
+        self.prompt_seen = False
+        self.expect_disconnect = False
+        self.link_lost: Optional[str] = None
+        # After char-read-uuid answered, its further matches are still to come;
+        # they all precede the echo of the next command (gatttool is single-threaded).
+        self._absorb_extra_matches = False
+
+    # -- commands -------------------------------------------------------------------
+
+    def begin(self, command: Command[Any], now: float) -> Operation:
+        """Register a command about to be sent.
+
+        Args:
+            command: the command.
+            now: the current monotonic time (abandoned commands past their lifetime are dropped).
+
+        Returns:
+            Its operation.
+        """
+        self._drop_expired(now)
+        op = Operation(command)
+        self.ops.append(op)
+        return op
+
+    def abandon(self, op: Operation, now: float) -> None:
+        """The caller stopped waiting for ``op``; its late answer will be swallowed."""
+        if not op.done:
+            op.abandoned_at = now
+
+    def cancel(self, op: Operation) -> None:
+        """Forget ``op`` (it could not be sent)."""
+        self._finish(op)
+
+    def fail_all(self, error: BLEError) -> None:
+        """End every command in flight with ``error``."""
+        for op in self.ops:
+            if not op.done:
+                op.error = error
+                op.done = True
+        self.ops.clear()
+
+    def start_link(self) -> None:
+        """A new connection begins: forget abandoned commands and the last loss."""
+        self.expect_disconnect = False
+        self.link_lost = None
+        self.ops = collections.deque(op for op in self.ops if not op.done and op.abandoned_at is None)
+
+    def closing_link(self) -> None:
+        """A disconnect is asked for: no loss is reported, abandoned commands are forgotten."""
+        self.expect_disconnect = True
+        self.ops = collections.deque(op for op in self.ops if op.abandoned_at is None)
+
+    # -- output ---------------------------------------------------------------------
+
+    def apply(self, event: parser.Event) -> Optional[str]:
+        """Apply one output event (notifications are the session's, not the tracker's).
+
+        Args:
+            event: a parsed event.
+
+        Returns:
+            Why the link went down when this event says it went down unasked, else None.
+        """
+        kind = type(event)
+        if kind is parser.Prompt:
+            return self._prompt(event)  # type: ignore[arg-type]
+        if kind is parser.ErrorLine:
+            return self._error(event)  # type: ignore[arg-type]
+        if kind is parser.LinkLost:
+            log.info("gatttool reports the link is gone: %s", event.text)  # type: ignore[union-attr]
+            return self._link_down("remote device disconnected")
+        if kind is parser.Usage:
+            op = self._live_op()
+            if op is not None:
+                op.error = BLEError(f"{op.command.describe()} was refused: {event.text}")  # type: ignore[union-attr]
+                self._finish(op)
+            return None
+        if kind is parser.Other:
+            self._other(event.text)  # type: ignore[union-attr]
+            return None
+        if kind is parser.SecLevel:
+            for op in self.ops:
+                if op.marker_sent and not op.done:
+                    self._finish(op)  # the listing's sync marker answered: the listing is complete
+                    return None
+            return None
+        self._result(event)
+        return None
+
+    def _other(self, text: str) -> None:
+        op = self._live_op()
+        if op is None:
+            return
+        line = op.command.line
+        # readline echoes the line, or, past the terminal's width, "<" + the tail that fits
+        if text.endswith(line) or (text.startswith("<") and len(text) > 8 and line.endswith(text[1:])):
+            op.echo_seen = True
+            self._absorb_extra_matches = False
+
+    def _prompt(self, event: parser.Prompt) -> Optional[str]:
+        self.prompt_seen = True
+        if event.address is not None:
+            self.address = event.address
+        lost = None
+        if event.connected:
+            self.connected = True
+        elif self.connected:
+            lost = self._link_down("the prompt shows the link is down")
+        for op in list(self.ops):
+            if not op.done and op.abandoned_at is None and op.family.ends_at_prompt and op.echo_seen:
+                self._finish(op)
+        return lost
+
+    def _error(self, event: parser.ErrorLine) -> Optional[str]:
+        lost = None
+        disconnected = event.command_failed and event.message.strip() == "Disconnected"
+        if disconnected and self.connected:
+            lost = self._link_down("gatttool says Disconnected")
+        op = self._owner(event.operation)
+        if op is not None and disconnected and op.family.name in NEVER_DISCONNECTED:
+            op = None  # the late answer of a GATT command the lost link already ended
+        if op is None:
+            log.debug("gatttool error with no command waiting: %s", event.message)
+            return lost
+        if op.family.listing and not op.results and event.att_error == 0x0A:
+            self._finish(op)  # an empty range: nothing found is an answer
+            return lost
+        op.error_line = event
+        self._finish(op)
+        return lost
+
+    def _result(self, event: parser.Event) -> None:
+        kind = type(event)
+        if kind is parser.Connected:
+            self.connected = True
+        elif kind is parser.UUIDValue and self._absorb_extra_matches:
+            log.debug("Dropping a further char-read-uuid match: %r", event)
+            return
+        for op in self.ops:
+            if not op.done and isinstance(event, op.family.results):
+                op.results.append(event)
+                if not op.family.listing or op.abandoned_at is not None:
+                    self._finish(op)
+                return
+        if kind is not parser.ConnectAttempt:
+            log.debug("Output with no command waiting for it: %r", event)
+
+    def _owner(self, family: Optional[str]) -> Optional[Operation]:
+        """The operation an error line belongs to: the oldest of its family, or the live one."""
+        if family is not None:
+            for op in self.ops:
+                if not op.done and op.family.name == family:
+                    return op
+        return self._live_op()
+
+    def _live_op(self) -> Optional[Operation]:
+        for op in reversed(self.ops):
+            if not op.done and op.abandoned_at is None:
+                return op
+        return None
+
+    def _finish(self, op: Operation) -> None:
+        op.done = True
+        if op.abandoned_at is not None:
+            log.debug("Discarding the late answer to %r", op.command.line)
+        elif op.family.name == "char-read-uuid":
+            self._absorb_extra_matches = True
+        try:
+            self.ops.remove(op)
+        except ValueError:
+            log.debug("%r was already finished", op)
+
+    def _link_down(self, why: str) -> Optional[str]:
+        was_connected = self.connected
+        self.connected = False
+        for op in list(self.ops):
+            if op.family.name != "disconnect" and not op.done:
+                op.error = NotConnectedError(f"{op.command.describe()}: {why}")
+                op.done = True
+        self.ops = collections.deque(op for op in self.ops if not op.done)
+        if was_connected and not self.expect_disconnect:
+            self.link_lost = why
+            return why
+        return None
+
+    def _drop_expired(self, now: float) -> None:
+        for op in list(self.ops):
+            if op.abandoned_at is not None and now - op.abandoned_at > ABANDONED_LIFETIME_S:
+                self.ops.remove(op)

@@ -1,0 +1,74 @@
+"""The gatttool process layer on a real pty: width, no fork, reading, ending."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from pygatt.backends.gatttool.process import PTY_COLUMNS, GatttoolProcess, spawn_on_pty
+
+
+def read_all(child, deadline_s: float = 5.0) -> str:
+    text = ""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        chunk = child.read(4096)
+        if not chunk:
+            break
+        text += chunk
+    return text
+
+
+def test_the_pty_is_wide_enough_for_a_512_byte_write():
+    child = spawn_on_pty(["stty", "size"], dict(os.environ), None)
+    try:
+        assert read_all(child).split() == ["24", str(PTY_COLUMNS)]
+        assert child.wait(5)
+    finally:
+        child.close()
+    assert PTY_COLUMNS > len("char-write-req 0xffff ") + 2 * 512 + len("[AA:BB:CC:DD:EE:FF][LE]> ")
+
+
+def test_sendline_reaches_the_program_and_its_output_comes_back():
+    child = spawn_on_pty(["sh", "-c", "stty -echo; read line; echo got:$line"], dict(os.environ), None)
+    try:
+        time.sleep(0.2)  # let stty run before the line arrives
+        child.sendline("hello")
+        assert "got:hello" in read_all(child)
+    finally:
+        child.close()
+
+
+def test_the_reader_thread_hands_over_output_and_reports_the_end_once():
+    chunks = []
+    ended = threading.Event()
+    calls = []
+
+    def on_exit() -> None:
+        calls.append(1)
+        ended.set()
+
+    process = GatttoolProcess(["sh", "-c", "echo one; echo two"], chunks.append, on_exit)
+    process.start()
+    assert ended.wait(5)
+    process.close()
+    assert "one" in "".join(chunks) and "two" in "".join(chunks)
+    assert calls == [1]
+
+
+def test_a_process_that_ignores_exit_is_killed_and_reaped():
+    process = GatttoolProcess(["sh", "-c", "trap '' TERM INT; sleep 30"], lambda text: None, lambda: None)
+    process.start()
+    pid = process.pid
+    assert not process.wait(0.1)
+    process.kill()
+    assert process.wait(5)
+    process.close()
+    assert pid is not None
+    try:
+        os.kill(pid, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive

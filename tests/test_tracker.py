@@ -1,0 +1,141 @@
+"""The command tracker alone: lists of parsed events in, finished commands out. No threads, no process."""
+
+from __future__ import annotations
+
+import uuid
+
+from pygatt.backends.gatttool import commands
+from pygatt.backends.gatttool import parser as p
+from pygatt.backends.gatttool.tracker import ABANDONED_LIFETIME_S, CommandTracker
+from pygatt.exceptions import NotConnectedError
+
+UP = p.Prompt("AA:BB:CC:DD:EE:FF", True)
+DOWN = p.Prompt("AA:BB:CC:DD:EE:FF", False)
+
+
+def connected_tracker() -> CommandTracker:
+    tracker = CommandTracker()
+    tracker.apply(UP)
+    return tracker
+
+
+def feed(tracker: CommandTracker, *events: p.Event) -> list:
+    return [tracker.apply(event) for event in events]
+
+
+def test_a_result_completes_the_oldest_command_of_its_family():
+    tracker = connected_tracker()
+    op = tracker.begin(commands.read_handle(0x2A), 0.0)
+    feed(tracker, p.Other("char-read-hnd 0x002a"), UP)
+    assert not op.done
+    feed(tracker, p.ReadValue(b"\x01\x02"), UP)
+    assert op.done and op.results == [p.ReadValue(b"\x01\x02")] and op.error is None
+    assert not tracker.ops
+
+
+def test_a_late_answer_to_an_abandoned_read_is_swallowed():
+    tracker = connected_tracker()
+    first = tracker.begin(commands.read_handle(1), 0.0)
+    tracker.abandon(first, 5.0)
+    second = tracker.begin(commands.read_handle(2), 5.0)
+    feed(tracker, p.ReadValue(b"late"))
+    assert first.done and not second.done  # the late answer went to the abandoned read
+    feed(tracker, p.ReadValue(b"mine"))
+    assert second.results == [p.ReadValue(b"mine")]
+
+
+def test_abandoned_commands_expire():
+    tracker = connected_tracker()
+    first = tracker.begin(commands.read_handle(1), 0.0)
+    tracker.abandon(first, 0.0)
+    second = tracker.begin(commands.read_handle(2), ABANDONED_LIFETIME_S + 1)
+    assert list(tracker.ops) == [second]
+    feed(tracker, p.ReadValue(b"x"))
+    assert second.done
+
+
+def test_a_listing_asks_for_the_sync_marker_and_ends_at_its_answer():
+    tracker = connected_tracker()
+    op = tracker.begin(commands.CHARACTERISTICS, 0.0)
+    assert not op.wants_marker
+    line = p.CharacteristicFound(2, 0x02, 3, uuid.UUID(int=1))
+    feed(tracker, p.Other("characteristics"), UP, line)
+    assert op.wants_marker and not op.done
+    op.marker_sent = True
+    feed(tracker, line, UP)  # more lines of the same listing keep coming
+    assert not op.done and len(op.results) == 2
+    feed(tracker, p.Other("sec-level"), p.SecLevel("low"), UP)
+    assert op.done and len(op.results) == 2
+
+
+def test_an_empty_listing_is_an_answer_not_an_error():
+    tracker = connected_tracker()
+    op = tracker.begin(commands.CHAR_DESC, 0.0)
+    feed(tracker, p.classify_error("Discover descriptors failed: No attribute found within the given range", False))
+    assert op.done and op.results == [] and op.error_line is None
+
+
+def test_a_command_without_output_ends_at_the_prompt_after_its_echo():
+    tracker = connected_tracker()
+    op = tracker.begin(commands.write(5, b"\x01", False), 0.0)
+    feed(tracker, UP)  # a redraw before the echo does not count
+    assert not op.done
+    feed(tracker, p.Other("char-write-cmd 0x0005 01"), UP)
+    assert op.done
+
+
+def test_readline_scrolled_echo_counts_as_the_echo():
+    tracker = connected_tracker()
+    command = commands.write(5, bytes(range(40)), False)
+    op = tracker.begin(command, 0.0)
+    feed(tracker, p.Other("<" + command.line[-78:]), UP)  # what readline prints past the width
+    assert op.done
+
+
+def test_an_error_line_is_kept_for_the_session_to_raise():
+    tracker = connected_tracker()
+    op = tracker.begin(commands.read_handle(9), 0.0)
+    error = p.classify_error("Characteristic value/descriptor read failed: Attribute can't be read", False)
+    feed(tracker, error)
+    assert op.done and op.error_line == error and op.error_line.att_error == 0x02
+
+
+def test_a_lost_link_fails_the_commands_and_is_reported_once():
+    tracker = connected_tracker()
+    op = tracker.begin(commands.read_handle(9), 0.0)
+    reasons = feed(tracker, DOWN, DOWN)
+    assert reasons == ["the prompt shows the link is down", None]
+    assert op.done and isinstance(op.error, NotConnectedError)
+
+
+def test_an_asked_disconnect_is_not_reported():
+    tracker = connected_tracker()
+    tracker.closing_link()
+    assert feed(tracker, DOWN) == [None]
+
+
+def test_command_failed_disconnected_after_the_drop_is_not_taken_by_sec_level():
+    """A read sent as the link dropped is answered 'Disconnected' after the drop was
+    seen; the next command (a reconnect's sec-level) must not take that answer."""
+    tracker = connected_tracker()
+    read = tracker.begin(commands.read_handle(3), 0.0)
+    feed(tracker, DOWN)
+    assert read.done
+    tracker.start_link()
+    sec = tracker.begin(commands.sec_level("low"), 1.0)
+    feed(tracker, p.classify_error("Disconnected", True))
+    assert not sec.done and sec.error_line is None
+    feed(tracker, p.Other("sec-level low"), DOWN)
+    assert sec.done and sec.error is None
+
+
+def test_further_uuid_matches_are_dropped_until_the_next_echo():
+    tracker = connected_tracker()
+    first = tracker.begin(commands.read_uuid(uuid.UUID(int=5)), 0.0)
+    feed(tracker, p.UUIDValue(3, b"a"))
+    assert first.results == [p.UUIDValue(3, b"a")]
+    second = tracker.begin(commands.read_uuid(uuid.UUID(int=5)), 0.0)
+    feed(tracker, p.UUIDValue(7, b"b"))  # the first read's second match
+    assert not second.done
+    feed(tracker, p.Other(second.command.line), p.UUIDValue(3, b"c"))
+    assert second.results == [p.UUIDValue(3, b"c")]
