@@ -1,4 +1,4 @@
-"""Benchmark pygatt's GATTTool and BGAPI backends against their simulators, through real ptys.
+"""Benchmark pygatt's GATTTool, BGAPI and D-Bus backends against their simulators (real ptys, a real bus).
 
     python -m bench            # the full run (about a minute)
     python -m bench --quick    # smaller counts, for a smoke test
@@ -31,7 +31,7 @@ import pexpect  # noqa: E402
 
 import pygatt  # noqa: E402
 import pygatt.dispatch  # noqa: E402
-from bench import bgapi  # noqa: E402
+from bench import bgapi, dbus  # noqa: E402
 from pygatt.backends.gatttool.tools import ToolCommands  # noqa: E402
 from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World, load_world  # noqa: E402
 
@@ -360,7 +360,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--plot", metavar="PNG", help="also measure several sizes and plot throughput vs size")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument(
-        "--backend", choices=("all", "gatttool", "bgapi"), default="all", help="which backend to measure (default all)"
+        "--backend",
+        choices=("all", "gatttool", "bgapi", "dbus"),
+        default="all",
+        help="which backend to measure (default all)",
     )
     args = parser.parse_args(argv)
     quick = args.quick
@@ -385,12 +388,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         ("bgapi_read", lambda d: bgapi.read_latency(d, 200 if quick else 2000)),
         ("bgapi_idle_cpu_percent", lambda d: bgapi.idle_cpu(d, 2 if quick else 10)),
     ]
-    steps = (gatttool_steps if args.backend != "bgapi" else []) + (bgapi_steps if args.backend != "gatttool" else [])
+    chosen = {"gatttool": gatttool_steps, "bgapi": bgapi_steps, "dbus": dbus.steps(quick)}
+    steps = [step for name, group in chosen.items() if args.backend in ("all", name) for step in group]
     with tempfile.TemporaryDirectory() as directory:
         for name, step in steps:
             print(f"... {name}", file=sys.stderr, flush=True)
             results[name] = step(directory)
-        if args.plot and args.backend != "bgapi":
+        if args.plot and args.backend in ("all", "gatttool"):
             sizes = [1, 20, 60, 120, 244]
             n = 5_000 if quick else 30_000
             results["sizes"] = [
@@ -414,6 +418,8 @@ def report(r: Dict[str, Any], flood: int) -> None:
         rows += gatttool_rows(r, flood)
     if "bgapi_throughput" in r:
         rows += bgapi_rows(r, flood)
+    if "dbus_throughput" in r:
+        rows += dbus.rows(r)
     width = max(len(name) for name, _, _ in rows)
     print(f"{'measure':<{width}}  {'result':>22}  target")
     for name, value, target in rows:

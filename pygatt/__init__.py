@@ -3,7 +3,7 @@
 import logging
 from importlib import metadata as _metadata
 
-from .backends import BGAPIBackend, BLEAddressType, GATTToolBackend  # noqa: F401
+from .backends import BGAPIBackend, BLEAddressType, DBusBackend, GATTToolBackend  # noqa: F401
 from .device import BLEDevice  # noqa: F401
 from .exceptions import BLEError  # noqa: F401
 
@@ -12,6 +12,6 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["BLEError", "BLEDevice", "GATTToolBackend", "BGAPIBackend", "BLEAddressType", "__version__"]
+__all__ = ["BLEError", "BLEDevice", "GATTToolBackend", "BGAPIBackend", "DBusBackend", "BLEAddressType", "__version__"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -11,7 +11,7 @@ from typing import Dict, Optional, Type
 
 
 class BLEError(Exception):
-    """Exception raised by pygatt."""
+    """Exception raised by pygatt: the base class of every error for a Bluetooth problem."""
 
 
 class NotConnectedError(BLEError):
@@ -21,9 +21,14 @@ class NotConnectedError(BLEError):
 class NotificationTimeout(BLEError):
     """Raised when an expected answer from the device did not arrive in time.
 
-    ``gatttool_output`` keeps the recent output of gatttool, to show what the
-    tool said while the library waited.
+    The message names the command that was waiting.
+
+    Attributes:
+        gatttool_output: the last lines gatttool printed before the timeout, to show
+            what the tool said while the library waited (``None`` with other backends).
     """
+
+    gatttool_output: Optional[str]
 
     def __init__(self, msg: Optional[str] = None, gatttool_output: Optional[str] = None) -> None:
         super().__init__(msg)
@@ -33,11 +38,29 @@ class NotificationTimeout(BLEError):
 class GATTError(BLEError):
     """A GATT operation failed with an error reported by gatttool or the peer.
 
-    :param operation: what was attempted, e.g. ``"char-read-hnd"``.
-    :param target: the handle (``"0x002a"``) or UUID the operation was about.
-    :param reason: gatttool's own words, e.g. ``"Attribute can't be read"``.
-    :param att_error: the ATT error code when gatttool's words name one.
+    The subclasses below name the common ATT errors; each carries the same
+    attributes. Build one with :func:`gatt_error`, which picks the subclass for
+    an ATT error code.
+
+    The message quotes what gatttool or the peer said; each other constructor
+    argument sets the attribute of the same name.
+
+    Attributes:
+        operation: what was attempted, e.g. ``"char-read-hnd"``.
+        target: the handle (``"0x002a"``) or UUID the operation was about.
+        reason: the error in gatttool's (or the backend's) own words, e.g.
+            ``"Attribute can't be read"``.
+        att_error: the ATT error code (``0x02`` for "read not permitted"), when
+            the answer names one; else ``None``.
+        gatttool_output: the last lines gatttool printed before the error
+            (``None`` with other backends).
     """
+
+    operation: Optional[str]
+    target: Optional[str]
+    reason: Optional[str]
+    att_error: Optional[int]
+    gatttool_output: Optional[str]
 
     def __init__(
         self,
@@ -89,11 +112,19 @@ class InvalidValueLengthError(GATTError):
 
 
 class ToolError(BLEError):
-    """An external BlueZ program (hcitool, hciconfig, bluetoothctl) failed.
+    """An external BlueZ program (hcitool, hciconfig, bluetoothctl, btmgmt) failed.
 
-    ``output`` holds what the program printed; ``returncode`` its exit status
-    (negative for a signal, ``None`` when it had to be killed).
+    The message quotes the program; each other constructor argument sets the
+    attribute of the same name.
+
+    Attributes:
+        output: what the program printed.
+        returncode: its exit status: negative for a signal, ``None`` when it had
+            to be killed.
     """
+
+    output: str
+    returncode: Optional[int]
 
     def __init__(self, message: str, output: str = "", returncode: Optional[int] = None) -> None:
         super().__init__(message)

@@ -29,7 +29,19 @@ _HCI_DEVICE = re.compile(r"hci[0-9]{1,3}")
 
 
 def address(value: object, name: str = "address") -> str:
-    """Return a Bluetooth device address in ``AA:BB:CC:DD:EE:FF`` form (upper case)."""
+    """Check a Bluetooth device address.
+
+    Args:
+        value: the address, ``AA:BB:CC:DD:EE:FF`` in any case.
+        name: the argument's name, for the error message.
+
+    Returns:
+        The address in upper case.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: not six colon-separated hex bytes.
+    """
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str like 'AA:BB:CC:DD:EE:FF', got {type(value).__name__}")
     if not _ADDRESS.fullmatch(value):
@@ -38,10 +50,20 @@ def address(value: object, name: str = "address") -> str:
 
 
 def characteristic_uuid(value: object, name: str = "uuid") -> uuid.UUID:
-    """Return a :class:`uuid.UUID` from a UUID object or a string in any case.
+    """Check a characteristic (or service, or descriptor) UUID.
 
-    Strings may be the full 128-bit form (with or without dashes) or a 16/32-bit
-    assigned number such as ``"2a37"``, which is expanded on the Bluetooth base UUID.
+    Args:
+        value: a :class:`uuid.UUID`, or a string in any case: the full 128-bit
+            form (with or without dashes) or a 16- or 32-bit assigned number such
+            as ``"2a37"``, which is expanded on the Bluetooth base UUID.
+        name: the argument's name, for the error message.
+
+    Returns:
+        The UUID.
+
+    Raises:
+        TypeError: neither a str nor a UUID.
+        ValueError: a string that is not a UUID.
     """
     if isinstance(value, uuid.UUID):
         return value
@@ -58,7 +80,19 @@ def characteristic_uuid(value: object, name: str = "uuid") -> uuid.UUID:
 
 
 def handle(value: object, name: str = "handle") -> int:
-    """Return an attribute handle, an int within 0x0001..0xFFFF."""
+    """Check an attribute handle.
+
+    Args:
+        value: the handle, an int within 0x0001..0xFFFF.
+        name: the argument's name, for the error message.
+
+    Returns:
+        The handle.
+
+    Raises:
+        TypeError: not an int (a bool is not a handle either).
+        ValueError: outside 0x0001..0xFFFF.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if not 1 <= value <= MAX_HANDLE:
@@ -67,9 +101,19 @@ def handle(value: object, name: str = "handle") -> int:
 
 
 def value_bytes(value: object, name: str = "value", limit: int = MAX_ATTRIBUTE_LENGTH) -> bytes:
-    """Return the bytes of a bytes-like value (or a list of ints 0..255).
+    """Check a value to write.
 
-    :param limit: the largest length accepted (an attribute value holds at most 512 bytes).
+    Args:
+        value: bytes, bytearray, memoryview or a list of ints 0..255.
+        name: the argument's name, for the error message.
+        limit: the largest length accepted (an attribute value holds at most 512 bytes).
+
+    Returns:
+        The value as bytes.
+
+    Raises:
+        TypeError: not bytes-like (a str or a number is refused, not converted).
+        ValueError: empty, or longer than ``limit``.
     """
     if value is None or isinstance(value, (str, int, float)):
         raise TypeError(f"{name} must be bytes, bytearray or a list of ints, got {type(value).__name__}")
@@ -85,18 +129,32 @@ def value_bytes(value: object, name: str = "value", limit: int = MAX_ATTRIBUTE_L
 
 
 def hci_device(value: object, name: str = "hci_device") -> str:
-    """Return an adapter name like ``hci0``."""
+    """Check an adapter name.
+
+    Args:
+        value: the name, ``hci`` and a number (``hci0``).
+        name: the argument's name, for the error message.
+
+    Returns:
+        The name.
+
+    Raises:
+        ValueError: anything else.
+    """
     if not isinstance(value, str) or not _HCI_DEVICE.fullmatch(value):
         raise ValueError(f"{name} must look like 'hci0', got {value!r}")
     return value
 
 
 def positive_timeout(value: object, name: str = "timeout") -> float:
-    """Return a timeout in seconds.
+    """Check a timeout in seconds.
 
     Args:
         value: a number greater than zero and at most :data:`MAX_TIMEOUT_S`.
         name: the argument's name, for the error message.
+
+    Returns:
+        The timeout as a float.
 
     Raises:
         TypeError: not a number.

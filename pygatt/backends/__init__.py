@@ -2,6 +2,7 @@
 
 from .backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, Characteristic
 from .bgapi import BGAPIBackend
+from .dbus import DBusBackend, DBusBLEDevice
 from .gatttool import GATTToolBackend, GATTToolBLEDevice, ToolCommands
 
 __all__ = [
@@ -10,6 +11,8 @@ __all__ = [
     "Characteristic",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "BGAPIBackend",
+    "DBusBackend",
+    "DBusBLEDevice",
     "GATTToolBackend",
     "GATTToolBLEDevice",
     "ToolCommands",

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
-from pygatt.backends import BGAPIBackend, GATTToolBackend, ToolCommands
+from pygatt.backends import BGAPIBackend, DBusBackend, GATTToolBackend, ToolCommands
 from pygatt.cli import arguments, commands
 from pygatt.cli.output import Output
 from pygatt.cli.status import ExitStatus, status_of
@@ -46,7 +46,11 @@ class _QuietFormatter(logging.Formatter):
 
 @contextmanager
 def _logging(verbosity: int) -> Iterator[None]:
-    """Show pygatt's log on stderr: WARNING and up, INFO with -v, DEBUG with -vv."""
+    """Show pygatt's log on stderr while the command runs: WARNING and up, INFO with -v, DEBUG with -vv.
+
+    Args:
+        verbosity: how many ``-v`` were given.
+    """
     logger = logging.getLogger("pygatt")
     handler = _StderrHandler()
     if verbosity:
@@ -82,7 +86,11 @@ def _sigterm_ends_cleanly() -> Iterator[None]:
 
 
 def _uninterrupted(action: Callable[[], Any]) -> None:
-    """Run ``action`` with Ctrl-C and SIGTERM held off, so stopping is never cut short."""
+    """Run an action with Ctrl-C and SIGTERM held off, so stopping is never cut short.
+
+    Args:
+        action: what to run.
+    """
     if threading.current_thread() is not threading.main_thread():
         action()
         return
@@ -95,12 +103,27 @@ def _uninterrupted(action: Callable[[], Any]) -> None:
 
 
 def _error(message: object) -> None:
+    """Print ``pygatt: error: MESSAGE`` on stderr.
+
+    Args:
+        message: what went wrong.
+    """
     sys.stderr.write(f"pygatt: error: {message}\n")
     sys.stderr.flush()
 
 
 def _world(args: argparse.Namespace) -> Any:
-    """The world of ``--simulate``, loaded (a bad one is a usage error)."""
+    """Load the world of ``--simulate``.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The world.
+
+    Raises:
+        UsageError: the world cannot be loaded.
+    """
     from pygatt.testing import load_world  # only needed, and only imported, for --simulate
 
     try:
@@ -110,18 +133,39 @@ def _world(args: argparse.Namespace) -> Any:
 
 
 def _tools(args: argparse.Namespace) -> Optional[ToolCommands]:
-    """The simulator for ``--simulate``; None (the BlueZ programs, or PYGATT_SIMULATE) otherwise."""
+    """Choose the programs the backend runs.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The simulator for ``--simulate``; None (the BlueZ programs, or
+        ``PYGATT_SIMULATE``) otherwise.
+
+    Raises:
+        UsageError: the world given to ``--simulate`` cannot be loaded.
+    """
     if args.simulate is None:
         return None
     _world(args)
     return ToolCommands.simulated(args.simulate)
 
 
-Backend = Union[GATTToolBackend, BGAPIBackend]
+Backend = Union[GATTToolBackend, BGAPIBackend, DBusBackend]
 
 
 def _backend(args: argparse.Namespace) -> Tuple[Backend, Optional[Any]]:
-    """The backend ``--backend`` names, and for ``--backend bgapi --simulate`` the simulated dongle."""
+    """Build the backend ``--backend`` names.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The backend, and for ``--backend bgapi --simulate`` the simulated dongle
+        (None otherwise), which the caller closes.
+    """
+    if args.backend == "dbus":
+        return DBusBackend(hci_device=args.hci, simulate=None if args.simulate is None else str(args.simulate)), None
     if args.backend != "bgapi":
         return GATTToolBackend(hci_device=args.hci, gatttool_logfile=args.log_file, tools=_tools(args)), None
     if args.simulate is None:
@@ -134,15 +178,30 @@ def _backend(args: argparse.Namespace) -> Tuple[Backend, Optional[Any]]:
 
 
 def _start(args: argparse.Namespace, backend: Backend) -> None:
+    """Start the backend, resetting the adapter or dongle unless ``--no-reset`` or ``--simulate``.
+
+    Args:
+        args: the parsed command line.
+        backend: the backend to start; a GATTTool scan needs no gatttool, so it is not started for one.
+    """
     reset = not (args.no_reset or args.simulate)
     if isinstance(backend, BGAPIBackend):
         backend.start(reset=reset)
+    elif isinstance(backend, DBusBackend):
+        backend.start()  # never resets the adapter
     elif args.command != "scan":  # a gatttool scan runs hcitool on its own, without gatttool
         backend.start(reset_on_start=reset)
 
 
 def _run(args: argparse.Namespace) -> ExitStatus:
-    """Run one parsed command; the backend (and a simulated dongle) is stopped whatever happens."""
+    """Run one parsed command; the backend (and a simulated dongle) is stopped whatever happens.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit status when the command succeeds (it raises otherwise).
+    """
     backend, dongle = _backend(args)
     ctx = commands.Context(args, backend, Output(sys.stdout, args.json))
     log.debug("Running %s with %s", args.command, vars(args))
@@ -157,7 +216,14 @@ def _run(args: argparse.Namespace) -> ExitStatus:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the ``pygatt`` command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the ``pygatt`` command line.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
     return int(_main(argv))
 
 

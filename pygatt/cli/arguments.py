@@ -19,7 +19,7 @@ from pygatt.cli.status import EPILOG
 
 DEFAULT_WORLD = "heart-rate"
 COMMANDS = ("scan", "discover", "read", "write", "subscribe", "demo")
-BACKENDS = ("gatttool", "bgapi")
+BACKENDS = ("gatttool", "bgapi", "dbus")
 
 Target = Union[int, uuid.UUID]
 
@@ -41,12 +41,29 @@ class Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        """Report a usage error (called by argparse)."""
+        """Report a usage error (argparse calls this).
+
+        Args:
+            message: what is wrong.
+
+        Raises:
+            UsageError: always, with a pointer to ``--help``.
+        """
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def address(text: str) -> str:
-    """A device address ``AA:BB:CC:DD:EE:FF`` (returned in upper case)."""
+    """Parse a device address.
+
+    Args:
+        text: ``AA:BB:CC:DD:EE:FF``, any case.
+
+    Returns:
+        The address in upper case.
+
+    Raises:
+        argparse.ArgumentTypeError: not an address.
+    """
     try:
         return validate.address(text)
     except (TypeError, ValueError) as exc:
@@ -54,11 +71,20 @@ def address(text: str) -> str:
 
 
 def target(text: str) -> Target:
-    """A handle (``0x002a`` or a decimal number) or a UUID (``2a19`` or 128-bit).
+    """Parse what to read, write or subscribe to: a handle or a UUID.
 
     An all-digit word such as ``2902`` is a decimal handle; a UUID whose
     16-bit form is all digits is written in full
     (``00002902-0000-1000-8000-00805f9b34fb``).
+
+    Args:
+        text: a handle (``0x002a`` or a decimal number) or a UUID (``2a19`` or 128-bit).
+
+    Returns:
+        The handle as an int, or the UUID.
+
+    Raises:
+        argparse.ArgumentTypeError: neither, or a handle outside 1 to 65535.
     """
     try:
         if text[:2].lower() == "0x":
@@ -76,7 +102,17 @@ def target(text: str) -> Target:
 
 
 def hex_value(text: str) -> bytes:
-    """Bytes written in hex: ``0100``, ``01:00`` or ``"01 00"`` (an optional ``0x`` prefix)."""
+    """Parse a value to write.
+
+    Args:
+        text: the bytes in hex: ``0100``, ``01:00`` or ``"01 00"``, with an optional ``0x``.
+
+    Returns:
+        The bytes (1 to 512).
+
+    Raises:
+        argparse.ArgumentTypeError: not hex, empty or too long.
+    """
     compact = _HEX_SEPARATORS.sub("", text)
     if compact[:2].lower() == "0x":
         compact = compact[2:]
@@ -87,7 +123,17 @@ def hex_value(text: str) -> bytes:
 
 
 def seconds(text: str) -> float:
-    """A positive, finite number of seconds."""
+    """Parse a duration.
+
+    Args:
+        text: a positive, finite number of seconds.
+
+    Returns:
+        The seconds.
+
+    Raises:
+        argparse.ArgumentTypeError: not a number, not positive, or not finite.
+    """
     try:
         value = float(text)
     except ValueError:
@@ -98,14 +144,34 @@ def seconds(text: str) -> float:
 
 
 def count(text: str) -> int:
-    """A positive whole number."""
+    """Parse a count.
+
+    Args:
+        text: a positive whole number.
+
+    Returns:
+        The number.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else.
+    """
     if not _DECIMAL.fullmatch(text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
     return int(text)
 
 
 def adapter(text: str) -> str:
-    """An adapter name like ``hci0``."""
+    """Parse an adapter name.
+
+    Args:
+        text: a name like ``hci0``.
+
+    Returns:
+        The name.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else.
+    """
     try:
         return validate.hci_device(text)
     except ValueError as exc:
@@ -120,7 +186,17 @@ def serial_port(text: str) -> str:
 
 
 def log_file(text: str) -> str:
-    """A file gatttool's log can be appended to (it is created if missing)."""
+    """Check a file that gatttool's log is to be appended to (created if missing).
+
+    Args:
+        text: the path.
+
+    Returns:
+        The path.
+
+    Raises:
+        argparse.ArgumentTypeError: the file cannot be opened for appending.
+    """
     try:
         with open(text, "a", encoding="utf-8"):
             pass
@@ -130,10 +206,12 @@ def log_file(text: str) -> str:
 
 
 def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    """The options every command takes, before or after the command name.
+    """Add the options every command takes, before or after the command name.
 
-    With ``suppress`` the defaults are left out, so an option given before the
-    command is not overwritten by the subcommand's default.
+    Args:
+        parser: the main parser or a command's.
+        suppress: leave the defaults out, so an option given before the command
+            is not overwritten by the command parser's default.
     """
 
     def default(value: Any) -> Any:
@@ -144,7 +222,7 @@ def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None
         "--backend",
         choices=BACKENDS,
         default=default("gatttool"),
-        help="gatttool (BlueZ, default) or bgapi (a BLED112 USB dongle)",
+        help="gatttool (BlueZ, default), bgapi (a BLED112 USB dongle) or dbus (BlueZ over D-Bus, no gatttool)",
     )
     group.add_argument("--hci", metavar="hciN", type=adapter, default=default("hci0"), help="adapter (default hci0)")
     group.add_argument(
@@ -190,7 +268,11 @@ def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None
 
 
 def build_parser() -> Parser:
-    """The ``pygatt`` argument parser."""
+    """Build the ``pygatt`` argument parser.
+
+    Returns:
+        The parser, with a sub-parser per command.
+    """
     parser = Parser(
         prog="pygatt",
         description="Talk to Bluetooth LE devices through BlueZ's gatttool or a BLED112 USB dongle (BGAPI).",
@@ -245,6 +327,12 @@ def expand_bare_simulate(argv: Sequence[str]) -> List[str]:
     when it names a shipped example world, ends in ``.json`` or is an existing
     file; otherwise (a command, an option, nothing) the option is bare.
     ``--simulate=FILE`` is always a FILE.
+
+    Args:
+        argv: the command line.
+
+    Returns:
+        The command line with ``--simulate=heart-rate`` for a bare ``--simulate``.
     """
     from pygatt.testing import EXAMPLES  # the shipped world names
 
@@ -261,7 +349,18 @@ def expand_bare_simulate(argv: Sequence[str]) -> List[str]:
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    """Parse a command line; raises :class:`UsageError`, or ``SystemExit(0)`` after --help/--version."""
+    """Parse a command line.
+
+    Args:
+        argv: the arguments after the program name.
+
+    Returns:
+        The parsed arguments.
+
+    Raises:
+        UsageError: the command line is wrong.
+        SystemExit: with status 0, after ``--help`` or ``--version`` printed.
+    """
     args = build_parser().parse_args(expand_bare_simulate(argv))
     if args.port is not None and args.backend != "bgapi":
         raise UsageError("--port is for --backend bgapi")

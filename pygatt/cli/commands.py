@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union, cast
 
-from pygatt.backends import BGAPIBackend, BLEAddressType, Characteristic, GATTToolBackend
+from pygatt.backends import BGAPIBackend, BLEAddressType, Characteristic, DBusBackend, GATTToolBackend
 from pygatt.cli.arguments import Target
 from pygatt.cli.output import (
     Output,
@@ -38,7 +38,7 @@ class Context:
     """A running command: the parsed arguments, the backend and where results go."""
 
     args: argparse.Namespace
-    backend: Union[GATTToolBackend, BGAPIBackend]
+    backend: Union[GATTToolBackend, BGAPIBackend, DBusBackend]
     out: Output
 
     @property
@@ -47,7 +47,14 @@ class Context:
         return float(self.args.timeout or DEFAULT_TIMEOUT_S)
 
     def connect(self, address: str) -> BLEDevice:
-        """Connect to ``address`` with the address type of ``--random``."""
+        """Connect to a device with the address type ``--random`` asks for.
+
+        Args:
+            address: the device address.
+
+        Returns:
+            The connected device.
+        """
         kind = BLEAddressType.random if self.args.random else BLEAddressType.public
         return self.backend.connect(address, timeout=self.timeout, address_type=kind)
 
@@ -56,8 +63,21 @@ class Context:
 
 
 def scan(ctx: Context, timeout: float, tool: str = "hcitool") -> List[Dict[str, Any]]:
-    """Scan for ``timeout`` seconds and show the devices found."""
-    if isinstance(ctx.backend, BGAPIBackend):
+    """Scan and show the devices found.
+
+    Args:
+        ctx: the running command.
+        timeout: seconds to scan.
+        tool: ``hcitool`` or ``btmgmt`` (which also reports RSSI); the GATTTool
+            backend only; the BGAPI and D-Bus backends scan their own way.
+
+    Returns:
+        The scan results, as the backend returned them.
+
+    Raises:
+        BLEError: the backend's error (the caller turns it into an exit status).
+    """
+    if isinstance(ctx.backend, (BGAPIBackend, DBusBackend)):
         devices = ctx.backend.scan(timeout=timeout)
     else:
         devices = ctx.backend.scan(timeout=timeout, tool=tool)
@@ -92,7 +112,18 @@ def _plain(device: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def discover(ctx: Context, device: BLEDevice) -> List[Characteristic]:
-    """Show the device's characteristics and their descriptors, by handle."""
+    """Show the device's characteristics and their descriptors, by handle.
+
+    Args:
+        ctx: the running command.
+        device: the connected device.
+
+    Returns:
+        The characteristics, in handle order.
+
+    Raises:
+        BLEError: the backend's error (the caller turns it into an exit status).
+    """
     found = sorted(device.discover_characteristics(timeout=ctx.timeout).values(), key=lambda c: c.handle)
     documents = []
     rows = []
@@ -135,11 +166,23 @@ def resolve(
     target: Target,
     characteristics: Optional[Dict[uuid.UUID, Characteristic]] = None,
 ) -> Tuple[int, Optional[uuid.UUID]]:
-    """The handle to use for ``target``, and its UUID when known.
+    """Find the handle to use for a target, and its UUID when known.
 
     A UUID is looked up by discovering the device (unless ``characteristics``
     were discovered already), so a long value is then read in full by handle,
     which ``char-read-uuid`` would cut at one packet.
+
+    Args:
+        ctx: the running command.
+        device: the connected device.
+        target: a handle or a UUID.
+        characteristics: the device's characteristics, if discovered already.
+
+    Returns:
+        The handle, and the UUID (None for a handle no known characteristic has).
+
+    Raises:
+        BLEError: the device has no characteristic with that UUID.
     """
     if isinstance(target, int):
         known = (c.uuid for c in (characteristics or {}).values() if c.handle == target)
@@ -153,7 +196,19 @@ def resolve(
 
 
 def read(ctx: Context, device: BLEDevice, target: Target) -> bytes:
-    """Read and show a value."""
+    """Read a value and show it.
+
+    Args:
+        ctx: the running command.
+        device: the connected device.
+        target: a handle or a UUID.
+
+    Returns:
+        The value.
+
+    Raises:
+        BLEError: the backend's error (the caller turns it into an exit status).
+    """
     handle, key = resolve(ctx, device, target)
     value = bytes(device.char_read_handle(handle, timeout=ctx.timeout))
     document = {"address": device.address, "handle": handle, "uuid": _text(key), "value": value.hex()}
@@ -162,7 +217,18 @@ def read(ctx: Context, device: BLEDevice, target: Target) -> bytes:
 
 
 def write(ctx: Context, device: BLEDevice, target: Target, value: bytes, response: bool) -> None:
-    """Write a value, with or without response."""
+    """Write a value, with or without response, and say so.
+
+    Args:
+        ctx: the running command.
+        device: the connected device.
+        target: a handle or a UUID.
+        value: the bytes to write.
+        response: use a Write Request (True) or a Write Command (False).
+
+    Raises:
+        BLEError: the backend's error (the caller turns it into an exit status).
+    """
     handle, key = resolve(ctx, device, target)
     device.char_write_handle(handle, value, wait_for_response=response, timeout=ctx.timeout)
     document = {
@@ -177,11 +243,24 @@ def write(ctx: Context, device: BLEDevice, target: Target, value: bytes, respons
 
 
 def _count(number: int, noun: str) -> str:
-    """``1 byte``, ``3 bytes``."""
+    """Count a noun: ``1 byte``, ``3 bytes``.
+
+    Args:
+        number: how many.
+        noun: the singular.
+
+    Returns:
+        The number and the noun.
+    """
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _text(value: Optional[uuid.UUID]) -> Optional[str]:
+    """Return a UUID as JSON text (None stays None).
+
+    Args:
+        value: the UUID, if any.
+    """
     return None if value is None else str(value)
 
 
@@ -196,11 +275,26 @@ def subscribe(
     count: Optional[int] = None,
     limit: Optional[float] = None,
 ) -> int:
-    """Subscribe and show each value as it arrives; returns how many were shown.
+    """Subscribe and show each value as it arrives.
 
     Ends after ``count`` values, or when ``limit`` seconds have passed since
     subscribing: without ``count`` that is the normal end, with ``count`` it is
-    a :class:`NotificationTimeout`. A lost link is a :class:`NotConnectedError`.
+    a :class:`NotificationTimeout`.
+
+    Args:
+        ctx: the running command.
+        device: the connected device.
+        target: a handle or a UUID.
+        indicate: ask for indications instead of notifications.
+        count: stop after this many values (None: no limit).
+        limit: stop after this many seconds (None: no limit).
+
+    Returns:
+        How many values were shown.
+
+    Raises:
+        NotConnectedError: the link was lost.
+        NotificationTimeout: fewer than ``count`` values arrived within ``limit``.
     """
     characteristics = device.discover_characteristics(timeout=ctx.timeout)  # so the CCCD handle is known
     handle, key = resolve(ctx, device, target, characteristics)
@@ -250,6 +344,17 @@ def _show_value(
     handle: int,
     value: bytes,
 ) -> None:
+    """Show one notification or indication.
+
+    Args:
+        ctx: the running command.
+        device: the device it came from.
+        kind: ``notification`` or ``indication``.
+        key: the characteristic's UUID, if known.
+        stamp: when it arrived (seconds since the epoch).
+        handle: the value handle.
+        value: the value.
+    """
     document = {
         "time": round(stamp, 6),
         "address": device.address,
@@ -263,7 +368,12 @@ def _show_value(
 
 
 def _unsubscribe_quietly(device: BLEDevice, handle: int) -> None:
-    """Turn the values off again; the link is closed next, so a failure only gets logged."""
+    """Turn the values off again; the link is closed next, so a failure only gets logged.
+
+    Args:
+        device: the connected device.
+        handle: the value handle subscribed to.
+    """
     try:
         device.unsubscribe_handle(handle, wait_for_response=False)
     except BLEError as exc:
@@ -276,7 +386,14 @@ DEMO_READS = (uuid.UUID("00002a00-0000-1000-8000-00805f9b34fb"), uuid.UUID("0000
 
 
 def demo(ctx: Context) -> None:
-    """Scan, then discover, read and subscribe on the first device with a name."""
+    """Scan, then discover, read and subscribe on the first device with a name.
+
+    Args:
+        ctx: the running command.
+
+    Raises:
+        BLEError: no device with a name was found, or the backend's error.
+    """
     ctx.out.text("$ pygatt scan")
     devices = scan(ctx, timeout=float(ctx.args.timeout or 2.0))
     named = [d for d in devices if d.get("name")]
@@ -300,7 +417,14 @@ def demo(ctx: Context) -> None:
 
 
 def run(ctx: Context) -> None:
-    """Run the command named in ``ctx.args``."""
+    """Run the command named in ``ctx.args``.
+
+    Args:
+        ctx: the running command.
+
+    Raises:
+        BLEError: the backend's error (the caller turns it into an exit status).
+    """
     args = ctx.args
     if args.command == "scan":
         scan(ctx, ctx.timeout, args.tool)

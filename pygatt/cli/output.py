@@ -76,7 +76,14 @@ DESCRIPTOR_ABBREVIATIONS: Dict[int, str] = {0x2902: "CCCD", 0x2903: "SCCD", 0x29
 
 
 def assigned_number(value: uuid.UUID) -> Optional[int]:
-    """The 16-bit assigned number of a UUID on the Bluetooth base UUID, else None."""
+    """Find the 16-bit assigned number of a UUID.
+
+    Args:
+        value: the UUID.
+
+    Returns:
+        The number when the UUID is on the Bluetooth base UUID, else None.
+    """
     text = str(value)
     if text.endswith(_BASE_SUFFIX) and text.startswith("0000"):
         return int(text[4:8], 16)
@@ -84,31 +91,66 @@ def assigned_number(value: uuid.UUID) -> Optional[int]:
 
 
 def short_uuid(value: uuid.UUID) -> str:
-    """``2a19`` for a UUID on the Bluetooth base UUID, the full UUID otherwise."""
+    """Write a UUID as short as it goes.
+
+    Args:
+        value: the UUID.
+
+    Returns:
+        ``2a19`` for a UUID on the Bluetooth base UUID, the full UUID otherwise.
+    """
     number = assigned_number(value)
     return str(value) if number is None else f"{number:04x}"
 
 
 def uuid_name(value: uuid.UUID) -> str:
-    """The name of a well-known 16-bit UUID (``Battery Level``), or ''."""
+    """Name a well-known UUID.
+
+    Args:
+        value: the UUID.
+
+    Returns:
+        The name of a well-known 16-bit UUID (``Battery Level``), or ``""``.
+    """
     number = assigned_number(value)
     return "" if number is None else KNOWN_UUIDS.get(number, "")
 
 
 def descriptor_label(value: uuid.UUID) -> str:
-    """A descriptor's UUID for the discover table: ``2902 CCCD``, ``2901 User Description``."""
+    """Label a descriptor for the discover table.
+
+    Args:
+        value: the descriptor's UUID.
+
+    Returns:
+        ``2902 CCCD``, ``2901 User Description``, or the short UUID.
+    """
     number = assigned_number(value)
     name = DESCRIPTOR_ABBREVIATIONS.get(number, "") if number is not None else ""
     return f"{short_uuid(value)} {name}".rstrip()
 
 
 def spaced_hex(value: bytes) -> str:
-    """``50 75 6c``; ``(empty)`` for no bytes."""
+    """Show bytes in hex.
+
+    Args:
+        value: the bytes.
+
+    Returns:
+        ``50 75 6c``; ``(empty)`` for no bytes.
+    """
     return value.hex(" ") if value else "(empty)"
 
 
 def interpretation(value: bytes) -> str:
-    """What the bytes might mean to a person: ``(90)`` for one byte, ``"text"`` for printable ASCII."""
+    """Say what the bytes might mean to a person.
+
+    Args:
+        value: the bytes.
+
+    Returns:
+        ``(90)`` for one byte, ``"text"`` for printable ASCII, else ``""``.
+    """
     if len(value) == 1:
         return f"({value[0]})"
     try:
@@ -119,7 +161,15 @@ def interpretation(value: bytes) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
-    """Lines of a table with columns two spaces apart, left aligned, without trailing blanks."""
+    """Lay out a table with columns two spaces apart, left aligned, without trailing blanks.
+
+    Args:
+        headers: the column titles.
+        rows: the cells, row by row.
+
+    Returns:
+        The lines of the table.
+    """
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
     return [
         "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [headers, *rows]
@@ -137,7 +187,12 @@ class Output:
         self.json_mode = json_mode
 
     def result(self, document: Any, lines: Sequence[str]) -> None:
-        """One result: ``document`` as one JSON line, or ``lines`` of text."""
+        """Show one result and flush it.
+
+        Args:
+            document: the result as a JSON document (one line in ``--json`` mode).
+            lines: the result as lines of text (otherwise).
+        """
         if self.json_mode:
             self.stream.write(json.dumps(document) + "\n")
         else:
@@ -145,7 +200,11 @@ class Output:
         self.stream.flush()
 
     def text(self, line: str) -> None:
-        """A line shown in text mode only (headings of the demo)."""
+        """Show a line in text mode only (the demo's headings).
+
+        Args:
+            line: the line.
+        """
         if not self.json_mode:
             self.stream.write(line + "\n")
             self.stream.flush()

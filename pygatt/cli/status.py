@@ -37,10 +37,16 @@ Errors are one line on stderr: "pygatt: error: ...".
 
 
 def status_of(error: Exception) -> ExitStatus:
-    """The exit status for a BLEError (or a ValueError) raised while running a command.
+    """Choose the exit status for an error raised while running a command.
 
     The most specific pygatt exception decides: every one of them is a
     :class:`~pygatt.exceptions.BLEError`, which on its own means status 1.
+
+    Args:
+        error: a BLEError, or a ValueError for a value the device cannot take.
+
+    Returns:
+        The exit status.
     """
     if isinstance(error, (ToolError, DongleNotFoundError)):  # includes PermissionDeniedError
         return ExitStatus.TOOL

@@ -1,6 +1,6 @@
 """A simulated BLE world for testing code that uses pygatt, without a radio.
 
-The simulated programs in :mod:`pygatt.testing.sim` behave like BlueZ's
+The simulated programs in ``pygatt.testing.sim`` behave like BlueZ's
 ``gatttool -I``, ``hcitool``, ``hciconfig``, ``bluetoothctl`` and ``btmgmt`` as
 far as pygatt (and a person at the terminal) can see, backed by a
 :class:`World` described in JSON. Point the library at them with
@@ -31,14 +31,34 @@ __all__ = [
 
 
 def example_world_path(name: str = "heart-rate") -> Path:
-    """The path of a world that ships with pygatt (``heart-rate``)."""
+    """Find a world that ships with pygatt.
+
+    Args:
+        name: the world's name; ``heart-rate`` is the one there is.
+
+    Returns:
+        The path of its JSON file.
+
+    Raises:
+        ValueError: no shipped world has that name.
+    """
     if name not in EXAMPLES:
         raise ValueError(f"unknown example world {name!r}; known: {', '.join(sorted(EXAMPLES))}")
     return Path(__file__).parent / "examples" / EXAMPLES[name]
 
 
 def load_world(spec: str) -> World:
-    """Load a world from a JSON file path or the name of a shipped example."""
+    """Load a world.
+
+    Args:
+        spec: the name of a shipped world (``heart-rate``) or the path of a JSON world file.
+
+    Returns:
+        The world.
+
+    Raises:
+        ValueError: no such file or shipped world, or the file does not describe a world.
+    """
     path = example_world_path(spec) if spec in EXAMPLES else Path(spec)
     try:
         return World.from_json(path.read_text())

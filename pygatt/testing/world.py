@@ -1,7 +1,7 @@
 """The simulated world: an adapter and the peripherals it can see.
 
 A world is described in JSON (or built from these dataclasses) and read by the
-simulated BlueZ programs of :mod:`pygatt.testing.sim`. Handles are assigned the
+simulated BlueZ programs of ``pygatt.testing.sim``. Handles are assigned the
 way a real GATT server lays them out: a service declaration, then for each
 characteristic its declaration, its value, a CCCD (0x2902) when it can notify
 or indicate, and its other descriptors.
@@ -55,7 +55,14 @@ CCCD = "2902"
 
 
 def full_uuid(text: str) -> str:
-    """``"2a37"`` -> ``"00002a37-0000-1000-8000-00805f9b34fb"``; 128-bit UUIDs lower-cased."""
+    """Expand a UUID as written in a world file.
+
+    Args:
+        text: a 16- or 32-bit assigned number (``"2a37"``) or a 128-bit UUID.
+
+    Returns:
+        The 128-bit form in lower case: ``"00002a37-0000-1000-8000-00805f9b34fb"``.
+    """
     text = text.strip().lower()
     if len(text) in (4, 8):
         return f"{int(text, 16):08x}-0000-1000-8000-00805f9b34fb"
@@ -63,7 +70,14 @@ def full_uuid(text: str) -> str:
 
 
 def att_error_text(error: Union[None, int, str]) -> Optional[str]:
-    """An ATT error given as a code or as gatttool's text, as gatttool's text."""
+    """Turn an ATT error from a world file into gatttool's words.
+
+    Args:
+        error: an ATT error code (``2``), gatttool's text, or ``None``.
+
+    Returns:
+        gatttool's text for the error (``"Attribute can't be read"``), or ``None``.
+    """
     if error is None or isinstance(error, str):
         return error
     return ATT_ERROR_TEXTS.get(error, "Unexpected error code")
@@ -88,16 +102,17 @@ def att_error_code(error: Union[None, int, str]) -> Optional[int]:
 
 @dataclass
 class NotifyStream:
-    """Values a characteristic sends by itself.
-
-    trigger -- "subscribe" (when its CCCD is written) or "connect".
-    interval_s -- seconds between values; 0 sends as fast as the terminal takes them.
-    count -- how many values to send (0: until disconnected).
-    values -- hex strings sent in turn (empty: generated values, see below).
-    size -- the size of generated values.
+    """Values a characteristic sends by itself, as notifications or indications.
 
     Generated values have a big-endian sequence number in their first four
     bytes, so every value is unique and checkable.
+
+    Attributes:
+        trigger: ``"subscribe"`` (when its CCCD is written) or ``"connect"``.
+        interval_s: seconds between values; 0 sends as fast as the terminal takes them.
+        count: how many values to send (0: until disconnected).
+        values: hex strings sent in turn (empty: generated values).
+        size: the size of generated values, in bytes.
     """
 
     trigger: str = "subscribe"
@@ -107,7 +122,14 @@ class NotifyStream:
     size: int = 20
 
     def value(self, sequence: int) -> bytes:
-        """The ``sequence``-th value of the stream (from 0)."""
+        """One value of the stream.
+
+        Args:
+            sequence: its position in the stream, from 0.
+
+        Returns:
+            The value: from ``values`` in turn, or generated.
+        """
         if self.values:
             return bytes.fromhex(self.values[sequence % len(self.values)])
         head = sequence.to_bytes(4, "big")
@@ -117,7 +139,12 @@ class NotifyStream:
 
 @dataclass
 class Descriptor:
-    """A characteristic descriptor."""
+    """A characteristic descriptor (other than the CCCD, which ``Characteristic.cccd`` adds).
+
+    Attributes:
+        uuid: its UUID, 16-bit (``"2901"``) or 128-bit.
+        value: its value in hex.
+    """
 
     uuid: str
     value: str = ""
@@ -125,7 +152,20 @@ class Descriptor:
 
 @dataclass
 class Characteristic:
-    """A characteristic: properties by name, a hex value, errors to answer with."""
+    """A characteristic: properties by name, a hex value, errors to answer with.
+
+    Attributes:
+        uuid: its UUID, 16-bit (``"2a19"``) or 128-bit.
+        properties: property names: ``broadcast``, ``read``, ``write-without-response``,
+            ``write``, ``notify``, ``indicate``, ``authenticated-signed-writes``,
+            ``extended-properties``.
+        value: the value in hex, up to 512 bytes.
+        read_error: an ATT error code or gatttool's text to answer reads with.
+        write_error: the same for writes.
+        cccd: whether a notify or indicate characteristic gets a CCCD (0x2902).
+        descriptors: its other descriptors, after the CCCD.
+        notify: the values it sends by itself, if any.
+    """
 
     uuid: str
     properties: List[str] = field(default_factory=lambda: ["read"])
@@ -138,13 +178,18 @@ class Characteristic:
 
     @property
     def property_bits(self) -> int:
-        """The properties as gatttool prints them (``char properties: 0x..``)."""
+        """The properties as one number, as gatttool prints them (``char properties: 0x12``)."""
         return sum(PROPERTY_BITS[name] for name in self.properties)
 
 
 @dataclass
 class Service:
-    """A primary service and its characteristics."""
+    """A primary service and its characteristics.
+
+    Attributes:
+        uuid: its UUID, 16-bit (``"180d"``) or 128-bit.
+        characteristics: its characteristics, in handle order.
+    """
 
     uuid: str
     characteristics: List[Characteristic] = field(default_factory=list)
@@ -152,7 +197,12 @@ class Service:
 
 @dataclass
 class Peripheral:
-    """A simulated BLE peripheral and how it behaves."""
+    """A simulated BLE peripheral and how it behaves.
+
+    The fields and their defaults are described in the simulator guide's table
+    of world file fields; the ones with ``_error``, ``_delay_s`` and
+    ``disconnect_after_`` in their names make it misbehave on purpose.
+    """
 
     address: str
     name: Optional[str] = None
@@ -188,7 +238,15 @@ class Peripheral:
 
 @dataclass
 class Adapter:
-    """The local adapter: its name and the failures to simulate."""
+    """The local adapter: its name and the failures to simulate.
+
+    Attributes:
+        name: the adapter name the tools accept (``hci0``).
+        present: False makes every tool fail as on a machine without Bluetooth.
+        scan_error: ``"permission"``, ``"busy"`` or ``"no-device"`` makes
+            ``hcitool lescan`` fail that way; ``None`` scans.
+        reset_error: text that ``hciconfig reset`` fails with; ``None`` resets.
+    """
 
     name: str = "hci0"
     present: bool = True
@@ -199,31 +257,64 @@ class Adapter:
 
 @dataclass
 class World:
-    """An adapter and the peripherals around it."""
+    """An adapter and the peripherals around it.
+
+    Attributes:
+        adapter: the local adapter.
+        peripherals: the peripherals it can see.
+    """
 
     adapter: Adapter = field(default_factory=Adapter)
     peripherals: List[Peripheral] = field(default_factory=list)
 
     def find(self, address: str) -> Optional[Peripheral]:
-        """The peripheral with ``address`` (any case), if any."""
+        """Look a peripheral up.
+
+        Args:
+            address: its address, in any case.
+
+        Returns:
+            The peripheral, or ``None`` when the world has none at that address.
+        """
         for peripheral in self.peripherals:
             if peripheral.address.upper() == address.upper():
                 return peripheral
         return None
 
     def to_json(self) -> str:
-        """The world as JSON text."""
+        """Describe the world.
+
+        Returns:
+            The world as JSON text, which :meth:`from_json` reads back.
+        """
         return json.dumps(asdict(self), indent=2)
 
     def write(self, path: Union[str, Path]) -> Path:
-        """Write the world to ``path`` as JSON; returns the path."""
+        """Write the world to a JSON file, for ``PYGATT_SIMULATE`` or ``ToolCommands.simulated``.
+
+        Args:
+            path: the file to write.
+
+        Returns:
+            The path written.
+        """
         path = Path(path)
         path.write_text(self.to_json())
         return path
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> World:
-        """Build a world from decoded JSON (unknown keys are an error)."""
+        """Build a world from decoded JSON.
+
+        Args:
+            data: the decoded JSON document.
+
+        Returns:
+            The world.
+
+        Raises:
+            TypeError: a key that is not a field (a typo in a world file).
+        """
         peripherals = []
         for p in data.get("peripherals", []):
             services = []
@@ -240,7 +331,18 @@ class World:
 
     @classmethod
     def from_json(cls, text: str) -> World:
-        """Build a world from JSON text."""
+        """Build a world from JSON text.
+
+        Args:
+            text: the JSON document.
+
+        Returns:
+            The world.
+
+        Raises:
+            ValueError: not JSON.
+            TypeError: a key that is not a field.
+        """
         return cls.from_dict(json.loads(text))
 
 
@@ -270,14 +372,29 @@ class Layout:
     characteristics: List[tuple]  # (declaration handle, properties, value handle, uuid)
 
     def in_range(self, start: int, end: int) -> Iterator[Attribute]:
-        """Attributes with start <= handle <= end, in handle order."""
+        """Walk part of the attribute table.
+
+        Args:
+            start: the first handle.
+            end: the last handle.
+
+        Yields:
+            The attributes with start <= handle <= end, in handle order.
+        """
         for handle in sorted(self.attributes):
             if start <= handle <= end:
                 yield self.attributes[handle]
 
 
 def layout(peripheral: Peripheral) -> Layout:
-    """Assign handles to a peripheral's services, characteristics and descriptors."""
+    """Assign handles to a peripheral's services, characteristics and descriptors.
+
+    Args:
+        peripheral: the peripheral.
+
+    Returns:
+        Its attribute table, laid out as a GATT server does.
+    """
     attributes: Dict[int, Attribute] = {}
     services: List[tuple] = []
     characteristics: List[tuple] = []

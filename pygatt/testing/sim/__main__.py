@@ -65,6 +65,15 @@ def bluez_main(argv: List[str]) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one simulated program: ``PROGRAM --world WORLD -- ARGS``.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``); WORLD is a shipped
+            world's name or a world file.
+
+    Returns:
+        The program's exit status; 2 for a usage error or a world that cannot be loaded.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["bluez"]:
         try:

@@ -2,8 +2,8 @@
 
 One thread, one loop, like gatttool's GLib main loop: it waits on stdin and on
 timers (connection attempts, slow answers, notification streams, scheduled
-disconnects), and every answer is printed the way gatttool prints it
-(``shared/gatttool-output.md`` §2-§7).
+disconnects), and every answer is printed the way BlueZ 5.66's gatttool
+prints it: prompt, colours, success and error lines, notifications.
 """
 
 from __future__ import annotations
@@ -50,12 +50,26 @@ HELP = [
 
 
 def hexbytes(value: bytes) -> str:
-    """Bytes as gatttool prints them: ``%02x `` each (a trailing space)."""
+    """Format bytes as gatttool prints them.
+
+    Args:
+        value: the bytes.
+
+    Returns:
+        ``%02x `` for each byte, so with a trailing space.
+    """
     return "".join(f"{b:02x} " for b in value)
 
 
 def parse_handle(text: str) -> Optional[int]:
-    """A handle in base 16 (``0x`` optional), or None when it does not parse entirely."""
+    """Read a handle argument as gatttool does.
+
+    Args:
+        text: the handle in base 16, ``0x`` optional.
+
+    Returns:
+        The handle, or None when the text does not parse entirely.
+    """
     try:
         return int(text, 16)
     except ValueError:
@@ -63,7 +77,15 @@ def parse_handle(text: str) -> Optional[int]:
 
 
 def parse_value(text: str) -> bytes:
-    """gatttool's reading of a hex value: two characters at a time, an odd nibble dropped."""
+    """Read a hex value argument as gatttool does.
+
+    Args:
+        text: the hex digits.
+
+    Returns:
+        The bytes, two characters at a time: an odd last nibble is dropped, a
+        pair that is not hex becomes 0.
+    """
     out = bytearray()
     for i in range(0, len(text) - 1, 2):
         try:
@@ -74,7 +96,14 @@ def parse_value(text: str) -> bytes:
 
 
 class Simulator:
-    """The state of one simulated gatttool process."""
+    """The state of one simulated gatttool process.
+
+    Args:
+        world: the world it sees.
+        adapter: the adapter it was started on (``-i``).
+        address: the peer given with ``-b``, if any; shown in the prompt.
+        address_type: the address type given with ``-t``.
+    """
 
     def __init__(self, world: World, adapter: str, address: Optional[str], address_type: str) -> None:
         self.world = world
@@ -98,18 +127,30 @@ class Simulator:
 
     # -- prompt and timers -----------------------------------------------------------
     def prompt_text(self) -> str:
+        """Return the prompt: the peer's address, in blue while connected."""
         shown = f"[{(self.address or ''):>17}]"
         if self.state == "connected":
             shown = f"{BLUE}{shown}{RESET}"
         return shown + "[LE]> "
 
     def after(self, delay: float, action: Callable[[], None], any_link: bool = False) -> None:
-        """Run ``action`` after ``delay`` seconds, unless the link changed meanwhile."""
+        """Schedule an action on the loop.
+
+        Args:
+            delay: seconds from now.
+            action: what to run.
+            any_link: run it even if the link changed meanwhile (by default an
+                action for an older connection is dropped).
+        """
         link = -1 if any_link else self.link
         heapq.heappush(self.timers, (time.monotonic() + delay, next(self.counter), link, action))
 
     def run_due_timers(self) -> Optional[float]:
-        """Run the timers that are due; return seconds until the next one."""
+        """Run the timers that are due.
+
+        Returns:
+            Seconds until the next timer, or None when there is none.
+        """
         while self.timers:
             when, _, link, action = self.timers[0]
             now = time.monotonic()
@@ -122,6 +163,11 @@ class Simulator:
 
     # -- commands ------------------------------------------------------------------------
     def execute(self, line: str) -> None:
+        """Run one typed command line, answering as gatttool does.
+
+        Args:
+            line: the line, without its end.
+        """
         try:
             words = shlex.split(line)
         except ValueError:
@@ -144,8 +190,10 @@ class Simulator:
                 self.after(0.001, self.remote_disconnect)  # after() skips it if the link changed meanwhile
 
     def answer(self, action: Callable[[], None]) -> None:
-        """Send an ATT answer on a later turn of the loop (after the command's prompt),
-        delayed by the peripheral's response time.
+        """Send an ATT answer on a later turn of the loop (after the command's prompt).
+
+        Args:
+            action: prints the answer; it runs after the peripheral's response delay.
         """
         self.after(self.peripheral.response_delay_s if self.peripheral else 0.0, action)
 
@@ -217,7 +265,7 @@ class Simulator:
         self.link += 1
 
     def remote_disconnect(self) -> None:
-        """The peer went away: GLib's warning on stderr, no prompt redraw (§5)."""
+        """The peer went away: GLib's warning on stderr, no prompt redraw (as the real gatttool)."""
         if self.state != "connected":
             return
         self.drop_link()
@@ -512,7 +560,15 @@ class Simulator:
 
 
 def run(world: World, argv: List[str]) -> int:
-    """The gatttool program: ``[-i hciX] [-b MAC] [-t type] [-I] ...``."""
+    """Run the simulated gatttool: ``[-i hciX] [-b MAC] [-t type] [-I] ...``.
+
+    Args:
+        world: the simulated world.
+        argv: gatttool's arguments; only interactive mode (``-I``) is simulated.
+
+    Returns:
+        The exit status.
+    """
     parser = argparse.ArgumentParser(prog="gatttool", add_help=False)
     parser.add_argument("-i", "--adapter", default="hci0")
     parser.add_argument("-b", "--device")
@@ -548,7 +604,7 @@ def run(world: World, argv: List[str]) -> int:
                         break
                     terminal.prompt()
                 if not data or terminal.eof:
-                    terminal.write("\r\n")  # EOF prints a single newline and exits (fact sheet §2)
+                    terminal.write("\r\n")  # EOF prints a single newline and exits, as gatttool does
                     break
             terminal.flush()
     except OSError:

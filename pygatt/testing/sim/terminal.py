@@ -3,8 +3,8 @@
 gatttool uses readline: the terminal's own echo is off, typed characters are
 echoed by the program, and a line printed while the user types (a
 notification, say) clears the input line, prints the text, and redraws the
-prompt with the half-typed input. These bytes are what
-``shared/gatttool-output.md`` §1 describes.
+prompt with the half-typed input. These are the bytes the real gatttool
+writes to its terminal, as recorded from BlueZ 5.66.
 """
 
 from __future__ import annotations
@@ -22,7 +22,18 @@ PASTE_OFF = "\x1b[?2004l\r"
 
 
 class Terminal:
-    """Line input with echo and gatttool's framing of output, on fds 0, 1 and 2."""
+    """Line input with echo and gatttool's framing of output, on fds 0, 1 and 2.
+
+    Args:
+        prompt: returns the prompt to draw (it changes with the connection state).
+        term: the terminal type; ``dumb`` (the default when ``TERM`` is unset)
+            draws no bracketed-paste codes, as readline does.
+
+    Attributes:
+        dumb: whether the terminal is dumb.
+        line: the input typed so far.
+        eof: whether Ctrl-D ended the input.
+    """
 
     def __init__(self, prompt: Callable[[], str], term: Optional[str] = None) -> None:
         self._prompt = prompt
@@ -53,7 +64,11 @@ class Terminal:
 
     # -- output -----------------------------------------------------------------------
     def write(self, text: str) -> None:
-        """Queue ``text`` for stdout (sent by :meth:`flush`)."""
+        """Queue text for stdout (sent by :meth:`flush`).
+
+        Args:
+            text: the text, with its own ``\\r\\n``.
+        """
         self._pending.append(text)
 
     def flush(self) -> None:
@@ -72,20 +87,37 @@ class Terminal:
         self.write(("" if self.dumb else PASTE_ON) + self._prompt() + self.line)
 
     def sync(self, text: str) -> None:
-        """A line printed while a command runs, before the next prompt."""
+        """Print a line while a command runs, before the next prompt.
+
+        Args:
+            text: the line, without its end.
+        """
         self.write(text + "\r\n")
 
     def error(self, message: str, asynchronous: bool = False) -> None:
-        """A red ``Error:`` line."""
+        """Print a red ``Error:`` line.
+
+        Args:
+            message: the text after ``Error:``.
+            asynchronous: print it as an asynchronous line (see :meth:`later`).
+        """
         line = f"{RED}Error: {RESET}{message}"
         self.later(line) if asynchronous else self.sync(line)
 
     def failed(self, message: str) -> None:
-        """A red ``Command Failed:`` line (printed synchronously)."""
+        """Print a red ``Command Failed:`` line (synchronously).
+
+        Args:
+            message: the text after ``Command Failed:``.
+        """
         self.sync(f"{RED}Command Failed: {RESET}{message}")
 
     def later(self, text: str) -> None:
-        """An asynchronous line: clear the input line, print, redraw prompt and input."""
+        """Print an asynchronous line: clear the input line, print, redraw prompt and input.
+
+        Args:
+            text: the line, without its end.
+        """
         if self.dumb:
             clear = "\r" + " " * (len(self._visible_prompt()) + len(self.line)) + "\r"
         else:
@@ -97,7 +129,11 @@ class Terminal:
         return self._prompt().replace(BLUE, "").replace(RESET, "")
 
     def stderr(self, text: str) -> None:
-        """Write to stderr at once (after what stdout has queued)."""
+        """Write to stderr at once (after what stdout has queued).
+
+        Args:
+            text: the text.
+        """
         self.flush()
         os.write(2, text.encode())
 
@@ -109,7 +145,14 @@ class Terminal:
 
     # -- input ----------------------------------------------------------------------
     def feed(self, data: str) -> List[str]:
-        """Echo typed characters; return the lines completed by Enter."""
+        """Take typed characters and echo them.
+
+        Args:
+            data: the characters read from the terminal.
+
+        Returns:
+            The lines completed by Enter.
+        """
         lines = []
         for char in data:
             if char in "\r\n":
@@ -131,6 +174,10 @@ class Terminal:
 
 
 def eprint(text: str) -> None:
-    """Print a line to stderr (for the non-interactive tools)."""
+    """Print a line to stderr (for the non-interactive tools).
+
+    Args:
+        text: the line, without its end.
+    """
     sys.stderr.write(text + "\n")
     sys.stderr.flush()

@@ -1,8 +1,8 @@
 """Simulated ``hcitool``, ``hciconfig``, ``bluetoothctl`` and ``btmgmt``.
 
-Each prints what the BlueZ 5.66 program prints (``shared/gatttool-output.md``
-§9, §10, §12) for the world's adapter and peripherals, with the same exit
-statuses, so scan, reset, clear_bond and RSSI can be tested without a radio.
+Each prints what the BlueZ 5.66 program prints for the world's adapter and
+peripherals, with the same exit statuses, so scan, reset, clear_bond and RSSI
+can be tested without a radio.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ SCAN_ERRORS = {
 
 
 def _wait_for_sigint(limit_s: float = 3600.0) -> None:
-    """Sleep until SIGINT (then return) or ``limit_s``."""
+    """Sleep until SIGINT arrives (then return), as a scan does, or until ``limit_s`` passes.
+
+    Args:
+        limit_s: the longest sleep, in seconds.
+    """
     interrupted = []
     signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     deadline = time.monotonic() + limit_s
@@ -39,7 +43,15 @@ def _adapter_arg(argv: List[str], default: str = "hci0") -> str:
 
 
 def hcitool(world: World, argv: List[str]) -> int:
-    """``hcitool [-i hciX] lescan`` and ``hcitool [-i hciX] rssi ADDR``."""
+    """Simulate ``hcitool [-i hciX] lescan`` (until SIGINT) and ``hcitool [-i hciX] rssi ADDR``.
+
+    Args:
+        world: the simulated world.
+        argv: the program's arguments, as the backend passes them.
+
+    Returns:
+        The exit status the real program would have.
+    """
     adapter = _adapter_arg(argv)
     if not world.adapter.present:
         eprint("Invalid device: Address family not supported by protocol")
@@ -71,7 +83,15 @@ def hcitool(world: World, argv: List[str]) -> int:
 
 
 def hciconfig(world: World, argv: List[str]) -> int:
-    """``hciconfig hciX reset``."""
+    """Simulate ``hciconfig hciX reset``.
+
+    Args:
+        world: the simulated world.
+        argv: the program's arguments, as the backend passes them.
+
+    Returns:
+        The exit status the real program would have.
+    """
     if not world.adapter.present:
         eprint("Can't open HCI socket.: Address family not supported by protocol")
         return 1
@@ -85,7 +105,15 @@ def hciconfig(world: World, argv: List[str]) -> int:
 
 
 def bluetoothctl(world: World, argv: List[str]) -> int:
-    """``bluetoothctl remove ADDR|*``."""
+    """Simulate ``bluetoothctl remove ADDR|*``.
+
+    Args:
+        world: the simulated world.
+        argv: the program's arguments, as the backend passes them.
+
+    Returns:
+        The exit status the real program would have.
+    """
     if not world.adapter.present:
         print("No default controller available", flush=True)
         return 1
@@ -105,7 +133,15 @@ def bluetoothctl(world: World, argv: List[str]) -> int:
 
 
 def btmgmt(world: World, argv: List[str]) -> int:
-    """``btmgmt [--timeout N] [--index I] find [-l]``."""
+    """Simulate ``btmgmt [--timeout N] [--index I] find [-l]``.
+
+    Args:
+        world: the simulated world.
+        argv: the program's arguments, as the backend passes them.
+
+    Returns:
+        The exit status the real program would have.
+    """
     if not world.adapter.present:
         eprint("Unable to open mgmt_socket")
         return 1

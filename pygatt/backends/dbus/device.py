@@ -1,0 +1,87 @@
+"""``DBusBLEDevice``: a device connected through the D-Bus backend.
+
+Everything but routing is the shared :class:`~pygatt.device.BLEDevice`: the
+handle cache, subscriptions (their CCCD writes become StartNotify/StopNotify in
+:class:`~pygatt.backends.dbus.link.DBusLink`), callbacks and resubscribing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, ClassVar, Dict, Optional
+
+from pygatt import validate
+from pygatt.backends.dbus.link import DBusLink
+from pygatt.device import BLEDevice
+from pygatt.exceptions import NotConnectedError
+
+if TYPE_CHECKING:
+    from pygatt.backends.dbus.backend import DBusBackend
+
+log = logging.getLogger(__name__)
+
+
+class DBusBLEDevice(BLEDevice):
+    """A BLE device connected through the DBusBackend (BlueZ over D-Bus).
+
+    The same handle-based API as the other backends: handles are the ATT
+    handles gatttool would print for the same peripheral.
+
+    Args:
+        address: the device's BLE address.
+        backend: the backend that connected it.
+    """
+
+    DEFAULT_TIMEOUTS: ClassVar[Dict[str, float]] = {**BLEDevice.DEFAULT_TIMEOUTS, "discover": 5.0, "disconnect": 3.0}
+
+    def __init__(self, address: str, backend: DBusBackend) -> None:
+        super().__init__(address)
+        self._backend = backend
+
+    @property
+    def backend(self) -> DBusBackend:
+        """The backend this device was connected through."""
+        return self._backend
+
+    def char_read_handle(self, handle: int, *, timeout: Optional[float] = None) -> bytearray:
+        """Read an attribute by handle (BlueZ reads the whole value, following with Read Blob).
+
+        Args:
+            handle: the attribute handle to read.
+            timeout: seconds to wait; None for the default (4 s).
+
+        Returns:
+            The value.
+        """
+        return super().char_read_handle(handle, timeout=timeout)
+
+    def char_read_long_handle(self, handle: int, *, timeout: Optional[float] = None, offset: int = 0) -> bytearray:
+        """Read a characteristic by handle, following values longer than one ATT packet.
+
+        BlueZ does the Read and Read Blob requests itself.
+
+        Args:
+            handle: the attribute handle to read.
+            timeout: seconds to wait; None for the default (4 s).
+            offset: start reading this many bytes into the value (D-Bus backend only).
+
+        Returns:
+            The value from ``offset`` to its end.
+        """
+        handle = validate.handle(handle)
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= validate.MAX_ATTRIBUTE_LENGTH:
+            raise ValueError(f"offset must be an int within 0..{validate.MAX_ATTRIBUTE_LENGTH}, got {offset!r}")
+        seconds = self._timeout(timeout, "read")
+        link = self._require_link()
+        if not isinstance(link, DBusLink):
+            raise NotConnectedError(f"Device {self.address} is not connected through the D-Bus backend")
+        return bytearray(link.read_long_handle(handle, seconds, offset))
+
+    def disconnect(self) -> None:
+        """Disconnect from the device (no disconnect callback runs); also stops an auto-reconnect in progress."""
+        reconnecting = self.auto_reconnect and not self.connected
+        self.auto_reconnect = False
+        if reconnecting:
+            return
+        self._check_connected()
+        self._backend.disconnect(self)

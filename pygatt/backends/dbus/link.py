@@ -1,0 +1,561 @@
+"""``DBusLink``: one connection to one peripheral through BlueZ's D-Bus objects.
+
+The link turns pygatt's handle-based operations into calls on the device's
+``GattCharacteristic1``/``GattDescriptor1`` objects, using the handle map of
+:mod:`pygatt.backends.dbus.properties`. It learns about the link's state from
+signals the backend routes to it (``device_changed``, ``value_changed``,
+``objects_changed``, ``removed``; all called on the bus reader thread, all quick)
+and reports notifications and link loss through two callables the backend gives
+it, which only queue work on the backend's callback dispatcher.
+
+Every operation takes a ``timeout``: a deadline for the whole operation,
+retries included. A method BlueZ never answers ends in NotificationTimeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from pygatt.backends.backend import Characteristic, GATTLink
+from pygatt.backends.dbus import errors, paths, properties
+from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError
+from pygatt.backends.dbus.properties import CHARACTERISTIC, DESCRIPTOR, DEVICE, GattTable
+from pygatt.deadline import Deadline
+from pygatt.exceptions import (
+    AttributeNotFoundError,
+    BLEError,
+    InvalidHandleError,
+    NotConnectedError,
+    WriteNotPermittedError,
+)
+
+log = logging.getLogger(__name__)
+
+BLUEZ = "org.bluez"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
+IN_PROGRESS = "org.bluez.Error.InProgress"
+IN_PROGRESS_RETRY_S = 0.01
+CLEANUP_TIMEOUT_S = 1.0
+NOTIFY_ON = (bytes([0x01, 0x00]), bytes([0x02, 0x00]))
+NOTIFY_OFF = bytes([0x00, 0x00])
+GATT_METHODS = ("ReadValue", "WriteValue", "StartNotify", "StopNotify")
+
+NotificationSink = Callable[[int, bytes], None]
+LossSink = Callable[[str], None]
+
+
+class DBusLink(GATTLink):
+    """The link to one device (the backend contract's GATTLink): its object path, state and GATT operations.
+
+    Args:
+        bus: the backend's bus connection.
+        hci_device: the adapter, e.g. ``hci0``.
+        address: the device's address (validated, upper case).
+        on_notification: gets ``(value handle, value)`` for every Value change on a characteristic.
+        on_lost: gets a reason once when the link drops without disconnect() being called.
+    """
+
+    def __init__(
+        self,
+        bus: BusConnection,
+        hci_device: str,
+        address: str,
+        on_notification: NotificationSink,
+        on_lost: LossSink,
+    ) -> None:
+        self.address = address
+        self.path = paths.device_path(hci_device, address)
+        self._bus = bus
+        self._on_notification = on_notification
+        self._on_lost = on_lost
+        self._state = threading.Condition()
+        self._connected = False
+        self._resolved = False
+        self._up = False  # connect() finished and disconnect() not called
+        self._gone: Optional[str] = None  # why the link cannot come back (device removed, bus gone)
+        self._mtu: Optional[int] = None
+        self._table: Optional[GattTable] = None
+        self._lock = threading.Lock()
+        self._reading: Dict[str, int] = {}  # char path -> reads in flight
+        self._held: Dict[str, List[bytes]] = {}  # Value signals seen while a read was in flight
+        self._notifying: Set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} {self.address} {'up' if self._up else 'down'}>"
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while the link is up (BlueZ says Connected and disconnect() was not called)."""
+        return self._up and self._connected
+
+    @property
+    def mtu(self) -> int:
+        """The ATT MTU BlueZ negotiated (23 until known)."""
+        return self._mtu or properties.DEFAULT_ATT_MTU
+
+    # -- called on the reader thread by the backend's signal router ----------------------
+
+    def device_changed(self, changed: Dict[str, Any], invalidated: List[str]) -> None:
+        """Device1 properties changed (reader thread).
+
+        Args:
+            changed: the changed properties, unwrapped.
+            invalidated: the names of properties that went away.
+        """
+        lost = False
+        with self._state:
+            if "Connected" in changed:
+                self._connected = bool(changed["Connected"])
+                if not self._connected:
+                    self._resolved = False
+                    lost = self._up
+                    self._up = False
+            if "ServicesResolved" in changed:
+                self._resolved = bool(changed["ServicesResolved"])
+            self._state.notify_all()
+        if lost:
+            self._mtu = None
+            self._on_lost("BlueZ reported the device disconnected (Connected=false)")
+
+    def value_changed(self, char_path: str, changed: Dict[str, Any]) -> None:
+        """GattCharacteristic1 properties changed under this device (reader thread).
+
+        A ``Value`` change is a notification, unless a read of that characteristic is in
+        flight: BlueZ signals a read's value too, so it is held until the read answers.
+
+        Args:
+            char_path: the characteristic's object path.
+            changed: the changed properties, unwrapped.
+        """
+        if "MTU" in changed:
+            self._mtu = int(changed["MTU"])
+        if "Value" not in changed:
+            return
+        value = bytes(changed["Value"])
+        with self._lock:
+            held = self._held.get(char_path)
+            if held is not None:  # a read is in flight: this may be its echo, decided when it answers
+                held.append(value)
+                return
+        self._on_notification(paths.value_handle(char_path), value)
+
+    def objects_changed(self) -> None:
+        """GATT objects appeared or went away under the device: build the handle map again when needed."""
+        self._table = None
+
+    def removed(self, reason: str) -> None:
+        """The device object went away (or BlueZ did): the link is down for good.
+
+        Args:
+            reason: why, for the disconnect callbacks' log and later errors.
+        """
+        with self._state:
+            self._gone = reason
+            lost = self._up
+            self._up = self._connected = self._resolved = False
+            self._state.notify_all()
+        self._table = None
+        if lost:
+            self._on_lost(reason)
+
+    # -- connection ------------------------------------------------------------------------
+
+    def open(self, timeout: float) -> None:
+        """Connect (``Device1.Connect``) and wait until BlueZ has resolved the services.
+
+        Args:
+            timeout: seconds for the whole connection.
+
+        Raises:
+            NotConnectedError: the connection failed, or did not complete in ``timeout`` seconds.
+        """
+        deadline = Deadline(timeout)
+        with self._state:
+            self._gone = None
+        self._seed_state(deadline)
+        log.info("Connecting to %s", self.address)
+        try:
+            self._call(self.path, DEVICE, "Connect", timeout=deadline, target=self.address)
+        except NotConnectedError:
+            raise
+        except BLEError as exc:
+            if isinstance(exc, errors.BluezNotAvailableError):
+                raise
+            self._cancel_connect()
+            raise NotConnectedError(f"Failed to connect to {self.address}: {exc}") from exc
+        with self._state:
+            while not (self._connected and self._resolved) and self._gone is None and not deadline.expired:
+                self._state.wait(deadline.remaining())
+            gone, ready = self._gone, self._connected and self._resolved
+            if ready:
+                self._up = True
+        if not ready:
+            self._cancel_connect()
+            if gone is not None:
+                raise NotConnectedError(f"Connecting to {self.address} failed: {gone}")
+            raise NotConnectedError(f"Timed out connecting to {self.address} after {timeout:g} seconds.")
+        self._table = None
+        log.info("Connected to %s", self.address)
+
+    def _seed_state(self, deadline: Deadline) -> None:
+        """Read Connected/ServicesResolved once; later changes come as signals."""
+        try:
+            found = self._call(self.path, PROPERTIES, "GetAll", "s", (DEVICE,), deadline, self.address)
+        except errors.BluezNotAvailableError:
+            raise
+        except NotConnectedError as exc:
+            raise NotConnectedError(f"BlueZ does not know {self.address}: {exc}") from exc
+        state = properties.unwrap(found[0])
+        with self._state:
+            self._connected = bool(state.get("Connected", False))
+            self._resolved = bool(state.get("ServicesResolved", False))
+
+    def _cancel_connect(self) -> None:
+        try:
+            self._call(self.path, DEVICE, "Disconnect", timeout=Deadline(CLEANUP_TIMEOUT_S), target=self.address)
+        except BLEError as exc:
+            log.debug("Cancelling the connection to %s: %s", self.address, exc)
+
+    def disconnect(self, timeout: float) -> None:
+        """End notify sessions and the link (``Device1.Disconnect``); no disconnect callbacks fire.
+
+        Always returns: when BlueZ does not confirm within ``timeout`` (or is gone), that is
+        logged and the link is forgotten anyway.
+        """
+        deadline = Deadline(timeout)
+        with self._state:
+            self._up = False
+        with self._lock:
+            notifying = list(self._notifying)
+            self._notifying.clear()
+        for char_path in notifying:
+            try:
+                self._call(char_path, CHARACTERISTIC, "StopNotify", timeout=deadline, target=char_path)
+            except BLEError as exc:
+                log.debug("StopNotify on %s: %s", char_path, exc)
+        try:
+            self._call(self.path, DEVICE, "Disconnect", timeout=deadline, target=self.address)
+        except NotConnectedError:
+            log.info("%s was already disconnected", self.address)
+        except BLEError as exc:
+            log.warning("BlueZ did not confirm the disconnect of %s: %s", self.address, exc)
+        else:
+            log.info("Disconnected from %s", self.address)
+
+    # -- GATT ---------------------------------------------------------------------------------
+
+    def discover(self, timeout: float) -> Dict[uuid.UUID, Characteristic]:
+        """Read BlueZ's objects under the device again.
+
+        Args:
+            timeout: seconds for the whole discovery.
+
+        Returns:
+            ``{UUID: Characteristic}`` with value handles and descriptor handles (the CCCD is
+            the 0x2902 child); the lowest value handle wins for a repeated UUID.
+        """
+        self._table = None
+        return self._gatt(Deadline(timeout)).to_characteristics()
+
+    def read_handle(self, handle: int, timeout: float) -> bytes:
+        """Read the attribute at ``handle`` (BlueZ follows long values with Read Blob)."""
+        return self.read_long_handle(handle, timeout)
+
+    def read_long_handle(self, handle: int, timeout: float, offset: int = 0) -> bytes:
+        """Read the whole value at ``handle`` (``ReadValue``; BlueZ follows with Read Blob).
+
+        Args:
+            handle: a value, descriptor, declaration or service handle.
+            timeout: seconds for the whole read.
+            offset: where in the value to start.
+
+        Returns:
+            The value from ``offset`` on.
+
+        Raises:
+            InvalidHandleError: no attribute has this handle.
+        """
+        deadline = Deadline(timeout)
+        table = self._gatt(deadline)
+        target = f"0x{handle:04x}"
+        options = properties.read_options(offset)
+        char = table.characteristics.get(handle)
+        if char is not None:
+            return self._read_char(char.path, options, deadline, target)
+        if handle in table.descriptors:
+            path = table.descriptors[handle][0]
+            return bytes(self._call(path, DESCRIPTOR, "ReadValue", "a{sv}", (options,), deadline, target)[0])
+        declared = table.characteristics.get(handle + 1)
+        if declared is not None:  # a declaration: BlueZ has no object for it, its bytes are known
+            return properties.declaration_value(declared.flags, declared.value_handle, declared.uuid)[offset:]
+        if handle in table.services:
+            return properties.uuid_bytes(table.services[handle])[offset:]
+        raise InvalidHandleError(
+            f"ReadValue {target} failed: Invalid handle",
+            operation="ReadValue",
+            target=target,
+            reason="Invalid handle",
+            att_error=0x01,
+        )
+
+    def read_uuid(self, char_uuid: uuid.UUID, timeout: float) -> bytes:
+        """Read the first characteristic with this UUID.
+
+        Args:
+            char_uuid: the characteristic's UUID.
+            timeout: seconds for the read.
+
+        Returns:
+            At most one packet (MTU - 4 bytes), as an ATT Read By Type gives it.
+
+        Raises:
+            AttributeNotFoundError: no characteristic has this UUID.
+        """
+        deadline = Deadline(timeout)
+        char = self._gatt(deadline).by_uuid(char_uuid)
+        if char is None:
+            raise AttributeNotFoundError(
+                f"ReadValue {char_uuid} failed: no characteristic with this UUID (Attribute Not Found)",
+                operation="ReadValue",
+                target=str(char_uuid),
+                reason="Attribute Not Found",
+                att_error=0x0A,
+            )
+        value = self._read_char(char.path, {}, deadline, str(char_uuid))
+        return value[: self.mtu - 4]
+
+    def _read_char(self, path: str, options: Dict[str, Any], deadline: Deadline, target: str) -> bytes:
+        with self._lock:
+            self._reading[path] = self._reading.get(path, 0) + 1
+            self._held.setdefault(path, [])
+        value: Optional[bytes] = None
+        try:
+            value = bytes(self._call(path, CHARACTERISTIC, "ReadValue", "a{sv}", (options,), deadline, target)[0])
+            return value
+        finally:
+            self._release_held(path, value)
+
+    def _release_held(self, path: str, value: Optional[bytes]) -> None:
+        """A read ended: drop its own Value echo, pass on the notifications that came meanwhile."""
+        with self._lock:
+            held = self._held.get(path, [])
+            if value is not None:
+                for index in range(len(held) - 1, -1, -1):
+                    if held[index] == value:
+                        del held[index]
+                        break
+            self._reading[path] -= 1
+            if self._reading[path]:
+                return
+            del self._reading[path]
+            released = self._held.pop(path, [])
+        handle = paths.value_handle(path)
+        for item in released:
+            self._on_notification(handle, item)
+
+    def write_handle(self, handle: int, value: bytes, with_response: bool, timeout: float) -> None:
+        """Write ``value`` at ``handle``: a request or a command for a characteristic.
+
+        A write of 01 00 / 02 00 / 00 00 to a CCCD becomes StartNotify / StopNotify,
+        the only way BlueZ lets a client change a CCCD.
+
+        Args:
+            handle: a value, descriptor or CCCD handle.
+            value: the bytes to write.
+            with_response: a Write Request (acknowledged) rather than a Write Command.
+            timeout: seconds for the write.
+
+        Raises:
+            InvalidHandleError: no attribute has this handle.
+            WriteNotPermittedError: a declaration or service handle.
+            ValueError: a CCCD value other than 01 00, 02 00 or 00 00.
+        """
+        deadline = Deadline(timeout)
+        table = self._gatt(deadline)
+        target = f"0x{handle:04x}"
+        char = table.characteristics.get(handle)
+        if char is not None:
+            options = properties.write_options(with_response)
+            self._call(char.path, CHARACTERISTIC, "WriteValue", "aya{sv}", (value, options), deadline, target)
+            return
+        configured = table.cccds.get(handle)
+        if configured is not None:
+            self._configure(configured, value, deadline, target)
+            return
+        if handle in table.descriptors:
+            path = table.descriptors[handle][0]
+            self._call(path, DESCRIPTOR, "WriteValue", "aya{sv}", (value, {}), deadline, target)
+            return
+        if handle + 1 in table.characteristics or handle in table.services:
+            raise WriteNotPermittedError(
+                f"WriteValue {target} failed: Attribute can't be written",
+                operation="WriteValue",
+                target=target,
+                reason="Write not permitted",
+                att_error=0x03,
+            )
+        raise InvalidHandleError(
+            f"WriteValue {target} failed: Invalid handle",
+            operation="WriteValue",
+            target=target,
+            reason="Invalid handle",
+            att_error=0x01,
+        )
+
+    def write_long_handle(self, handle: int, value: bytes, timeout: float) -> None:
+        """Write a long value: a write request that BlueZ splits into prepared writes when needed."""
+        self.write_handle(handle, value, True, timeout)
+
+    def _configure(self, char: properties.CharacteristicObject, value: bytes, deadline: Deadline, target: str) -> None:
+        if value in NOTIFY_ON:
+            wanted = "indicate" if value == NOTIFY_ON[1] else "notify"
+            offered = [kind for kind in ("notify", "indicate") if kind in char.flags]
+            if offered and (wanted not in offered or (wanted == "indicate" and "notify" in offered)):
+                log.warning(
+                    "%s: asked for %s, BlueZ enables %s",
+                    char.uuid,
+                    wanted,
+                    "notify" if "notify" in char.flags else "indicate",
+                )
+            self._call(char.path, CHARACTERISTIC, "StartNotify", timeout=deadline, target=target)
+            with self._lock:
+                self._notifying.add(char.path)
+        elif value == NOTIFY_OFF:
+            with self._lock:
+                self._notifying.discard(char.path)
+            try:
+                self._call(char.path, CHARACTERISTIC, "StopNotify", timeout=deadline, target=target)
+            except BLEError as exc:
+                if "No notify session started" not in str(exc):
+                    raise
+        else:
+            raise ValueError(f"a CCCD takes 01 00, 02 00 or 00 00 through BlueZ, got {value.hex()}")
+
+    def exchange_mtu(self, mtu: int, timeout: float) -> int:
+        """BlueZ exchanges the MTU itself when it connects (asking for 517).
+
+        Args:
+            mtu: the MTU wanted (BlueZ has already chosen; a difference is logged).
+            timeout: seconds to read the characteristic's MTU property.
+
+        Returns:
+            The MTU BlueZ negotiated.
+        """
+        deadline = Deadline(timeout)
+        table = self._gatt(deadline)
+        if not table.characteristics:
+            log.info("No characteristic to read the MTU from; assuming %d", self.mtu)
+            return self.mtu
+        path = table.characteristics[min(table.characteristics)].path
+        try:
+            found = self._call(path, PROPERTIES, "Get", "ss", (CHARACTERISTIC, "MTU"), deadline, "MTU")
+        except BLEError as exc:
+            if "No such property" not in str(exc):
+                raise
+            log.info("This BlueZ does not report the MTU; assuming %d", self.mtu)
+            return self.mtu
+        self._mtu = int(properties.unwrap({"MTU": found[0]})["MTU"])
+        if mtu != self._mtu:
+            log.info("Asked for MTU %d; BlueZ negotiated %d by itself", mtu, self._mtu)
+        return self._mtu
+
+    def bond(self, permanent: bool, timeout: float) -> None:
+        """Pair (``Device1.Pair``, answered by the backend's agent); already paired is fine.
+
+        Args:
+            permanent: also mark the device trusted, so BlueZ keeps and reuses the bond.
+            timeout: seconds for pairing.
+        """
+        deadline = Deadline(timeout)
+        try:
+            self._call(self.path, DEVICE, "Pair", timeout=deadline, target=self.address)
+        except BLEError as exc:
+            if "AlreadyExists" not in str(exc):
+                raise
+            log.info("%s is already paired", self.address)
+        if permanent:
+            self._call(self.path, PROPERTIES, "Set", "ssv", (DEVICE, "Trusted", ("b", True)), deadline, self.address)
+
+    def rssi(self, timeout: float) -> int:
+        """The last RSSI BlueZ knows (from advertisements: BlueZ reads none from a live link).
+
+        Args:
+            timeout: seconds for the property read.
+
+        Returns:
+            The RSSI in dBm.
+
+        Raises:
+            BLEError: BlueZ has no RSSI for the device (it only has one while a scan sees it).
+        """
+        try:
+            found = self._call(self.path, PROPERTIES, "Get", "ss", (DEVICE, "RSSI"), Deadline(timeout), "RSSI")
+        except BLEError as exc:
+            if "No such property" not in str(exc):
+                raise
+            raise BLEError(
+                f"get_rssi {self.address}: BlueZ has no RSSI for the device; it reports RSSI only from "
+                "advertisements seen during a scan, not for a connected link"
+            ) from None
+        return int(properties.unwrap({"RSSI": found[0]})["RSSI"])
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _still_connected(self, deadline: Deadline) -> bool:
+        """After a bare "Operation failed" (ATT request cancelled): is the link still up? Asks BlueZ."""
+        if not self._connected or self._gone is not None:
+            return False
+        try:
+            found = self._bus.call(
+                BLUEZ, self.path, PROPERTIES, "Get", "ss", (DEVICE, "Connected"), deadline.remaining()
+            )
+        except (DBusCallError, CallTimeout, BusClosed):
+            return False
+        return bool(properties.unwrap({"Connected": found[0]})["Connected"])
+
+    def _gatt(self, deadline: Deadline) -> GattTable:
+        table = self._table
+        if table is None:
+            if not self.connected:
+                raise NotConnectedError(f"Device {self.address} is not connected")
+            objects = self._call("/", OBJECT_MANAGER, "GetManagedObjects", timeout=deadline, target=self.address)[0]
+            table = GattTable.from_objects(objects, self.path)
+            self._table = table
+        return table
+
+    def _call(
+        self,
+        path: str,
+        interface: str,
+        member: str,
+        signature: str = "",
+        body: Tuple[Any, ...] = (),
+        timeout: Optional[Deadline] = None,
+        target: Optional[str] = None,
+    ) -> Tuple[Any, ...]:
+        """Call org.bluez within the deadline; InProgress is retried; errors become pygatt's exceptions."""
+        deadline = timeout or Deadline(5.0)
+        while True:
+            if self._gone is not None and interface != PROPERTIES:
+                raise NotConnectedError(f"{member} {target or path}: {self._gone}")
+            try:
+                return self._bus.call(BLUEZ, path, interface, member, signature, body, deadline.remaining())
+            except DBusCallError as exc:
+                if exc.name == IN_PROGRESS and not deadline.expired:
+                    time.sleep(min(IN_PROGRESS_RETRY_S, deadline.remaining()))
+                    continue
+                error = errors.to_exception(exc.name, exc.text, member, target)
+                if exc.text == "Operation failed" and member in GATT_METHODS and not self._still_connected(deadline):
+                    raise NotConnectedError(f"{member} {target or path}: the link dropped ({exc})") from None
+                raise error from None
+            except CallTimeout:
+                raise errors.timeout_error(member, target or path, deadline.seconds) from None
+            except BusClosed as exc:
+                raise NotConnectedError(f"{member} {target or path}: the D-Bus connection is gone ({exc})") from None
