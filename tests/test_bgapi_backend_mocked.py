@@ -465,12 +465,36 @@ def test_lost_procedure_end_is_a_timeout(device: BGAPIBLEDevice, dongle: FakeDon
     assert device.char_read_handle(3) == bytearray(b"\x64")
 
 
-def test_garbage_on_the_line_is_skipped(device: BGAPIBLEDevice, dongle: FakeDongle) -> None:
+def test_garbage_on_the_line_is_skipped(backend: BGAPIBackend, device: BGAPIBLEDevice, dongle: FakeDongle) -> None:
     dongle.emit(bytes.fromhex("ff 00 13 37 6e 80 00 00 09 09"))
     assert device.char_read_handle(3) == bytearray(b"\x64")
-    dongle.emit(bytes.fromhex("00 06 00 02 01"))  # looks like a header: the idle gap clears it
-    time.sleep(0.3)
+    transport = backend.transport
+    assert transport is not None
+    received = transport.bytes_received
+    dongle.emit(bytes.fromhex("00 06 00 02 01"))  # looks like a header: the idle line clears it
+    assert wait_for(lambda: transport.bytes_received == received + 5 and transport.pending_bytes == 0)
+    assert transport.dropped_bytes >= 5
     assert device.char_read_handle(3) == bytearray(b"\x64")
+
+
+def test_garbage_right_before_a_response_does_not_swallow_it(device: BGAPIBLEDevice, dongle: FakeDongle) -> None:
+    dongle.emit(bytes.fromhex("00 06 00 02 01"))  # a response header nobody awaits, no idle gap after it
+    assert device.char_read_handle(3, timeout=2) == bytearray(b"\x64")
+
+
+def test_a_late_response_is_dropped(backend: BGAPIBackend, dongle: FakeDongle) -> None:
+    dongle.silent.add("system_address_get")
+    with pytest.raises(ExpectedResponseTimeout):
+        backend.protocol.command("system_address_get", wait=0.2)
+    transport = backend.transport
+    assert transport is not None
+    dropped = transport.dropped_bytes
+    dongle.rsp("system_address_get", address="11:11:11:11:11:11")  # the late answer
+    assert wait_for(lambda: transport.dropped_bytes >= dropped + 10)
+    dongle.silent.clear()
+    assert backend.get_mac() == "00:07:80:AA:BB:CC"
+    with pytest.raises(ExpectedResponseTimeout):
+        backend.expect("system_address_get", timeout=0.1)  # it was not kept as unclaimed either
 
 
 def test_event_for_unknown_connection_is_not_fatal(

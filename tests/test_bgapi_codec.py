@@ -236,6 +236,17 @@ def test_expire_recovers_frames_swallowed_by_a_false_header() -> None:
     assert [p.to_bytes() for p in decoder.feed(FRAMES[2])] == [FRAMES[2]]
 
 
+def test_responses_nobody_awaits_are_line_noise() -> None:
+    awaited = {(4, 4)}
+    decoder = FrameDecoder(expects_response=lambda c, i: (c, i) in awaited)
+    read_response = codec.encode_response("attclient_read_by_handle", connection=0, result=0)
+    fake_header = bytes.fromhex("00 06 00 02 01")  # a plausible system_address_get response header
+    packets = decoder.feed(fake_header + read_response + FRAMES[1])
+    assert [p.to_bytes() for p in packets] == [read_response, FRAMES[1]]  # no idle gap needed
+    unfiltered = FrameDecoder()
+    assert [p.to_bytes() for p in unfiltered.feed(fake_header + read_response)] != [read_response]
+
+
 def test_commands_direction() -> None:
     decoder = FrameDecoder(from_host=True)
     command = codec.encode_command("attclient_read_by_handle", connection=0, chrhandle=3)

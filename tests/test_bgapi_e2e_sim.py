@@ -139,7 +139,9 @@ def test_unplugged_dongle_fails_every_link_once(backend: BGAPIBackend, dongle: S
 
 def test_garbage_and_a_lost_response(device: BGAPIBLEDevice, backend: BGAPIBackend, dongle: SimulatedDongle) -> None:
     dongle.inject_garbage(bytes.fromhex("ff 13 00 80 6e 80 05 04"))
-    time.sleep(0.3)
+    transport = backend.transport
+    assert transport is not None
+    assert wait_for(lambda: transport.dropped_bytes == 8 and transport.pending_bytes == 0)
     assert device.char_read("2a00") == bytearray(b"Pulse HR")
     dongle.drop_next_response()
     with pytest.raises(ExpectedResponseTimeout, match="system_address_get"):

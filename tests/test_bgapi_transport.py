@@ -10,6 +10,7 @@ import time
 from typing import Callable, Iterator, List, Tuple
 
 import pytest
+import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,16 +39,15 @@ class Pty:
         self.master, slave = os.openpty()
         self.path = os.ttyname(slave)
         self._slave = slave  # kept open so the master never sees a hang-up between host opens
+        self._fds_open = True
 
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
 
     def close(self) -> None:
-        for fd in (self.master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        fds, self._fds_open = (self.master, self._slave) if self._fds_open else (), False
+        for fd in fds:  # once only: a second close could hit a descriptor number reused meanwhile
+            os.close(fd)
 
 
 Opened = Tuple[Pty, SerialTransport, List[codec.Message], List[str]]
@@ -82,9 +82,11 @@ def test_reader_survives_any_bytes_and_recovers_after_an_idle_gap(
 ) -> None:
     pty, transport, messages, lost = pty_transport
     messages.clear()
+    received = transport.bytes_received
     for start in range(0, len(garbage), cut):
         pty.send(garbage[start : start + cut])
-    time.sleep(0.35)  # an idle line: a partial frame is given up
+    # the line goes idle: once every byte is read, a partial frame is given up
+    assert wait_for(lambda: transport.bytes_received == received + len(garbage) and transport.pending_bytes == 0)
     seen = len(messages)
     stream = b"".join(FRAMES)
     for start in range(0, len(stream), cut):
@@ -92,6 +94,14 @@ def test_reader_survives_any_bytes_and_recovers_after_an_idle_gap(
     assert wait_for(lambda: len(messages) >= seen + 3)
     assert [m.name for m in messages[seen:]] == [codec.decode_bytes(f).name for f in FRAMES]
     assert lost == [] and transport.is_open
+
+
+def test_a_port_in_use_cannot_be_opened_twice(pty_transport: Opened) -> None:
+    pty, _, _, _ = pty_transport
+    second = SerialTransport(pty.path, lambda m: None, lambda r: None)
+    with pytest.raises(serial.SerialException, match="exclusively lock"):
+        second.open()
+    second.close()
 
 
 def test_a_port_that_dies_is_reported_once(pty_transport: Opened) -> None:

@@ -151,7 +151,9 @@ class BGAPIBackend(BLEBackend):
 
         return open_first(
             candidates,
-            lambda port: SerialTransport(port, self._protocol.handle_message, self._port_lost),
+            lambda port: SerialTransport(
+                port, self._protocol.handle_message, self._port_lost, self._protocol.expects_response
+            ),
             ready,
             lambda transport: self._protocol.detach(),
         )
@@ -579,6 +581,11 @@ class BGAPIBackend(BLEBackend):
     def protocol(self) -> BGAPIProtocol:
         """The dongle's command/event router (for tests and tools)."""
         return self._protocol
+
+    @property
+    def transport(self) -> Optional[SerialTransport]:
+        """The open port and its reader (for tests and tools); None before start()."""
+        return self._transport
 
     @property
     def port_name(self) -> Optional[str]:

@@ -23,7 +23,7 @@ import logging
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from pygatt.backends.bgapi.messages import (
     ALL_BONDS,
@@ -45,6 +45,7 @@ from pygatt.backends.bgapi.messages import (
     MessageClass,
     MessageSpec,
     ScanPacketType,
+    by_id,
     lookup,
     message_specs,
     spec_for,
@@ -150,12 +151,22 @@ class FrameDecoder:
     make the decoder swallow good frames that follow, except when it happens to
     look like the header of a known message: the transport calls :meth:`expire`
     when the line has been idle, which gives up on a partial frame and recovers
-    whatever complete frames sat behind its first byte.
+    whatever complete frames sat behind its first byte. ``expects_response``,
+    when given, narrows responses down to those a command is waiting for, so
+    garbage that looks like any other response header is skipped at once.
+
+    Args:
+        from_host: see above.
+        expects_response: ``expects_response(class, id)`` is True when a response
+            with that class and id is awaited (None: every response is plausible).
     """
 
-    def __init__(self, from_host: bool = False) -> None:
+    def __init__(self, from_host: bool = False, expects_response: Optional[Callable[[int, int], bool]] = None) -> None:
         self._buffer = bytearray()
-        self._kinds = (Kind.COMMAND,) if from_host else (Kind.RESPONSE, Kind.EVENT)
+        self._expects_response = None if from_host else expects_response
+        # what can arrive: events (only from a dongle) and commands (from a host) or responses (from a dongle)
+        self._events = {} if from_host else by_id(Kind.EVENT)
+        self._others = by_id(Kind.COMMAND if from_host else Kind.RESPONSE)
         self.dropped = 0
         self.frames = 0
 
@@ -185,14 +196,6 @@ class FrameDecoder:
         del self._buffer[:count]
         self.dropped += count
 
-    def _spec(self, is_event: bool, msg_class: int, msg_id: int) -> Optional[MessageSpec]:
-        for kind in self._kinds:
-            if (kind is Kind.EVENT) == is_event:
-                spec = lookup(kind, msg_class, msg_id)
-                if spec is not None:
-                    return spec
-        return None
-
     def _drain(self) -> List[Packet]:
         packets: List[Packet] = []
         buf = self._buffer
@@ -204,9 +207,12 @@ class FrameDecoder:
             if len(buf) < HEADER_SIZE:
                 break
             is_event, _, size, msg_class, msg_id = parse_header(buf)
-            spec = self._spec(is_event, msg_class, msg_id)
+            spec = (self._events if is_event else self._others).get((msg_class, msg_id))
             if spec is None or not spec.payload_size_ok(size):
                 self._drop(1)
+                continue
+            if not is_event and self._expects_response is not None and not self._expects_response(msg_class, msg_id):
+                self._drop(1)  # a response nobody waits for: line noise that looks like a header
                 continue
             if len(buf) < HEADER_SIZE + size:
                 break
@@ -360,30 +366,19 @@ def decode_payload(spec: MessageSpec, payload: bytes) -> Dict[str, Any]:
     """
     if not spec.payload_size_ok(len(payload)):
         raise CodecError(f"{spec.kind.value} {spec.name}: payload of {len(payload)} bytes does not fit its layout")
+    fixed = spec.fixed_struct.unpack_from(payload, 0)
     values: Dict[str, Any] = {}
-    offset = 0
-    for name, ftype in spec.fields:
-        if ftype == U8:
-            values[name] = payload[offset]
-            offset += 1
-        elif ftype == I8:
-            values[name] = struct.unpack_from("<b", payload, offset)[0]
-            offset += 1
-        elif ftype == U16:
-            values[name] = struct.unpack_from("<H", payload, offset)[0]
-            offset += 2
-        elif ftype == BD_ADDR:
-            values[name] = address_from_bytes(payload[offset : offset + 6])
-            offset += 6
-        else:
-            size = payload[offset]
-            data = payload[offset + 1 : offset + 1 + size]
-            if len(data) != size or offset + 1 + size != len(payload):
-                raise CodecError(
-                    f"{spec.kind.value} {spec.name}: {name} claims {size} bytes, {len(payload) - offset - 1} follow"
-                )
-            values[name] = bytes(data)
-            offset += 1 + size
+    for (name, ftype), value in zip(spec.fields, fixed):
+        values[name] = address_from_bytes(value) if ftype == BD_ADDR else value
+    if spec.has_array:
+        offset = spec.fixed_size
+        size = payload[offset]
+        if offset + 1 + size != len(payload):
+            raise CodecError(
+                f"{spec.kind.value} {spec.name}: {spec.fields[-1][0]} claims {size} bytes, "
+                f"{len(payload) - offset - 1} follow"
+            )
+        values[spec.fields[-1][0]] = bytes(payload[offset + 1 :])
     return values
 
 

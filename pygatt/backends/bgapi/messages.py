@@ -10,8 +10,9 @@ command.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
+import struct
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 
 class CodecError(ValueError):
@@ -119,6 +120,7 @@ BD_ADDR = "bd_addr"
 UINT8ARRAY = "uint8array"
 
 _FIXED_SIZES = {U8: 1, I8: 1, U16: 2, BD_ADDR: 6}
+_STRUCT_CODES = {U8: "B", I8: "b", U16: "H", BD_ADDR: "6s"}
 
 FieldValue = Union[int, str, bytes]  # what a field holds: an int, an address string or bytes
 Layout = Tuple[Tuple[str, str], ...]
@@ -133,16 +135,19 @@ class MessageSpec:
     msg_class: int
     msg_id: int
     fields: Layout
+    #: bytes taken by the fields before a trailing uint8array (all of them if there is none)
+    fixed_size: int = field(init=False, repr=False, compare=False)
+    #: True if the last field is a length-prefixed byte array
+    has_array: bool = field(init=False, repr=False, compare=False)
+    #: the fixed fields as one little-endian struct (``bd_addr`` as 6 raw bytes)
+    fixed_struct: struct.Struct = field(init=False, repr=False, compare=False)
 
-    @property
-    def fixed_size(self) -> int:
-        """Bytes taken by the fields before a trailing uint8array (all of them if there is none)."""
-        return sum(_FIXED_SIZES[ftype] for _, ftype in self.fields if ftype != UINT8ARRAY)
-
-    @property
-    def has_array(self) -> bool:
-        """True if the last field is a length-prefixed byte array."""
-        return bool(self.fields) and self.fields[-1][1] == UINT8ARRAY
+    def __post_init__(self) -> None:
+        fixed = [ftype for _, ftype in self.fields if ftype != UINT8ARRAY]
+        # computed once: the decoder asks for these for every frame
+        object.__setattr__(self, "fixed_size", sum(_FIXED_SIZES[ftype] for ftype in fixed))
+        object.__setattr__(self, "has_array", bool(self.fields) and self.fields[-1][1] == UINT8ARRAY)
+        object.__setattr__(self, "fixed_struct", struct.Struct("<" + "".join(_STRUCT_CODES[f] for f in fixed)))
 
     def payload_size_ok(self, size: int) -> bool:
         """Whether a payload of ``size`` bytes can hold this message."""
@@ -398,6 +403,16 @@ def spec_for(kind: Kind, name: str) -> MessageSpec:
         raise CodecError(f"unknown BGAPI {kind.value} {name!r}") from None
 
 
+_BY_KIND_AND_ID: Dict[Kind, Dict[Tuple[int, int], MessageSpec]] = {
+    kind: {(spec.msg_class, spec.msg_id): spec for spec in _BY_NAME[kind].values()} for kind in Kind
+}
+
+
+def by_id(kind: Kind) -> Mapping[Tuple[int, int], MessageSpec]:
+    """The messages of ``kind`` by ``(class, id)`` (for a decoder's per-frame lookups)."""
+    return _BY_KIND_AND_ID[kind]
+
+
 def lookup(kind: Kind, msg_class: int, msg_id: int) -> Optional[MessageSpec]:
     """The table entry for ``kind`` at class/id, or None if the table has none."""
-    return _BY_ID.get((kind, msg_class, msg_id))
+    return _BY_KIND_AND_ID[kind].get((msg_class, msg_id))

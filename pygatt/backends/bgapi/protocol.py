@@ -23,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Protocol, Set
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Protocol, Set, Tuple
 
 from pygatt.backends.bgapi import codec
 from pygatt.backends.bgapi.codec import AttributeValueType, Kind, Message
@@ -161,6 +161,7 @@ class BGAPIProtocol:
         self._unclaimed_changed = threading.Condition(self._state_lock)
         self._dead: Optional[str] = None
         self._warned_handles: Set[int] = set()
+        self._awaited: Dict[Tuple[int, int], int] = {}  # (class, id) -> responses owed
 
     # -- wiring -----------------------------------------------------------------
 
@@ -169,6 +170,7 @@ class BGAPIProtocol:
         with self._state_lock:
             self._writer = writer
             self._dead = None
+            self._awaited.clear()
 
     def detach(self) -> None:
         """Forget the writer (the port is being closed on purpose)."""
@@ -243,10 +245,10 @@ class BGAPIProtocol:
     def command(self, name: str, *, wait: Optional[float] = None, check: bool = False, **fields: Any) -> Message:
         """Send command ``name`` and return its response.
 
-        The response is the next one with the command's class and id. A response
-        that comes after its command timed out is therefore taken by the next
-        command of the same kind; the dongle answers within milliseconds, so a
-        lost response (garbled on the line) is the case this favours.
+        The response is the next one with the command's class and id. Once the
+        command timed out its response is no longer awaited: one that still comes
+        while no command of its kind waits is dropped by the decoder (see
+        :meth:`expects_response`).
 
         Args:
             name: the command, as named in the codec's table.
@@ -279,6 +281,7 @@ class BGAPIProtocol:
             try:
                 self._write(frame, name)
                 if not pending.done.wait(max(0.0, deadline - time.monotonic())):
+                    self._owe(pending.key, -1)  # a response that still comes is line noise now
                     raise AnswerTimeout(f"the response to {name}", seconds)
             finally:
                 with self._state_lock:
@@ -299,7 +302,22 @@ class BGAPIProtocol:
             raise NotConnectedError(f"Cannot send {what}: the BGAPI dongle is not open ({self._dead or 'stopped'})")
         if log.isEnabledFor(logging.DEBUG):
             log.debug("-> %s %s", what, frame.hex(" "))
+        key = (frame[2], frame[3]) if len(frame) >= codec.HEADER_SIZE and not frame[0] & 0x80 else None
+        if key is not None and codec.lookup(Kind.RESPONSE, *key) is not None:
+            self._owe(key, +1)  # before writing: the answer may come before write() returns
         writer.write(frame)
+
+    def _owe(self, key: Tuple[int, int], change: int) -> None:
+        with self._state_lock:
+            count = self._awaited.get(key, 0) + change
+            if count > 0:
+                self._awaited[key] = count
+            else:
+                self._awaited.pop(key, None)
+
+    def expects_response(self, msg_class: int, msg_id: int) -> bool:
+        """True while a response with this class and id is owed (for the decoder, reader thread)."""
+        return (msg_class, msg_id) in self._awaited
 
     # -- compatibility: unclaimed messages ---------------------------------------------
 
@@ -332,6 +350,7 @@ class BGAPIProtocol:
             self._handle_event(message)
 
     def _handle_response(self, message: Message) -> None:
+        self._owe((message.msg_class, message.msg_id), -1)
         with self._state_lock:
             pending = self._pending
             if pending is not None and pending.key == (message.msg_class, message.msg_id) and not pending.done.is_set():

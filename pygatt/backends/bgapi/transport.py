@@ -49,7 +49,9 @@ def open_serial(port: str, timeout: float = READ_TIMEOUT_S) -> Any:
     """
     if is_url(port):
         return serial.serial_for_url(port, baudrate=BAUDRATE, timeout=timeout, write_timeout=5)
-    return serial.Serial(port=port, baudrate=BAUDRATE, timeout=timeout, write_timeout=5)
+    # exclusive: a second program (or backend) opening the same dongle fails at once instead of
+    # stealing half of its bytes (a lock on POSIX; Windows COM ports are always exclusive)
+    return serial.Serial(port=port, baudrate=BAUDRATE, timeout=timeout, write_timeout=5, exclusive=True)
 
 
 class SerialTransport:
@@ -59,13 +61,21 @@ class SerialTransport:
         port: the device path or URL to open.
         on_message: called on the reader thread for every message from the dongle.
         on_lost: called once, on the reader thread, if the port fails while open.
+        expects_response: tells the decoder which responses are awaited (see
+            :class:`~pygatt.backends.bgapi.codec.FrameDecoder`).
     """
 
-    def __init__(self, port: str, on_message: MessageHandler, on_lost: LostHandler) -> None:
+    def __init__(
+        self,
+        port: str,
+        on_message: MessageHandler,
+        on_lost: LostHandler,
+        expects_response: Optional[Callable[[int, int], bool]] = None,
+    ) -> None:
         self.port_name = port
         self._on_message = on_message
         self._on_lost = on_lost
-        self._decoder = codec.FrameDecoder()
+        self._decoder = codec.FrameDecoder(expects_response=expects_response)
         self._serial: Any = None
         self._thread: Optional[threading.Thread] = None
         self._closing = threading.Event()
@@ -81,6 +91,11 @@ class SerialTransport:
     def is_open(self) -> bool:
         """True while the port is open and has not failed."""
         return self._serial is not None and self._lost_reason is None and not self._closing.is_set()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of a frame not complete yet (given up after the line is idle for a moment)."""
+        return self._decoder.pending
 
     @property
     def dropped_bytes(self) -> int:
@@ -175,8 +190,8 @@ class SerialTransport:
                         log.debug("Line idle with %d bytes of a partial frame; resynchronising", self._decoder.pending)
                         self._deliver_all(self._decoder.expire())
                     continue
-                self.bytes_received += len(data)
                 self._deliver_all(self._decoder.feed(data))
+                self.bytes_received += len(data)  # counted once handled
         except (serial.SerialException, OSError, TypeError, ValueError) as exc:
             # pyserial raises TypeError/ValueError from read() on a port closed under it
             if not self._closing.is_set():
