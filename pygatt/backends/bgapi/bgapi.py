@@ -348,6 +348,8 @@ class BGAPIBackend(BLEBackend):
         if scan_cb is not None and not callable(scan_cb):
             raise TypeError("scan_cb must be callable")
         self._require_running()
+        if kwargs:  # accepted, as pygatt 5.0.0 did, but they mean nothing here
+            log.warning("scan() ignores the argument(s) %s", ", ".join(sorted(kwargs)))
         devices: Dict[str, AdvertisingAndScanInfo] = {}
         with self._protocol.inbox(lambda m: m.name == "gap_scan_response") as inbox:
             self._protocol.command(
