@@ -64,6 +64,7 @@ nitpick_ignore = [
     ("py:class", "pygatt.backends.bgapi.link.BGAPILink"),
     ("py:class", "pygatt.backends.bgapi.protocol.BGAPIProtocol"),
     ("py:class", "ConnectionParams"),
+    ("py:class", "pygatt.backends.bgapi.transport.SerialTransport"),
     # The D-Bus backend's agent hook names a message type of its bus layer (not for users).
     ("py:class", "pygatt.backends.dbus.bus.IncomingCall"),
 ]
