@@ -2,15 +2,31 @@
 
 import logging
 from importlib import metadata as _metadata
+from pathlib import Path as _Path
 
 from .backends import BGAPIBackend, BLEAddressType, DBusBackend, GATTToolBackend  # noqa: F401
 from .device import BLEDevice  # noqa: F401
 from .exceptions import BLEError  # noqa: F401
 
-try:
-    __version__ = _metadata.version("pygatt")
-except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+
+def _installed_version() -> str:
+    """This package's version from its installed metadata (pyproject.toml holds the one copy).
+
+    A source tree that was never installed -- or next to another installed
+    "pygatt", such as upstream 5.0.0 -- reports ``0+unknown`` rather than
+    another distribution's version.
+    """
+    try:
+        distribution = _metadata.distribution("pygatt")
+    except _metadata.PackageNotFoundError:
+        return "0+unknown"
+    installed = _Path(str(distribution.locate_file("pygatt/__init__.py"))).resolve()
+    if installed.exists() and installed != _Path(__file__).resolve():
+        return "0+unknown"  # another copy is installed (an editable install has no file there)
+    return distribution.version
+
+
+__version__ = _installed_version()
 
 __all__ = ["BLEError", "BLEDevice", "GATTToolBackend", "BGAPIBackend", "DBusBackend", "BLEAddressType", "__version__"]
 
