@@ -4,9 +4,9 @@ import logging
 from importlib import metadata as _metadata
 from pathlib import Path as _Path
 
-from .backends import BGAPIBackend, BLEAddressType, DBusBackend, GATTToolBackend  # noqa: F401
-from .device import BLEDevice  # noqa: F401
-from .exceptions import BLEError  # noqa: F401
+from .backends import BGAPIBackend, BLEAddressType, DBusBackend, GATTToolBackend
+from .device import BLEDevice
+from .exceptions import BLEError
 
 
 def _installed_version() -> str:
@@ -28,6 +28,6 @@ def _installed_version() -> str:
 
 __version__ = _installed_version()
 
-__all__ = ["BLEError", "BLEDevice", "GATTToolBackend", "BGAPIBackend", "DBusBackend", "BLEAddressType", "__version__"]
+__all__ = ["BGAPIBackend", "BLEAddressType", "BLEDevice", "BLEError", "DBusBackend", "GATTToolBackend", "__version__"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

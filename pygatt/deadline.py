@@ -16,7 +16,7 @@ class Deadline:
         seconds: how long from now the deadline is (already validated).
     """
 
-    __slots__ = ("seconds", "_end")
+    __slots__ = ("_end", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds

@@ -6,14 +6,14 @@ from .dbus import DBusBackend, DBusBLEDevice
 from .gatttool import GATTToolBackend, GATTToolBLEDevice, ToolCommands
 
 __all__ = [
-    "BLEBackend",
-    "BLEAddressType",
-    "Characteristic",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "BGAPIBackend",
-    "DBusBackend",
+    "BLEAddressType",
+    "BLEBackend",
+    "Characteristic",
     "DBusBLEDevice",
-    "GATTToolBackend",
+    "DBusBackend",
     "GATTToolBLEDevice",
+    "GATTToolBackend",
     "ToolCommands",
 ]

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import sys
 import threading
 from contextlib import contextmanager
-from types import FrameType
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from pygatt.backends import BGAPIBackend, DBusBackend, GATTToolBackend, ToolCommands
 from pygatt.cli import arguments, commands
 from pygatt.cli.output import Output
 from pygatt.cli.status import ExitStatus, status_of
 from pygatt.exceptions import BLEError
+
+if TYPE_CHECKING:
+    import argparse
+    from types import FrameType
 
 log = logging.getLogger(__name__)
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import queue
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union, cast
 
 from pygatt.backends import BGAPIBackend, BLEAddressType, Characteristic, DBusBackend, GATTToolBackend
-from pygatt.cli.arguments import Target
 from pygatt.cli.output import (
     Output,
     descriptor_label,
@@ -21,8 +19,13 @@ from pygatt.cli.output import (
     table,
     uuid_name,
 )
-from pygatt.device import BLEDevice
 from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout
+
+if TYPE_CHECKING:
+    import argparse
+
+    from pygatt.cli.arguments import Target
+    from pygatt.device import BLEDevice
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +328,7 @@ def subscribe(
                 raise NotificationTimeout(f"{shown} of {count} {kind}s arrived within {limit:g} s") from None
             if item is _LINK_LOST:
                 raise NotConnectedError(f"lost the connection to {device.address} after {_count(shown, kind)}")
-            stamp, value_handle, value = cast(Tuple[float, int, bytes], item)
+            stamp, value_handle, value = cast("Tuple[float, int, bytes]", item)
             shown += 1
             _show_value(ctx, device, kind, key, stamp, value_handle, value)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say how far we got

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-import uuid
-from typing import Any, Dict, List, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, TextIO
 
 from pygatt.util import uuid16_to_uuid
+
+if TYPE_CHECKING:
+    import uuid
 
 _BASE_SUFFIX = str(uuid16_to_uuid(0))[8:]  # "-0000-1000-8000-00805f9b34fb"
 

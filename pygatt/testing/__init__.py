@@ -17,6 +17,7 @@ from .world import Adapter, Characteristic, Descriptor, NotifyStream, Peripheral
 EXAMPLES = {"heart-rate": "heart_rate.json"}
 
 __all__ = [
+    "EXAMPLES",
     "Adapter",
     "Characteristic",
     "Descriptor",
@@ -24,7 +25,6 @@ __all__ = [
     "Peripheral",
     "Service",
     "World",
-    "EXAMPLES",
     "example_world_path",
     "load_world",
 ]

@@ -16,9 +16,11 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from types import TracebackType
-from typing import Dict, Iterable, Optional, Type
+from typing import TYPE_CHECKING, Dict, Iterable, Optional, Type
 from xml.sax.saxutils import quoteattr
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 log = logging.getLogger(__name__)
 

@@ -69,7 +69,7 @@ def full_uuid(text: str) -> str:
     return str(uuid_module.UUID(text))
 
 
-def att_error_text(error: Union[None, int, str]) -> Optional[str]:
+def att_error_text(error: Union[int, str, None]) -> Optional[str]:
     """Turn an ATT error from a world file into gatttool's words.
 
     Args:
@@ -83,7 +83,7 @@ def att_error_text(error: Union[None, int, str]) -> Optional[str]:
     return ATT_ERROR_TEXTS.get(error, "Unexpected error code")
 
 
-def att_error_code(error: Union[None, int, str]) -> Optional[int]:
+def att_error_code(error: Union[int, str, None]) -> Optional[int]:
     """An ATT error given as a code or as gatttool's text, as the code a peripheral sends.
 
     Args:
@@ -170,8 +170,8 @@ class Characteristic:
     uuid: str
     properties: List[str] = field(default_factory=lambda: ["read"])
     value: str = ""
-    read_error: Union[None, int, str] = None
-    write_error: Union[None, int, str] = None
+    read_error: Union[int, str, None] = None
+    write_error: Union[int, str, None] = None
     cccd: bool = True
     descriptors: List[Descriptor] = field(default_factory=list)
     notify: Optional[NotifyStream] = None

@@ -5,11 +5,11 @@ from .device import BGAPIBLEDevice
 from .exceptions import BGAPIError, ExpectedResponseTimeout
 
 __all__ = [
-    "BGAPIBackend",
+    "MAX_CONNECTION_ATTEMPTS",
+    "AdvertisingAndScanInfo",
     "BGAPIBLEDevice",
+    "BGAPIBackend",
     "BGAPIError",
     "ExpectedResponseTimeout",
-    "AdvertisingAndScanInfo",
-    "MAX_CONNECTION_ATTEMPTS",
     "bgapi_address_to_hex",
 ]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pygatt.backends.backend import BLEAddressType
 from pygatt.backends.bgapi.codec import AddressType, ConnectionFlag, Message
 from pygatt.backends.bgapi.error_codes import describe
 from pygatt.backends.bgapi.exceptions import ExpectedResponseTimeout
 from pygatt.backends.bgapi.link import BGAPILink, LinkEvents
-from pygatt.backends.bgapi.protocol import BGAPIProtocol, EventInbox
 from pygatt.exceptions import NotConnectedError
+
+if TYPE_CHECKING:
+    from pygatt.backends.bgapi.protocol import BGAPIProtocol, EventInbox
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 import serial
 
 from pygatt.backends.bgapi import util
 from pygatt.backends.bgapi.exceptions import BGAPIError, DongleNotFoundError
-from pygatt.backends.bgapi.transport import SerialTransport
 from pygatt.exceptions import NotConnectedError
+
+if TYPE_CHECKING:
+    from pygatt.backends.bgapi.transport import SerialTransport
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from pygatt.backends.bgapi import advertising
-from pygatt.backends.bgapi.codec import Message
+
+if TYPE_CHECKING:
+    from pygatt.backends.bgapi.codec import Message
 
 
 class AdvertisingAndScanInfo:

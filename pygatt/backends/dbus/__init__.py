@@ -10,4 +10,4 @@ from .backend import DBusBackend
 from .device import DBusBLEDevice
 from .errors import BluezNotAvailableError
 
-__all__ = ["DBusBackend", "DBusBLEDevice", "BluezNotAvailableError"]
+__all__ = ["BluezNotAvailableError", "DBusBLEDevice", "DBusBackend"]

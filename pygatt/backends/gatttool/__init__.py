@@ -4,4 +4,4 @@ from .device import GATTToolBLEDevice
 from .gatttool import GATTToolBackend
 from .tools import ToolCommands
 
-__all__ = ["GATTToolBackend", "GATTToolBLEDevice", "ToolCommands"]
+__all__ = ["GATTToolBLEDevice", "GATTToolBackend", "ToolCommands"]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from pygatt import validate
 from pygatt.backends.gatttool import external
-from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.exceptions import BLEError, ToolError
+
+if TYPE_CHECKING:
+    from pygatt.backends.gatttool.tools import ToolCommands
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,13 @@ are already validated; none of them can produce a line break.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, List, Optional, Sequence, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from pygatt.backends.gatttool import parser
+
+if TYPE_CHECKING:
+    import uuid
 
 T = TypeVar("T")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pygatt import exceptions
-from pygatt.backends.gatttool.parser import ErrorLine
+
+if TYPE_CHECKING:
+    from pygatt.backends.gatttool.parser import ErrorLine
 
 ATT_EXCEPTIONS = exceptions.ATT_ERROR_CLASSES
 

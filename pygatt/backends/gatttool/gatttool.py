@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ATT_MTU = 23
 DISCONNECT_TIMEOUT_S = 2.0
 
-__all__ = ["GATTToolBackend", "DEFAULT_RECONNECT_DELAY", "DEFAULT_CONNECT_TIMEOUT_S"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT_S", "DEFAULT_RECONNECT_DELAY", "GATTToolBackend"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,10 +71,10 @@ def _device_optional(func: F, known: bool = False) -> F:
         return func(self, device, *args, **kwargs)
 
     wrapper.__signature__ = public  # type: ignore[attr-defined]
-    return cast(F, wrapper)
+    return cast("F", wrapper)
 
 
-def _cli_arguments(cli_options: Union[None, str, Sequence[str]]) -> List[str]:
+def _cli_arguments(cli_options: Union[str, Sequence[str], None]) -> List[str]:
     """``cli_options`` as a list: a list is taken as is, a string is split like a shell would."""
     if cli_options is None:
         return []
@@ -87,7 +87,7 @@ def _cli_arguments(cli_options: Union[None, str, Sequence[str]]) -> List[str]:
     return arguments
 
 
-def _check_logfile(logfile: Union[None, str, os.PathLike[str], IO[str]]) -> None:
+def _check_logfile(logfile: Union[str, os.PathLike[str], IO[str], None]) -> None:
     if logfile is None:
         return
     if isinstance(logfile, (str, os.PathLike)):
@@ -118,8 +118,8 @@ class GATTToolBackend(BLEBackend):
     def __init__(
         self,
         hci_device: str = "hci0",
-        gatttool_logfile: Union[None, str, os.PathLike[str], IO[str]] = None,
-        cli_options: Union[None, str, Sequence[str]] = None,
+        gatttool_logfile: Union[str, os.PathLike[str], IO[str], None] = None,
+        cli_options: Union[str, Sequence[str], None] = None,
         search_window_size: Optional[int] = None,
         max_read: Optional[int] = None,
         *,

@@ -59,11 +59,11 @@ class ToolCommands:
         """
         base = [python or sys.executable, "-m", "pygatt.testing.sim"]
         return cls(
-            gatttool=base + ["gatttool", "--world", world, "--"],
-            hcitool=base + ["hcitool", "--world", world, "--"],
-            hciconfig=base + ["hciconfig", "--world", world, "--"],
-            bluetoothctl=base + ["bluetoothctl", "--world", world, "--"],
-            btmgmt=base + ["btmgmt", "--world", world, "--"],
+            gatttool=[*base, "gatttool", "--world", world, "--"],
+            hcitool=[*base, "hcitool", "--world", world, "--"],
+            hciconfig=[*base, "hciconfig", "--world", world, "--"],
+            bluetoothctl=[*base, "bluetoothctl", "--world", world, "--"],
+            btmgmt=[*base, "btmgmt", "--world", world, "--"],
         )
 
     @classmethod

@@ -32,15 +32,17 @@ import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, List, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple, TypeVar
 
 from pygatt.backends.bgapi.codec import CodecError, FrameDecoder, Packet, decode, encode_event, encode_response
-from pygatt.testing.world import World
 
 from .bled112 import Firmware
 from .bled112_link import Host
 from .ports import PtyPort, SimulatedPort, SocketPort
 from .scheduler import Scheduler, Timer
+
+if TYPE_CHECKING:
+    from pygatt.testing.world import World
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from pygatt.testing.world import Layout, Peripheral
+if TYPE_CHECKING:
+    from pygatt.testing.world import Layout, Peripheral
 
 # result codes (BGAPI 0x01xx, Bluetooth 0x02xx, SMP 0x03xx, ATT 0x04xx)
 SUCCESS = 0

@@ -18,12 +18,11 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine, Dict, Iterable, List, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from dbus_fast import Message, MessageType, Variant
 
 from pygatt.testing.dbus_bus import BusStartError, PrivateBus
-from pygatt.testing.world import World
 
 from . import bluez_objects as bz
 from .advertising import advertised_uuids
@@ -39,6 +38,9 @@ from .bluez_state import (
     service_properties,
 )
 from .dbus_service import START_TIMEOUT_S, STOP_TIMEOUT_S, BusService, Var, unwire, variants
+
+if TYPE_CHECKING:
+    from pygatt.testing.world import World
 
 log = logging.getLogger(__name__)
 

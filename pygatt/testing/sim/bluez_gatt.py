@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from dbus_fast import Message, MessageType
 
-from pygatt.testing.world import Attribute
-
 from . import bluez_objects as bz
-from .bluez_state import CharacteristicState, DeviceState
-from .dbus_service import BusService
+
+if TYPE_CHECKING:
+    from pygatt.testing.world import Attribute
+
+    from .bluez_state import CharacteristicState, DeviceState
+    from .dbus_service import BusService
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +111,7 @@ class GattServer:
         On 0x05/0x0F BlueZ raises the link's security and retries: a device that pairs
         "just works" pairs by itself and the operation goes through.
         """
-        error: Union[None, int, str] = attribute.write_error if writing else attribute.read_error
+        error: Union[int, str, None] = attribute.write_error if writing else attribute.read_error
         if attribute.characteristic is not None:  # the world's own value keeps codes gatttool has no text for
             characteristic = attribute.characteristic
             error = characteristic.write_error if writing else characteristic.read_error

@@ -106,7 +106,7 @@ def bluez_error(short: str, message: Optional[str] = None) -> BluezError:
     return BluezError(BLUEZ_ERROR + short, DEFAULT_MESSAGES.get(short, "") if message is None else message)
 
 
-def att_code_of(error: Union[None, int, str]) -> Optional[int]:
+def att_code_of(error: Union[int, str, None]) -> Optional[int]:
     """The ATT error code of a world's ``read_error``/``write_error`` (a code or gatttool's text).
 
     Args:

@@ -9,16 +9,18 @@ left out when BlueZ would leave them out.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from pygatt.testing.world import Attribute, Characteristic, Layout, Peripheral, full_uuid, layout
 
 from . import bluez_objects as bz
 from .advertising import advertised_uuids
 from .dbus_service import Var
+
+if TYPE_CHECKING:
+    import asyncio
+    import socket
 
 Properties = Dict[str, Tuple[str, Any]]
 

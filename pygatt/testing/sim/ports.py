@@ -34,9 +34,10 @@ import selectors
 import socket
 import struct
 import tty
-from typing import Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
-from .scheduler import Scheduler, Timer
+if TYPE_CHECKING:
+    from .scheduler import Scheduler, Timer
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from typing import List
-
-from pygatt.testing.world import World
+from typing import TYPE_CHECKING, List
 
 from .terminal import eprint
+
+if TYPE_CHECKING:
+    from pygatt.testing.world import World
 
 SCAN_ERRORS = {
     "permission": "Set scan parameters failed: Operation not permitted",
