@@ -125,7 +125,7 @@ def value_bytes(value: object, name: str = "value", limit: int = MAX_ATTRIBUTE_L
         raise ValueError(f"{name} must not be empty")
     if len(data) > limit:
         raise ValueError(f"{name} is {len(data)} bytes long, more than the {limit} allowed")
-    return data
+    return bytes(data)
 
 
 def hci_device(value: object, name: str = "hci_device") -> str:

@@ -16,7 +16,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterable, Optional, Type
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Type
 from xml.sax.saxutils import quoteattr
 
 if TYPE_CHECKING:
@@ -96,9 +96,9 @@ class PrivateBus:
         self.daemon = daemon
         self.address = ""
         self.pid: Optional[int] = None
-        self._process: Optional[subprocess.Popen] = None
+        self._process: Optional[subprocess.Popen[bytes]] = None
         self._directory: Optional[str] = None
-        self._finalizer: Optional[weakref.finalize] = None
+        self._finalizer: Optional[weakref.finalize[Any, Any]] = None
 
     def __enter__(self) -> PrivateBus:
         self.start()
@@ -203,7 +203,7 @@ class PrivateBus:
             self._directory = None
 
 
-def _terminate(process: subprocess.Popen, directory: Optional[str]) -> None:
+def _terminate(process: subprocess.Popen[bytes], directory: Optional[str]) -> None:
     """Stop a daemon and remove its directory (also called at interpreter exit)."""
     if process.poll() is None:
         process.terminate()

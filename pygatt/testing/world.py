@@ -13,7 +13,7 @@ import json
 import uuid as uuid_module
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 PROPERTY_BITS = {
     "broadcast": 0x01,
@@ -368,8 +368,8 @@ class Layout:
     """A peripheral's attributes with handles, as a GATT server lays them out."""
 
     attributes: Dict[int, Attribute]
-    services: List[tuple]  # (start, end, uuid)
-    characteristics: List[tuple]  # (declaration handle, properties, value handle, uuid)
+    services: List[Tuple[Any, ...]]  # (start, end, uuid)
+    characteristics: List[Tuple[Any, ...]]  # (declaration handle, properties, value handle, uuid)
 
     def in_range(self, start: int, end: int) -> Iterator[Attribute]:
         """Walk part of the attribute table.
@@ -396,8 +396,8 @@ def layout(peripheral: Peripheral) -> Layout:
         Its attribute table, laid out as a GATT server does.
     """
     attributes: Dict[int, Attribute] = {}
-    services: List[tuple] = []
-    characteristics: List[tuple] = []
+    services: List[Tuple[Any, ...]] = []
+    characteristics: List[Tuple[Any, ...]] = []
     handle = 1
     for service in peripheral.services:
         start = handle

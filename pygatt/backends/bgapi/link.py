@@ -110,7 +110,7 @@ class BGAPILink(GATTLink):
     # -- helpers --------------------------------------------------------------------
 
     def _ours(self, message: Message) -> bool:
-        return message.get("connection", message.get("handle")) == self.connection
+        return bool(message.get("connection", message.get("handle")) == self.connection)
 
     def _start(self, timeout: float, operation: str) -> float:
         """Take this link's procedure lock within ``timeout``; returns the deadline."""
@@ -156,7 +156,7 @@ class BGAPILink(GATTLink):
 
             def accepts(message: Message) -> bool:
                 if message.name == "attclient_attribute_value":
-                    return message["connection"] == self.connection and message["atthandle"] == handle
+                    return bool(message["connection"] == self.connection and message["atthandle"] == handle)
                 return self._completed(handle)(message)
 
             with self._protocol.inbox(accepts, self.connection) as inbox:
@@ -180,7 +180,7 @@ class BGAPILink(GATTLink):
                 if not self._ours(message):
                     return False
                 if message.name == "attclient_attribute_value":
-                    return message["type"] == AttributeValueType.READ_BY_TYPE
+                    return bool(message["type"] == AttributeValueType.READ_BY_TYPE)
                 return message.name == "attclient_procedure_completed"
 
             with self._protocol.inbox(accepts, self.connection) as inbox:
@@ -214,7 +214,7 @@ class BGAPILink(GATTLink):
 
             def accepts(message: Message) -> bool:
                 if message.name == "attclient_attribute_value":
-                    return message["connection"] == self.connection and message["atthandle"] == handle
+                    return bool(message["connection"] == self.connection and message["atthandle"] == handle)
                 return self._completed(handle)(message)
 
             parts: List[bytes] = []

@@ -23,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Protocol, Set, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Protocol, Set, Tuple, cast
 
 from pygatt.backends.bgapi import codec
 from pygatt.backends.bgapi.codec import AttributeValueType, Kind, Message
@@ -117,7 +117,7 @@ class EventInbox:
             if isinstance(item, Exception):
                 self._queue.put(item)  # stays failed
                 raise item
-            return item
+            return cast("Message", item)
 
     def drain(self) -> List[Message]:
         """Messages already queued, without waiting."""

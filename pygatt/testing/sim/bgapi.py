@@ -32,7 +32,7 @@ import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar, cast
 
 from pygatt.backends.bgapi.codec import CodecError, FrameDecoder, Packet, decode, encode_event, encode_response
 
@@ -130,7 +130,7 @@ class SimulatedDongle(Host):
         self.world = world
         self.address = address.upper()
         self.reset_delay_s = reset_delay_s
-        self.commands_received: List[Tuple[str, dict]] = []
+        self.commands_received: List[Tuple[str, Dict[str, Any]]] = []
         self._selector = selectors.DefaultSelector()
         self._scheduler = Scheduler()
         self._firmware = Firmware(
@@ -289,7 +289,7 @@ class SimulatedDongle(Host):
         ok, value = outcome[0]
         if not ok:
             raise value
-        return value
+        return cast("T", value)
 
     def _post(self, function: Callable[[], None]) -> None:
         self._calls.append(function)

@@ -247,7 +247,7 @@ class SimulatedBluez:
     def _later(self, delay: float, action: Callable[[], None]) -> None:
         self.service.later(delay, action)
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         return self.service.spawn(coroutine)
 
     def _reply(self, call: Message, signature: str = "", body: Optional[List[Any]] = None) -> None:
@@ -834,7 +834,7 @@ class SimulatedBluez:
         self._changed(device.path, bz.DEVICE, {"Bonded": ("b", True), "Paired": ("b", True)})
 
 
-def _consume(future: asyncio.Future) -> None:
+def _consume(future: asyncio.Future[Any]) -> None:
     """Mark a future's exception as seen (asyncio logs unseen ones)."""
     if not future.cancelled():
         future.exception()

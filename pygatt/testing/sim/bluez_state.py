@@ -93,9 +93,9 @@ class DeviceState:
     services: Dict[str, Tuple[int, str]] = field(default_factory=dict)  # path -> (start handle, uuid)
     characteristics: Dict[str, CharacteristicState] = field(default_factory=dict)
     descriptors: Dict[str, DescriptorState] = field(default_factory=dict)
-    connecting: Optional[asyncio.Future] = None
-    resolved_waiters: List[asyncio.Future] = field(default_factory=list)
-    pairing: Optional[asyncio.Task] = None
+    connecting: Optional[asyncio.Future[Any]] = None
+    resolved_waiters: List[asyncio.Future[Any]] = field(default_factory=list)
+    pairing: Optional[asyncio.Task[Any]] = None
     pending: Dict[int, Any] = field(default_factory=dict)  # in-flight GATT calls by serial
     temporary_token: int = 0
 

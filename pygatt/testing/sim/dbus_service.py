@@ -130,7 +130,7 @@ class BusService:
         self._ready = threading.Event()
         self._start_error: Optional[BaseException] = None
         self._stopping: Optional[asyncio.Event] = None
-        self._tasks: Set[asyncio.Task] = set()
+        self._tasks: Set[asyncio.Task[None]] = set()
 
     # -- any thread ---------------------------------------------------------------------------
     @property
@@ -263,14 +263,14 @@ class BusService:
         assert self._loop is not None
         self._loop.call_later(max(0.0, delay), action)
 
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coroutine`` as a task of this loop (cancelled at stop)."""
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def future(self) -> asyncio.Future:
+    def future(self) -> asyncio.Future[Any]:
         """A new future of this loop."""
         assert self._loop is not None
         return self._loop.create_future()

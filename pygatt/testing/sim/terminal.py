@@ -14,7 +14,7 @@ import os
 import struct
 import sys
 import termios
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 RED = "\x1b[0;91m"
 BLUE = "\x1b[0;94m"
@@ -57,7 +57,7 @@ class Terminal:
         self.dumb = (term or os.environ.get("TERM", "dumb")) in ("dumb", "", "unknown")
         self.line = ""
         self.eof = False  # Ctrl-D on an empty line, as readline takes it
-        self._saved: Optional[List] = None
+        self._saved: Optional[List[Any]] = None
         self._pending: List[str] = []
         self._shown_prompt = 0  # columns of the prompt last drawn (what a clear must cover)
         self._visible = 0  # columns readline believes the input line takes on screen
