@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.abspath(".."))
 
-import pygatt  # noqa: E402, F401  (after the path tweak, so a checkout documents itself)
+import pygatt  # noqa: F401  (after the path tweak, so a checkout documents itself)
 
 
 def _project_version() -> str:
@@ -211,67 +211,20 @@ def _write_python_inventory() -> str:
 intersphinx_mapping = {"python": (PYTHON_DOCS, _write_python_inventory())}
 intersphinx_disabled_reftypes = ["std:doc"]
 
-# -- docstrings in the pygatt 5.0.0 style ----------------------------------------------
+# -- docstrings: Google style only (napoleon) -------------------------------------------
 #
-# Docstrings not yet converted to Google style describe arguments as
-# ``name -- what it is`` lines, as pygatt 5.0.0 did. Rendered as is, those lines
-# run together into one paragraph. This hook turns each such line whose name is
-# a real parameter of the documented callable into a ``:param name:`` field, so
-# it renders as a parameter list (merged with the type hints). The source files
-# are not changed. Once every docstring uses Args:, this hook can go.
-
-_ARG_LINE = re.compile(r"^(?P<indent>\s*)(?P<name>[A-Za-z_][A-Za-z0-9_]*) -- (?P<text>.*)$")
-
 # An ``__init__`` docstring that only says this, appended to the class's own
 # docstring by ``autoclass_content = "both"``, is dropped.
 _BOILERPLATE = {"Initialize.", "Initialize self.  See help(type(self)) for accurate signature."}
 
 
-def _parameter_names(obj: Any) -> List[str]:
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    try:
-        return list(inspect.signature(target).parameters)
-    except (TypeError, ValueError):
-        return []
-
-
-def _drop_boilerplate(lines: List[str]) -> None:
+def _drop_boilerplate(app: Any, what: str, name: str, obj: Any, options: Any, lines: List[str]) -> None:
+    if what not in ("class", "exception"):
+        return
     kept = [line for line in lines if line.strip() not in _BOILERPLATE]
     while len(kept) >= 2 and not kept[0].strip():
         kept.pop(0)
     lines[:] = kept
-
-
-def _dash_arguments_to_fields(app: Any, what: str, name: str, obj: Any, options: Any, lines: List[str]) -> None:
-    if what in ("class", "exception"):
-        _drop_boilerplate(lines)
-    if what not in ("class", "method", "function", "exception"):
-        return
-    names = set(_parameter_names(obj)) - {"self"}
-    if not names:
-        return
-    out: List[str] = []
-    field_indent: Optional[int] = None  # indentation of the field list being built
-    for line in lines:
-        match = _ARG_LINE.match(line)
-        if match and match.group("name") in names:
-            indent = len(match.group("indent"))
-            if field_indent is None and out and out[-1].strip():
-                out.append("")  # a field list must not continue a paragraph
-            field_indent = indent
-            out.append(f"{match.group('indent')}:param {match.group('name')}: {match.group('text')}")
-            continue
-        if field_indent is not None:
-            stripped = line.strip()
-            current = len(line) - len(line.lstrip())
-            if stripped and current > field_indent:
-                out.append(" " * (field_indent + 3) + stripped)  # continuation of the field
-                continue
-            if stripped:
-                out.append("")  # end the field list before the next paragraph
-            field_indent = None
-        out.append(line)
-    lines[:] = out
 
 
 def _no_inherited_exception_signature(
@@ -359,7 +312,7 @@ def _resolve_alias(app: Any, env: Any, node: Any, contnode: Any) -> Any:
 
 
 def setup(app: Any) -> Dict[str, Any]:
-    app.connect("autodoc-process-docstring", _dash_arguments_to_fields)
+    app.connect("autodoc-process-docstring", _drop_boilerplate)
     app.connect("autodoc-process-bases", _no_object_base)
     app.connect("autodoc-process-signature", _no_inherited_exception_signature)
     app.connect("missing-reference", _qualify_stdlib_name, priority=100)

@@ -53,10 +53,15 @@ class BLEBackend:
         return True
 
     def connect(self, address: str, timeout: float = DEFAULT_CONNECT_TIMEOUT_S, **kwargs: Any) -> Any:
-        """Return a BLEDevice for the device at the given address.
+        """Connect to a device.
 
-        address -- the BLE address of the device, e.g. "01:23:45:67:89:AB".
-        timeout -- seconds to wait for the connection to succeed.
+        Args:
+            address: the BLE address of the device, e.g. ``"01:23:45:67:89:AB"``.
+            timeout: seconds the connection may take.
+            **kwargs: the backend's own connection options.
+
+        Returns:
+            The connected :class:`~pygatt.device.BLEDevice`.
         """
         raise NotImplementedError()
 
@@ -67,28 +72,42 @@ class BLEBackend:
         raise NotImplementedError()
 
     def filtered_scan(self, name_filter: str = "", *args: Any, **kwargs: Any) -> List[Dict[str, Any]]:
-        """Scan for BLE devices and keep those whose name contains name_filter.
+        """Scan for BLE devices and keep those whose name contains ``name_filter``.
 
         Devices without a name never match a non-empty filter.
+
+        Args:
+            name_filter: the text a device's name must contain.
+            *args: passed to :meth:`scan`.
+            **kwargs: passed to :meth:`scan`.
+
+        Returns:
+            The matching scan results.
         """
         devices = self.scan(*args, **kwargs)
         return [device for device in devices if name_filter in (device.get("name") or "")]
 
     def clear_bond(self, address: Optional[str] = None) -> None:
-        """Remove a bond (pairing) with a device, or all bonds if address is None."""
+        """Remove a bond (pairing) with a device.
+
+        Args:
+            address: the device's address; None removes every bond.
+        """
         raise NotImplementedError()
 
 
 class Characteristic:
-    """A GATT characteristic, including its value handle and any descriptors
-    found for it (``descriptors`` maps a descriptor UUID to its handle).
+    """A GATT characteristic: its value handle and the descriptors found for it.
+
+    Args:
+        uuid: the UUID of the characteristic.
+        handle: the value handle of the characteristic.
+
+    Attributes:
+        descriptors: each descriptor's UUID mapped to its handle.
     """
 
     def __init__(self, uuid: UUID, handle: int) -> None:
-        """
-        uuid -- the UUID of the characteristic.
-        handle -- the value handle of the characteristic.
-        """
         self.uuid = uuid
         self.handle = handle
         self.descriptors: Dict[UUID, int] = {}
@@ -96,8 +115,9 @@ class Characteristic:
     def add_descriptor(self, uuid: UUID, handle: int) -> None:
         """Record a descriptor of this characteristic.
 
-        uuid -- the UUID of the descriptor.
-        handle -- the handle of the descriptor.
+        Args:
+            uuid: the UUID of the descriptor.
+            handle: the handle of the descriptor.
         """
         self.descriptors[uuid] = handle
 
