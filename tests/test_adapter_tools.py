@@ -1,7 +1,7 @@
 """scan, kill, reset, clear_bond and get_rssi through real processes.
 
 Each BlueZ tool is replaced (through ``tools=ToolCommands(...)``) by a small
-shell script that prints what the real tool prints (shared/gatttool-output.md
+shell script that prints what the real tool prints (docs/gatttool-protocol.md
 §9, §10, §12) and records its arguments, so the backend's process handling —
 pty, SIGINT, timeouts, exit codes — runs for real.
 """

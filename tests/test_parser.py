@@ -1,4 +1,4 @@
-"""The pure gatttool output parser, line by line against shared/gatttool-output.md."""
+"""The pure gatttool output parser, line by line against docs/gatttool-protocol.md."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The simulated gatttool's connected-state output, byte for byte against shared/gatttool-output.md.
+"""The simulated gatttool's connected-state output, byte for byte against docs/gatttool-protocol.md.
 
 The real gatttool cannot connect on these machines, so these shapes are checked
-against the fact sheet's observed formats instead (see test_sim_vs_real_gatttool
+against the observed formats in docs/gatttool-protocol.md instead (see test_sim_vs_real_gatttool
 for everything that can be compared with the real binary).
 """
 

@@ -94,7 +94,7 @@ def test_simulator_prints_what_real_gatttool_prints_without_an_adapter(tmp_path)
     ],
 )
 def test_simulated_tools_fail_like_the_real_ones_without_an_adapter(tmp_path, tool, args):
-    # bluetoothctl is not compared: without a system D-Bus the real one aborts (SIGABRT), see the fact sheet §12
+    # bluetoothctl is not compared: without a system D-Bus the real one aborts (SIGABRT), seen on these machines
     if shutil.which(tool) is None:
         pytest.skip(f"{tool} is not installed")
     world = World(adapter=Adapter(present=False)).write(tmp_path / "no-adapter.json")
