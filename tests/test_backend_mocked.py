@@ -83,10 +83,9 @@ def test_char_read_by_uuid_returns_bytearray(device, fake_spawn):
 
 
 def test_char_read_by_uuid_takes_the_first_of_several_matches(device, fake_spawn):
-    fake_spawn.child.extra_uuid_matches = 1
-    fake_spawn.child.add_characteristic(0x0020, 0x02, 0x2A19, b"\x11")
+    assert fake_spawn.child.add_characteristic(0x02, 0x2A19, b"\x11") == 0x000F  # gatttool prints both matches
     assert device.char_read(BATTERY) == bytearray([0x5A])
-    assert device.char_read_handle(0x0021) == bytearray([0x11])  # the extra line was not taken as this answer
+    assert device.char_read_handle(0x000F) == bytearray([0x11])  # the extra line was not taken as this answer
 
 
 def test_further_uuid_matches_arriving_late_are_not_the_next_reads_answer(device, fake_spawn):
@@ -207,7 +206,7 @@ def test_discovery_happens_once_and_get_handle_accepts_any_spelling(device, fake
 
 
 def test_get_handle_of_duplicate_uuid_is_the_lowest_value_handle(device, fake_spawn):
-    fake_spawn.child.add_characteristic(0x0020, 0x02, 0x2A19, b"\x01")
+    fake_spawn.child.add_characteristic(0x02, 0x2A19, b"\x01")
     assert device.get_handle(BATTERY) == 0x000C
 
 

@@ -621,18 +621,8 @@ def make_slow(child: FakeGatttool, step: float, later: Callable[[float, Callable
     def sec_level(args: List[str]) -> None:
         later(step, lambda: FakeGatttool.cmd_sec_level(child, args))
 
-    def connect(args: List[str]) -> None:
-        child.address = args[0]
-        child.sync(f"Attempting to connect to {args[0]}")
-
-        def done() -> None:
-            child.connected = True
-            child.later("Connection successful")
-
-        later(step, done)
-
     child.cmd_sec_level = sec_level  # type: ignore[method-assign]
-    child.cmd_connect = connect  # type: ignore[method-assign]
+    child.peripheral.connect_delay_s = step  # "Connection successful" comes step seconds after the attempt
 
 
 def slow_spawns(fake_spawn: FakeFactory, step: float, later: Callable[[float, Callable[[], None]], None]) -> None:

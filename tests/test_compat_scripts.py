@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_child import FakeAttribute
-
 SCRIPTS = Path(__file__).parent / "compat_scripts"
 USER_ADDRESS = "01:23:45:67:89:AB"
 USER_UUID = 0xA1E8F5B1  # the 32-bit prefix of the README's a1e8f5b1-696b-... UUID
@@ -18,18 +16,15 @@ USER_UUID = 0xA1E8F5B1  # the 32-bit prefix of the README's a1e8f5b1-696b-... UU
 def user_device(fake_spawn):
     def configure(child):
         child.known_address = USER_ADDRESS
-        decl = 0x0020
-        child.attributes[decl] = FakeAttribute(decl, "00002803-0000-1000-8000-00805f9b34fb")
-        child.attributes[decl + 1] = FakeAttribute(decl + 1, "a1e8f5b1-696b-4e4c-87c6-69dfe0b0093b", b"\x2a")
-        child.attributes[decl + 2] = FakeAttribute(decl + 2, "00002902-0000-1000-8000-00805f9b34fb", b"\x00\x00")
-        child.characteristics.append((decl, 0x1A, decl + 1, "a1e8f5b1-696b-4e4c-87c6-69dfe0b0093b"))
+        # read, write, notify; value handle 0x000f, its CCCD 0x0010
+        child.add_characteristic(0x1A, "a1e8f5b1-696b-4e4c-87c6-69dfe0b0093b", b"\x2a", cccd=True)
         original = child.cmd_char_write_req
 
         def write_then_notify(args):
             original(args)
-            if args == ["0x0022", "0100"]:
+            if args == ["0x0010", "0100"]:
                 for n in range(3):
-                    child.notify(0x0021, bytes([n, 0xAB]))
+                    child.notify(0x000F, bytes([n, 0xAB]))
 
         child.cmd_char_write_req = write_then_notify
 
@@ -70,4 +65,4 @@ def test_upstream_idioms_and_import_paths(user_device, capsys):
         "not connected after disconnect",
     ]
     sent = user_device.children[0].sent
-    assert "char-write-req 0x0021 00ff" in sent and "char-write-cmd 0x000d 0100" in sent
+    assert "char-write-req 0x000f 00ff" in sent and "char-write-cmd 0x000d 0100" in sent

@@ -115,15 +115,15 @@ def test_stop_with_a_child_that_ignores_exit_kills_it(fake_spawn):
 def test_threads_reading_one_device_get_their_own_answers(device, fake_spawn):
     child = fake_spawn.child
     for n in range(8):
-        child.add_characteristic(0x0040 + 2 * n, 0x02, 0xFF00 + n, bytes([n]) * 3)
+        assert child.add_characteristic(0x0A, 0xFF00 + n, bytes([n]) * 3) == 0x000F + 2 * n  # read, write
     errors, results = [], {}
 
     def reader(n):
         try:
             for _ in range(25):
-                value = device.char_read_handle(0x0041 + 2 * n)
+                value = device.char_read_handle(0x000F + 2 * n)
                 results.setdefault(n, []).append(bytes(value))
-                device.char_write_handle(0x0041 + 2 * n, bytes([n]) * 3)
+                device.char_write_handle(0x000F + 2 * n, bytes([n]) * 3)
         except Exception as exc:  # collected and asserted below
             errors.append(exc)
 

@@ -73,6 +73,21 @@ def hexbytes(value: bytes) -> str:
     return "".join(f"{b:02x} " for b in value)
 
 
+def notification_line(handle: int, value: bytes, indication: bool) -> str:
+    """The line gatttool prints for a notification or an indication.
+
+    Args:
+        handle: the characteristic's value handle.
+        value: the value received.
+        indication: an indication rather than a notification.
+
+    Returns:
+        The line, without its end.
+    """
+    label = "Indication   handle" if indication else "Notification handle"
+    return f"{label} = 0x{handle:04x} value: {hexbytes(value)}"
+
+
 def parse_handle(text: str) -> Optional[int]:
     """Read a handle argument as gatttool does.
 
@@ -294,7 +309,7 @@ class Simulator:
     def glib_warning(self) -> None:
         """GLib's "Invalid file descriptor." on stderr (coloured when stderr is a terminal)."""
         stamp = time.strftime("%H:%M:%S") + f".{int(time.time() * 1000) % 1000:03d}"
-        if os.isatty(2):
+        if self.terminal.stderr_is_terminal():
             warning = f"\r\n(gatttool:{os.getpid()}): GLib-\x1b[1;33mWARNING\x1b[0m **: \x1b[34m{stamp}\x1b[0m: "
         else:
             warning = f"(gatttool:{os.getpid()}): GLib-WARNING **: {stamp}: "
@@ -589,7 +604,6 @@ class Simulator:
         assert stream is not None
         token = next(self.counter)
         self.streams[value_handle] = (token, indication)
-        label = "Indication   handle" if indication else "Notification handle"
         sent = 0
 
         def send() -> None:
@@ -601,7 +615,7 @@ class Simulator:
                 if stream.count and sent >= stream.count:
                     break
                 value = stream.value(sent)[: self.mtu - 3]  # a notification carries at most MTU - 3 bytes
-                self.terminal.later(f"{label} = 0x{value_handle:04x} value: {hexbytes(value)}")
+                self.terminal.later(notification_line(value_handle, value, indication))
                 sent += 1
                 if self.count_notification():
                     return

@@ -83,6 +83,23 @@ class Terminal:
             termios.tcsetattr(0, termios.TCSANOW, self._saved)
             self._saved = None
 
+    # -- the screen -----------------------------------------------------------------------
+    def columns(self) -> int:
+        """The width readline works with (see :func:`terminal_columns`).
+
+        Returns:
+            The number of columns.
+        """
+        return terminal_columns()
+
+    def stderr_is_terminal(self) -> bool:
+        """Whether stderr is a terminal (GLib colours its warnings then).
+
+        Returns:
+            True when fd 2 is a terminal.
+        """
+        return os.isatty(2)
+
     # -- output -----------------------------------------------------------------------
     def write(self, text: str) -> None:
         """Queue text for stdout (sent by :meth:`flush`).
@@ -168,7 +185,7 @@ class Terminal:
         """
         if not inserted:
             return
-        columns = terminal_columns()
+        columns = self.columns()
         full = self._prompt() + self.line
         cursor = len(full)
         redraw = self._prompt() != self._drawn_prompt  # e.g. the link dropped: the next key shows the new prompt
