@@ -23,7 +23,6 @@ import threading
 from typing import Callable, Dict, List, Optional, Set, Union
 
 from pygatt.backends.gatttool.process import PTY_COLUMNS
-from pygatt.testing.att.responder import LinkResponder
 from pygatt.testing.sim.gatttool import GATT_COMMANDS, Simulator, notification_line
 from pygatt.testing.sim.terminal import Terminal
 from pygatt.testing.world import (
@@ -91,18 +90,22 @@ class QueueTerminal(Terminal):
         self._sink = sink
 
     def columns(self) -> int:
+        """The width of the pty the library opens for gatttool."""
         return PTY_COLUMNS
 
     def stderr_is_terminal(self) -> bool:
+        """gatttool's stderr is the library's pty too."""
         return True
 
     def flush(self) -> None:
+        """Hand what was written to the sink, in one piece."""
         if self._pending:
             text = "".join(self._pending)
             self._pending.clear()
             self._sink(text)
 
     def stderr(self, text: str) -> None:
+        """stderr shares the pty: after what stdout has queued."""
         self.flush()
         self._sink(text)
 
@@ -120,20 +123,24 @@ class FakeSimulator(Simulator):
         self.command = ""
 
     def execute(self, line: str) -> None:
+        """Run a command line, remembering its command for :meth:`answer`."""
         words = line.split()
         self.command = words[0].lower() if words else ""
         super().execute(line)
 
     def answer(self, action: Callable[[], None]) -> None:
+        """Send the ATT answer later, unless the adapter holds answers to this command."""
         if self.command in HELD_COMMANDS and not self.answering():
             return  # the request goes out, its answer never comes
         super().answer(action)
 
     def finish_connect(self, peripheral: Optional[Peripheral], address_type: str) -> None:
+        """Complete a connection attempt (whatever address type was asked for)."""
         # the unit tests connect with either address type: the mocked peripheral answers to both
         super().finish_connect(peripheral, peripheral.address_type if peripheral else address_type)
 
     def cmd_char_desc(self, args: List[str], name: str) -> None:
+        """``char-desc``, leaving out the handles in ``hidden``."""
         table = self.table
         if table is None or not self.hidden:
             super().cmd_char_desc(args, name)
