@@ -1,8 +1,8 @@
 """scan, kill, reset, clear_bond and get_rssi through real processes.
 
 Each BlueZ tool is replaced (through ``tools=ToolCommands(...)``) by a small
-shell script that prints what the real tool prints (docs/gatttool-protocol.md
-§9, §10, §12) and records its arguments, so the backend's process handling —
+shell script that prints what the real tool prints (as seen from BlueZ 5.66's
+programs; tests/test_sim_vs_real_gatttool.py compares them) and records its arguments, so the backend's process handling —
 pty, SIGINT, timeouts, exit codes — runs for real.
 """
 

@@ -1,8 +1,7 @@
 """The simulated gatttool's connected-state output, byte for byte against docs/gatttool-protocol.md.
 
-The real gatttool cannot connect on these machines, so these shapes are checked
-against the observed formats in docs/gatttool-protocol.md instead (see test_sim_vs_real_gatttool
-for everything that can be compared with the real binary).
+These are the formats as written down; tests/test_sim_vs_real_gatttool_connected.py
+compares the simulator with the real binary (through the ATT peripheral and its shim).
 """
 
 from __future__ import annotations
