@@ -11,16 +11,23 @@ from __future__ import annotations
 import logging
 import os
 import re
+import select
 import signal
 import subprocess
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from pygatt.backends.gatttool.parser import ANSI_REGEX, parse_lescan_line
 from pygatt.exceptions import PermissionDeniedError, ToolError
 
+if TYPE_CHECKING:
+    from pygatt.backends.gatttool.process import PtyChild
+
 log = logging.getLogger(__name__)
+
+#: How long past its timeout a scan waits for a program that has printed nothing yet.
+START_ALLOWANCE_S = 5.0
 
 PERMISSION_HINTS = (
     "Operation not permitted",
@@ -111,61 +118,64 @@ class Scanner:
     def run(self, timeout: float) -> Tuple[str, Optional[int], bool]:
         """Scan for ``timeout`` seconds.
 
-        Returns (output, exit status or -signal, whether we had to end it): a
-        program still running at the end was stopped by us, so its exit status
-        says nothing about the scan.
+        The time counts from the program's first output, so a slow start (a
+        loaded machine) does not eat the scan; a program that prints nothing
+        at all is stopped :data:`START_ALLOWANCE_S` after the timeout.
+
+        Returns:
+            (output, exit status or -signal, whether we had to end it): a program
+            still running at the end was stopped by us, so its exit status says
+            nothing about the scan.
+
+        Raises:
+            ToolError: the program cannot be started.
         """
-        import pexpect
+        from pygatt.backends.gatttool.process import spawn_on_pty  # a pty without forking this process
 
         try:
-            child = pexpect.spawn(
-                self._argv[0], self._argv[1:], env=_env(), encoding="utf-8", codec_errors="replace", timeout=None
-            )
-        except pexpect.ExceptionPexpect as exc:
-            raise ToolError(f"scan: could not start {self._argv[0]}: {exc}; install BlueZ (apt-get install bluez)")
+            child = spawn_on_pty(self._argv, _env(), None)
+        except ToolError as exc:
+            raise ToolError(f"scan: {exc}") from None
         chunks: List[str] = []
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout + START_ALLOWANCE_S
         while not self._stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            try:
-                chunks.append(child.read_nonblocking(65536, timeout=min(remaining, 0.1)))
-            except pexpect.TIMEOUT:
+            ready, _, _ = select.select([child.fileno()], [], [], min(remaining, 0.1))
+            if not ready:
                 continue
-            except pexpect.EOF:
-                break
-        ended_by_us = child.isalive()
+            data = child.read(65536)
+            if not data:
+                break  # the program ended
+            if not chunks:
+                deadline = time.monotonic() + timeout  # the scan runs from its first output
+            chunks.append(data)
+        ended_by_us = child.returncode is None
         chunks.append(self._interrupt(child))
-        returncode = child.exitstatus if child.signalstatus is None else -child.signalstatus
+        returncode = child.returncode
         if ended_by_us and returncode not in (0, -signal.SIGINT):
             log.warning("%s ignored SIGINT and was killed; the adapter may still be scanning", self._argv[0])
         return "".join(chunks), returncode, ended_by_us
 
     @staticmethod
-    def _interrupt(child: Any) -> str:
+    def _interrupt(child: PtyChild) -> str:
         """SIGINT, collect the last output, and make sure the process is gone."""
-        import pexpect
-
         tail = []
-        if child.isalive():
-            try:
-                child.kill(signal.SIGINT)
-            except OSError as exc:
-                log.debug("SIGINT to the scan failed: %s", exc)
+        if child.returncode is None:
+            child.send_signal(signal.SIGINT)
             deadline = time.monotonic() + 1.0
             while time.monotonic() < deadline:
-                try:
-                    tail.append(child.read_nonblocking(65536, timeout=0.05))
-                except pexpect.TIMEOUT:
-                    if not child.isalive():
+                ready, _, _ = select.select([child.fileno()], [], [], 0.05)
+                if ready:
+                    data = child.read(65536)
+                    if not data:
                         break
-                except pexpect.EOF:
+                    tail.append(data)
+                elif child.returncode is not None:
                     break
-        try:
-            child.close(force=True)
-        except Exception as exc:  # pexpect raises its own and OS errors here
-            log.debug("Closing the scan: %s", exc)
+        child.close()  # kills what still runs, reaps it, releases the pty
         return "".join(tail)
 
     def kill(self) -> None:

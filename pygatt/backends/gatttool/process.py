@@ -116,11 +116,24 @@ class PtyChild(Child):
             log.debug("Could not write the gatttool log: %s", exc)
 
     def kill(self) -> None:
-        """SIGKILL gatttool."""
+        """SIGKILL the program."""
+        self.send_signal(signal.SIGKILL)
+
+    def send_signal(self, signum: int) -> None:
+        """Send a signal to the program (nothing when it has ended)."""
         try:
-            self._process.send_signal(signal.SIGKILL)
+            self._process.send_signal(signum)
         except OSError as exc:
-            log.debug("Could not kill gatttool: %s", exc)
+            log.debug("Could not signal pid %s: %s", self.pid, exc)
+
+    def fileno(self) -> int:
+        """The pty's master descriptor, for ``select``."""
+        return self._master
+
+    @property
+    def returncode(self) -> Optional[int]:
+        """The exit status (negative: the signal), or None while the program runs."""
+        return self._process.poll()
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for gatttool to end."""
@@ -144,7 +157,7 @@ class PtyChild(Child):
             log.debug("Closing the pty: %s", exc)
 
 
-def spawn_on_pty(argv: Sequence[str], env: Dict[str, str], logfile: Optional[IO[str]]) -> Child:
+def spawn_on_pty(argv: Sequence[str], env: Dict[str, str], logfile: Optional[IO[str]]) -> PtyChild:
     """Start ``argv`` on a new pty, without forking this process.
 
     Args:
