@@ -148,7 +148,8 @@ class Scanner:
                 continue
             data = child.read(65536)
             if not data:
-                break  # the program ended
+                child.wait(1.0)  # its output ended: let it finish exiting before asking how
+                break
             if not chunks:
                 deadline = time.monotonic() + timeout  # the scan runs from its first output
             chunks.append(data)
