@@ -300,7 +300,7 @@ def library_alone(count: int, size: int) -> float:
 
     session = GATTToolSession(
         ["replay"],
-        lambda h, v, i: dispatcher.submit(deliver, h, v, droppable=True),
+        lambda batch: dispatcher.submit_many(deliver, [(n.handle, n.value) for n in batch], droppable=True),
         lambda why: None,
         spawn=spawn,
     )

@@ -320,13 +320,32 @@ LINE_REGEX, _SLOTS = _compile_table()
 
 PROMPT_REGEX = re.compile(r"(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> ")
 ANSI_REGEX = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x01\x02]")
-# The hot path: one whole notification line as gatttool frames it, with the
-# prompt redrawn before it (the previous line's redraw) and the line clear.
-NOTIFICATION_LINE = re.compile(
-    r"(?:(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> )?"
+# The hot path: the head of a notification line as gatttool frames it, with the
+# prompt redrawn before it (the previous line's redraw) and the line clear, up to
+# ``value:``. The hex after it goes to ``bytes.fromhex`` (see ``OutputDecoder._line``):
+# a regex walking every hex pair cost as much as the rest of the line's handling.
+NOTIFICATION_HEAD = re.compile(
+    r"(?P<prompt>(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> )?"
     r"(?:\r(?: *|\x1b\[K)\r?)?(?P<kind>Notification|Indication  ) handle = 0x(?P<handle>[0-9a-fA-F]{1,4}) "
-    r"value: ?(?P<value>(?:[0-9a-fA-F]{2} ?)*)\r?"
+    r"value: ?"
 )
+
+
+def notification_value(text: str) -> Optional[bytes]:
+    """The bytes of a notification's hex text (``"01 02 ff "``, an optional ``\\r`` at the end), or None.
+
+    Accepts exactly what ``(?:[0-9a-fA-F]{2} ?)*\\r?`` matches, without a regex walking every pair:
+    ``bytes.fromhex`` also skips other whitespace and repeated spaces, which the counts rule out.
+    """
+    if text.endswith("\r"):
+        text = text[:-1]
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        return None
+    if len(text) - text.count(" ") != 2 * len(value) or text.startswith(" ") or "  " in text:
+        return None
+    return value
 
 
 def parse_line(text: str) -> Event:
@@ -357,6 +376,7 @@ class OutputDecoder:
         # A prompt redrawn after nothing but notifications, and equal to the last
         # one reported, says nothing new: it is not reported again.
         self._last_prompt: Optional[Prompt] = None
+        self._last_prompt_text: Optional[str] = None  # its raw text, when the notification fast path drew it
         self._only_notifications = False
 
     def feed(self, data: str) -> List[Event]:
@@ -380,19 +400,19 @@ class OutputDecoder:
         return events
 
     def _line(self, line: str, events: List[Event]) -> None:
-        fast = NOTIFICATION_LINE.fullmatch(line)
-        if fast is not None:
-            if fast.group("address") is not None:
-                self._prompt(fast.group("address"), fast.group("blue") is not None, events)
-            value = fast.group("value")
-            try:
-                data = bytes.fromhex(value)
-            except ValueError:
-                events.append(Other(line))
+        head = NOTIFICATION_HEAD.match(line)
+        if head is not None:
+            value = notification_value(line[head.end() :])
+            if value is not None:
+                prompt = head.group("prompt")
+                # The redraw between two notifications repeats the same prompt: compare its text
+                # instead of building a Prompt for it (the common case of a flood).
+                if prompt is not None and not (self._only_notifications and prompt == self._last_prompt_text):
+                    self._prompt(head.group("address"), head.group("blue") is not None, events)
+                    self._last_prompt_text = prompt
+                events.append(Notification(int(head.group("handle"), 16), value, head.group("kind") != "Notification"))
+                self._only_notifications = True
                 return
-            events.append(Notification(int(fast.group("handle"), 16), data, fast.group("kind") != "Notification"))
-            self._only_notifications = True
-            return
         position = 0
         if "]> " in line:
             for match in PROMPT_REGEX.finditer(line):
@@ -406,6 +426,7 @@ class OutputDecoder:
         if not (self._only_notifications and prompt == self._last_prompt):
             events.append(prompt)
         self._last_prompt = prompt
+        self._last_prompt_text = None
         self._only_notifications = False
 
     def _text(self, text: str, events: List[Event]) -> None:
