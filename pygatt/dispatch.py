@@ -7,9 +7,18 @@ callback never stalls parsing, and a callback may call back into the device
 Policy for a callback that cannot keep up: notifications wait in a queue of at
 most ``max_pending`` entries; beyond that new notifications are dropped,
 counted (:attr:`CallbackDispatcher.dropped`) and logged (the first drop, then
-every :data:`DROP_LOG_EVERY`-th) -- never silently. The reader is never blocked,
-because blocking it would also hold back the answers a callback may be waiting
-for. Control work (a lost link) is never dropped.
+every :data:`DROP_LOG_EVERY`-th) -- never silently. Control work (a lost link)
+is never dropped.
+
+The reader is never blocked for long, because that would also hold back the
+answers a callback may be waiting for. But the reader and the callback thread
+share one GIL, and a reader with output always ready keeps winning it: in a
+flood the queue would fill and drop notifications the callback thread had the
+CPU to handle. So a batch that finds the queue over half full holds the reader
+back for at most :data:`THROTTLE_S` while the callback thread takes from the
+queue -- and not at all while one batch of callbacks has run for more than
+:data:`STUCK_S` (a callback blocked, say, on a read whose answer the reader has
+yet to read).
 
 For speed, a reader hands over the notifications of one chunk of output in one
 call (:meth:`CallbackDispatcher.submit_many`), and the callback thread takes up
@@ -26,6 +35,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from typing import Any, Callable, Deque, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
@@ -36,6 +46,10 @@ DEFAULT_MAX_PENDING = 10_000
 DROP_LOG_EVERY = 10_000
 #: How many queued calls the callback thread takes per lock round trip (they no longer count as waiting).
 RUN_BATCH = 64
+#: The longest a batch of notifications holds the reader back when the queue is over half full.
+THROTTLE_S = 0.002
+#: A batch of callbacks running this long is taken as stuck: the reader is not held back for it.
+STUCK_S = 0.05
 
 # (function, arguments, droppable)
 _Item = Tuple[Callable[..., Any], Tuple[Any, ...], bool]
@@ -47,7 +61,10 @@ class _Generation:
     def __init__(self) -> None:
         self.items: Deque[_Item] = collections.deque()
         self.droppable = 0
-        self.cond = threading.Condition()
+        lock = threading.Lock()
+        self.cond = threading.Condition(lock)  # items arrived, or stop
+        self.drained = threading.Condition(lock)  # the callback thread took a batch
+        self.busy_since: Optional[float] = None  # when the callback thread took the batch it runs
         self.stopping = False
         self.discarded = False  # set with the queue cleared: the thread runs nothing more
         self.thread: Optional[threading.Thread] = None
@@ -135,7 +152,19 @@ class CallbackDispatcher:
             generation.items.extend((function, args, droppable) for args in calls)
             if calls:
                 generation.cond.notify()
+                if droppable and generation.droppable > self._max_pending // 2:
+                    self._throttle(generation)
         return len(calls)
+
+    @staticmethod
+    def _throttle(generation: _Generation) -> None:
+        """Let the callback thread take a batch (called with the lock held, on a thread not its own)."""
+        if generation.thread is threading.current_thread():
+            return
+        busy_since = generation.busy_since
+        if busy_since is not None and time.monotonic() - busy_since > STUCK_S:
+            return  # a callback is blocked: holding the reader back would not drain anything
+        generation.drained.wait(THROTTLE_S)  # releases the lock (and the GIL) for the callback thread
 
     def _count_drops(self, count: int) -> None:
         before = self.dropped
@@ -190,6 +219,7 @@ class CallbackDispatcher:
         items = generation.items
         while True:
             with generation.cond:
+                generation.busy_since = None
                 while not items and not generation.stopping:
                     generation.cond.wait()
                 if not items:
@@ -197,6 +227,8 @@ class CallbackDispatcher:
                 # several calls per lock round trip: a flood costs one lock per batch, not per notification
                 batch = [items.popleft() for _ in range(min(len(items), RUN_BATCH))]
                 generation.droppable -= sum(1 for _, _, droppable in batch if droppable)
+                generation.busy_since = time.monotonic()
+                generation.drained.notify()
             for function, args, _ in batch:
                 if generation.discarded:  # stop() discarded the queue: this batch was part of it
                     return

@@ -27,21 +27,61 @@ def test_single_and_batched_calls_run_in_the_order_queued() -> None:
 def test_a_full_queue_keeps_the_first_of_a_batch_and_counts_the_rest(caplog: pytest.LogCaptureFixture) -> None:
     dispatcher = CallbackDispatcher(max_pending=10)
     dispatcher.start()
-    gate = threading.Event()
+    gate, held = threading.Event(), threading.Event()
     seen: List[Tuple[int, ...]] = []
+
+    def hold() -> None:
+        held.set()
+        gate.wait(5)
+
     try:
-        dispatcher.submit(gate.wait, 5)  # holds the callback thread: nothing leaves the queue
+        dispatcher.submit(hold)  # holds the callback thread: nothing leaves the queue
+        assert held.wait(5)
         with caplog.at_level(logging.WARNING, logger="pygatt.dispatch"):
             assert dispatcher.submit_many(lambda *a: seen.append(a), [(n,) for n in range(8)], droppable=True) == 8
             assert dispatcher.submit_many(lambda *a: seen.append(a), [(n,) for n in range(8, 13)], droppable=True) == 2
             assert not dispatcher.submit(lambda *a: seen.append(a), 99, droppable=True)
         assert dispatcher.dropped == 4
         assert dispatcher.submit(lambda *a: seen.append(a), 100)  # control work is never dropped
-        gate.set()
     finally:
+        gate.set()
         assert dispatcher.stop(5)
     assert seen == [(n,) for n in range(10)] + [(100,)]
     assert sum("cannot keep up" in r.getMessage() for r in caplog.records) == 1  # logged once, not per drop
+
+
+def test_a_flood_from_a_reader_that_never_waits_loses_nothing_when_callbacks_keep_up() -> None:
+    """The reader holds the GIL while output is ready; the throttle lets the callback thread keep up."""
+    dispatcher = CallbackDispatcher()
+    dispatcher.start()
+    seen: List[int] = []
+    try:
+        for start in range(0, 100_000, 25):
+            dispatcher.submit_many(seen.append, [(n,) for n in range(start, start + 25)], droppable=True)
+    finally:
+        assert dispatcher.stop(10)
+    assert dispatcher.dropped == 0
+    assert seen == list(range(100_000))
+
+
+def test_a_stuck_callback_holds_the_reader_back_once_not_per_batch() -> None:
+    dispatcher = CallbackDispatcher(max_pending=100)
+    dispatcher.start()
+    gate, held = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        gate.wait(5)
+
+    try:
+        dispatcher.submit(hold)
+        assert held.wait(5)
+        for start in range(0, 2000, 20):  # 100 batches; a 2 ms hold each would take 0.2 s or more
+            dispatcher.submit_many(lambda n: None, [(n,) for n in range(start, start + 20)], droppable=True)
+        assert dispatcher.dropped == 1900
+    finally:
+        gate.set()
+        assert dispatcher.stop(5)
 
 
 def test_room_comes_back_as_callbacks_run() -> None:
