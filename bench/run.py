@@ -54,6 +54,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--plot", metavar="PNG", help="also measure several sizes and plot throughput vs size")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
     parser.add_argument(
+        "--rounds", type=int, help="library/limit rounds per GATTTool measure (default 3; 1 with --quick)"
+    )
+    parser.add_argument(
         "--backend", choices=("all", "gatttool", "bgapi"), default="all", help="which backend to measure (default all)"
     )
     args = parser.parse_args(argv)
@@ -72,7 +75,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ]
     with tempfile.TemporaryDirectory() as directory:
         if args.backend != "bgapi":
-            results["gatttool"] = gatttool.run(directory, quick)
+            rounds = args.rounds or (1 if quick else 3)
+            results["gatttool"] = gatttool.run(directory, quick, rounds)
             if args.plot:
                 results["gatttool_sizes"] = gatttool.sizes(directory, quick)
                 plot(results["gatttool_sizes"], args.plot)
