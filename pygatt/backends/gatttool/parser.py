@@ -19,6 +19,7 @@ What the decoder takes care of (see ``shared/gatttool-output.md``):
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union, cast
@@ -254,6 +255,13 @@ def _hexbytes(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
+@functools.lru_cache(maxsize=1024)
+def _uuid(text: str) -> uuid.UUID:
+    """``uuid.UUID(text)``, cached: a listing repeats a few UUIDs (declarations, CCCDs) in every discovery,
+    and building one costs more than matching its line. UUIDs are immutable, so sharing them is safe."""
+    return uuid.UUID(text)
+
+
 Builder = Callable[[Sequence[str]], Event]
 
 # name, pattern (matched against the whole stripped line), builder from the groups.
@@ -273,18 +281,18 @@ LINE_PATTERNS: Tuple[Tuple[str, str, Builder], ...] = (
     (
         "characteristic",
         r"handle: " + _H + r", char properties: 0x([0-9a-fA-F]{1,2}), char value handle: " + _H + r", uuid: " + _UUID,
-        lambda g: CharacteristicFound(int(g[0], 16), int(g[1], 16), int(g[2], 16), uuid.UUID(g[3])),
+        lambda g: CharacteristicFound(int(g[0], 16), int(g[1], 16), int(g[2], 16), _uuid(g[3])),
     ),
     (
         "included",
         r"handle: " + _H + r", start handle: " + _H + r", end handle: " + _H + r" uuid: " + _UUID,
-        lambda g: IncludedFound(int(g[0], 16), int(g[1], 16), int(g[2], 16), uuid.UUID(g[3])),
+        lambda g: IncludedFound(int(g[0], 16), int(g[1], 16), int(g[2], 16), _uuid(g[3])),
     ),
-    ("descriptor", r"handle: " + _H + r", uuid: " + _UUID, lambda g: DescriptorFound(int(g[0], 16), uuid.UUID(g[1]))),
+    ("descriptor", r"handle: " + _H + r", uuid: " + _UUID, lambda g: DescriptorFound(int(g[0], 16), _uuid(g[1]))),
     (
         "primary",
         r"attr handle: " + _H + r", end grp handle: " + _H + r" uuid: " + _UUID,
-        lambda g: ServiceFound(int(g[0], 16), int(g[1], 16), uuid.UUID(g[2])),
+        lambda g: ServiceFound(int(g[0], 16), int(g[1], 16), _uuid(g[2])),
     ),
     (
         "primary_range",
@@ -400,7 +408,9 @@ class OutputDecoder:
         return events
 
     def _line(self, line: str, events: List[Event]) -> None:
-        head = NOTIFICATION_HEAD.match(line)
+        # "ication " is in both "Notification handle" and "Indication   handle": a substring test is
+        # cheaper than a failing regex on every other line (listings, answers, echoes).
+        head = NOTIFICATION_HEAD.match(line) if "ication " in line else None
         if head is not None:
             value = notification_value(line[head.end() :])
             if value is not None:
