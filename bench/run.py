@@ -75,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ]
     with tempfile.TemporaryDirectory() as directory:
         if args.backend != "bgapi":
-            rounds = args.rounds or (1 if quick else 3)
+            rounds = args.rounds or (1 if quick else 5)
             results["gatttool"] = gatttool.run(directory, quick, rounds)
             if args.plot:
                 results["gatttool_sizes"] = gatttool.sizes(directory, quick)
