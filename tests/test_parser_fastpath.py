@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import List
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -52,3 +53,30 @@ def test_a_changed_prompt_between_notifications_is_reported() -> None:
         p.Prompt("C4:7C:8D:6A:3E:01", False),
         p.Notification(0x0008, b"\x02", True),
     ]
+
+
+PROMPT_PIECES = [
+    "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> ",
+    "[C4:7C:8D:6A:3E:01][LE]> ",
+    "[                 ][LE]> ",
+    "[C4:7C:8D:6A:3E:01][BR]> ",
+    "]> ",
+    "[LE]> ",
+    "\x1b[0;94m",
+    "\r",
+    " ",
+    "x",
+    "Characteristic value/descriptor: 01 ",
+]
+
+
+@given(st.lists(st.sampled_from(PROMPT_PIECES), max_size=12))
+def test_prompts_are_found_as_a_left_to_right_finditer_would(pieces: List[str]) -> None:
+    """The decoder tries the prompt pattern only before each "]> "; it must find what finditer finds."""
+    line = "".join(pieces)
+    expected = [
+        p.Prompt(match.group("address").strip() or None, match.group("blue") is not None)
+        for match in p.PROMPT_REGEX.finditer(line)
+    ]
+    found = [e for e in p.OutputDecoder().feed(line + "\n") if type(e) is p.Prompt]
+    assert found == expected

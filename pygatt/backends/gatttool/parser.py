@@ -327,6 +327,8 @@ def _compile_table() -> Tuple[re.Pattern[str], Dict[str, Tuple[int, int, Builder
 LINE_REGEX, _SLOTS = _compile_table()
 
 PROMPT_REGEX = re.compile(r"(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> ")
+#: More than the longest prompt PROMPT_REGEX matches (36 characters with its colours).
+PROMPT_WINDOW = 64
 ANSI_REGEX = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x01\x02]")
 # The hot path: the head of a notification line as gatttool frames it, with the
 # prompt redrawn before it (the previous line's redraw) and the line clear, up to
@@ -375,17 +377,24 @@ def parse_line(text: str) -> Event:
         return Other(text)
 
 
+#: Lines after which gatttool's prompt redraw carries no news (see ``OutputDecoder``). A discovery
+#: prints ~190 of them, each followed by a redraw: not reporting those redraws halves its events.
+QUIET_EVENTS = frozenset({Notification, CharacteristicFound, DescriptorFound, ServiceFound, IncludedFound})
+
+
 class OutputDecoder:
     """Turn chunks of raw terminal output into events. Keeps only the unfinished line."""
 
     def __init__(self, max_pending: int = 1 << 20) -> None:
         self._pending = ""
         self._max_pending = max_pending
-        # A prompt redrawn after nothing but notifications, and equal to the last
-        # one reported, says nothing new: it is not reported again.
+        # A prompt redrawn after nothing but notifications or listing lines (gatttool redraws it after
+        # every asynchronous line), and equal to the last one reported, says nothing new: it is not
+        # reported again. Anything else in between (an echo, an answer, an error) has it reported.
         self._last_prompt: Optional[Prompt] = None
         self._last_prompt_text: Optional[str] = None  # its raw text, when the notification fast path drew it
-        self._only_notifications = False
+        self._only_notifications = False  # only quiet lines (notifications, listing lines) since the last prompt
+        self._after_prompt = False  # nothing at all since the last prompt
 
     def feed(self, data: str) -> List[Event]:
         """Consume ``data`` and return the events of every complete piece in it."""
@@ -422,13 +431,19 @@ class OutputDecoder:
                     self._last_prompt_text = prompt
                 events.append(Notification(int(head.group("handle"), 16), value, head.group("kind") != "Notification"))
                 self._only_notifications = True
+                self._after_prompt = False
                 return
+        # Prompts, left to right: the regex is tried only just before each "]> " (a prompt's end, which
+        # never occurs inside one), not at every position of the line as finditer would.
         position = 0
-        if "]> " in line:
-            for match in PROMPT_REGEX.finditer(line):
+        end = line.find("]> ")
+        while end >= 0:
+            match = PROMPT_REGEX.search(line, max(position, end - PROMPT_WINDOW), end + 3)
+            if match is not None:
                 self._text(line[position : match.start()], events)
                 self._prompt(match.group("address"), match.group("blue") is not None, events)
                 position = match.end()
+            end = line.find("]> ", end + 3)
         self._text(line[position:], events)
 
     def _prompt(self, address: str, connected: bool, events: List[Event]) -> None:
@@ -438,6 +453,7 @@ class OutputDecoder:
         self._last_prompt = prompt
         self._last_prompt_text = None
         self._only_notifications = False
+        self._after_prompt = True
 
     def _text(self, text: str, events: List[Event]) -> None:
         if "\x1b" in text or "\x01" in text or "\x02" in text:
@@ -447,7 +463,9 @@ class OutputDecoder:
             if piece:
                 event = parse_line(piece)
                 events.append(event)
-                self._only_notifications = self._only_notifications and type(event) is Notification
+                quiet = type(event) in QUIET_EVENTS
+                self._only_notifications = quiet and (self._only_notifications or self._after_prompt)
+                self._after_prompt = False
 
 
 # -- hcitool lescan -------------------------------------------------------------
