@@ -7,9 +7,23 @@ callback never stalls parsing, and a callback may call back into the device
 Policy for a callback that cannot keep up: notifications wait in a queue of at
 most ``max_pending`` entries; beyond that new notifications are dropped,
 counted (:attr:`CallbackDispatcher.dropped`) and logged (the first drop, then
-every :data:`DROP_LOG_EVERY`-th) -- never silently. The reader is never blocked,
-because blocking it would also hold back the answers a callback may be waiting
-for. Control work (a lost link) is never dropped.
+every :data:`DROP_LOG_EVERY`-th) -- never silently. Control work (a lost link)
+is never dropped.
+
+The reader is never blocked for long, because that would also hold back the
+answers a callback may be waiting for. But the reader and the callback thread
+share one GIL, and a reader with output always ready keeps winning it: in a
+flood the queue would fill and drop notifications the callback thread had the
+CPU to handle. So a batch that finds the queue over half full holds the reader
+back for at most :data:`THROTTLE_S` while the callback thread takes from the
+queue -- and not at all while one batch of callbacks has run for more than
+:data:`STUCK_S` (a callback blocked, say, on a read whose answer the reader has
+yet to read).
+
+For speed, a reader hands over the notifications of one chunk of output in one
+call (:meth:`CallbackDispatcher.submit_many`), and the callback thread takes up
+to :data:`RUN_BATCH` calls off the queue per lock round trip; both keep the
+order, and callbacks still run one at a time.
 
 After :meth:`CallbackDispatcher.stop` returns, no queued callback runs; a
 callback already running when ``stop`` gave up waiting is left to finish on
@@ -21,7 +35,8 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import Any, Callable, Deque, Optional, Tuple
+import time
+from typing import Any, Callable, Deque, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +44,15 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PENDING = 10_000
 #: After the first dropped notification, one log line per this many more.
 DROP_LOG_EVERY = 10_000
+#: How many queued calls the callback thread takes per lock round trip (they no longer count as waiting).
+RUN_BATCH = 64
+#: The longest a batch of notifications holds the reader back when the queue is over half full.
+THROTTLE_S = 0.002
+#: A batch of callbacks running this long is taken as stuck: the reader is not held back for it.
+STUCK_S = 0.05
 
-_Item = Tuple[Callable[..., Any], Tuple[Any, ...]]
+# (function, arguments, droppable)
+_Item = Tuple[Callable[..., Any], Tuple[Any, ...], bool]
 
 
 class _Generation:
@@ -39,8 +61,12 @@ class _Generation:
     def __init__(self) -> None:
         self.items: Deque[_Item] = collections.deque()
         self.droppable = 0
-        self.cond = threading.Condition()
+        lock = threading.Lock()
+        self.cond = threading.Condition(lock)  # items arrived, or stop
+        self.drained = threading.Condition(lock)  # the callback thread took a batch
+        self.busy_since: Optional[float] = None  # when the callback thread took the batch it runs
         self.stopping = False
+        self.discarded = False  # set with the queue cleared: the thread runs nothing more
         self.thread: Optional[threading.Thread] = None
 
 
@@ -89,18 +115,61 @@ class CallbackDispatcher:
                 return False
             if droppable:
                 if generation.droppable >= self._max_pending:
-                    self._count_drop()
+                    self._count_drops(1)
                     return False
                 generation.droppable += 1
-                generation.items.append((function, args + (_DROPPABLE,)))
-            else:
-                generation.items.append((function, args))
+            generation.items.append((function, args, droppable))
             generation.cond.notify()
         return True
 
-    def _count_drop(self) -> None:
-        self.dropped += 1
-        if self.dropped == 1 or self.dropped % DROP_LOG_EVERY == 0:
+    def submit_many(
+        self, function: Callable[..., Any], calls: Sequence[Tuple[Any, ...]], droppable: bool = False
+    ) -> int:
+        """Queue ``function(*args)`` for each ``args`` of ``calls``, in order, in one hand-off.
+
+        Args:
+            function: what to call on the callback thread.
+            calls: the argument tuples, one per call.
+            droppable: the calls may be dropped (and counted) when the queue is full; the
+                first ones that fit are kept, the rest dropped.
+
+        Returns:
+            How many calls were queued.
+        """
+        generation = self._current
+        if generation is None:
+            log.debug("Dispatcher %s is stopped; dropping %d call(s) to %r", self._name, len(calls), function)
+            return 0
+        with generation.cond:
+            if generation.stopping:
+                return 0
+            if droppable:
+                room = max(0, self._max_pending - generation.droppable)
+                if room < len(calls):
+                    self._count_drops(len(calls) - room)
+                    calls = calls[:room]
+                generation.droppable += len(calls)
+            generation.items.extend((function, args, droppable) for args in calls)
+            if calls:
+                generation.cond.notify()
+                if droppable and generation.droppable > self._max_pending // 2:
+                    self._throttle(generation)
+        return len(calls)
+
+    @staticmethod
+    def _throttle(generation: _Generation) -> None:
+        """Let the callback thread take a batch (called with the lock held, on a thread not its own)."""
+        if generation.thread is threading.current_thread():
+            return
+        busy_since = generation.busy_since
+        if busy_since is not None and time.monotonic() - busy_since > STUCK_S:
+            return  # a callback is blocked: holding the reader back would not drain anything
+        generation.drained.wait(THROTTLE_S)  # releases the lock (and the GIL) for the callback thread
+
+    def _count_drops(self, count: int) -> None:
+        before = self.dropped
+        self.dropped += count
+        if before == 0 or before // DROP_LOG_EVERY != self.dropped // DROP_LOG_EVERY:
             log.warning(
                 "Callbacks cannot keep up: %d notification(s) dropped so far (more than %d waiting)",
                 self.dropped,
@@ -132,6 +201,7 @@ class CallbackDispatcher:
             generation.stopping = True
             if discard:
                 generation.items.clear()
+                generation.discarded = True
             generation.cond.notify()
         thread = generation.thread
         if thread is None or thread is threading.current_thread():
@@ -140,25 +210,29 @@ class CallbackDispatcher:
         if thread.is_alive():
             with generation.cond:
                 generation.items.clear()  # whatever happens to the running callback, nothing else runs
+                generation.discarded = True
             log.warning("A callback is still running after %.1f s; leaving its thread behind", timeout)
             return False
         return True
 
     def _run(self, generation: _Generation) -> None:
+        items = generation.items
         while True:
             with generation.cond:
-                while not generation.items and not generation.stopping:
+                generation.busy_since = None
+                while not items and not generation.stopping:
                     generation.cond.wait()
-                if not generation.items:
+                if not items:
                     return
-                function, args = generation.items.popleft()
-                if args and args[-1] is _DROPPABLE:
-                    args = args[:-1]
-                    generation.droppable -= 1
-            try:
-                function(*args)
-            except Exception:
-                log.exception("Callback %r raised", function)
-
-
-_DROPPABLE = object()
+                # several calls per lock round trip: a flood costs one lock per batch, not per notification
+                batch = [items.popleft() for _ in range(min(len(items), RUN_BATCH))]
+                generation.droppable -= sum(1 for _, _, droppable in batch if droppable)
+                generation.busy_since = time.monotonic()
+                generation.drained.notify()
+            for function, args, _ in batch:
+                if generation.discarded:  # stop() discarded the queue: this batch was part of it
+                    return
+                try:
+                    function(*args)
+                except Exception:
+                    log.exception("Callback %r raised", function)

@@ -32,6 +32,7 @@ from pygatt.backends.gatttool import commands
 from pygatt.backends.gatttool.adapter import TOOL_TIMEOUT_S, AdapterTools
 from pygatt.backends.gatttool.device import GATTToolBLEDevice
 from pygatt.backends.gatttool.link import GATTToolLink
+from pygatt.backends.gatttool.parser import Notification
 from pygatt.backends.gatttool.pool import SessionPool
 from pygatt.backends.gatttool.session import GATTToolSession
 from pygatt.backends.gatttool.tools import ToolCommands
@@ -224,15 +225,15 @@ class GATTToolBackend(BLEBackend):
         argv = [*self._tools.gatttool, *self._cli_options, "-i", self._hci_device, "-I"]
         holder: Dict[str, GATTToolSession] = {}
 
-        def on_notification(handle: int, value: bytes, indication: bool) -> None:
-            self._route_notification(holder["session"], handle, value)
+        def on_notifications(batch: List[Notification]) -> None:
+            self._route_notifications(holder["session"], batch)
 
         def on_link_lost(why: str) -> None:
             self._dispatcher.submit(self._link_lost, holder["session"], why)
 
         session = GATTToolSession(
             argv,
-            on_notification,
+            on_notifications,
             on_link_lost,
             logfile=self._gatttool_logfile,
             max_read=self._max_read,
@@ -484,14 +485,17 @@ class GATTToolBackend(BLEBackend):
         self._open_link(device, kind, deadline)
         device.resubscribe_all()
 
-    def _route_notification(self, session: GATTToolSession, handle: int, value: bytes) -> None:
-        """Reader thread: queue a notification for its device's callbacks.
+    def _route_notifications(self, session: GATTToolSession, batch: List[Notification]) -> None:
+        """Reader thread: queue one chunk's notifications for its device's callbacks, in one hand-off.
 
         Handles nobody subscribed to are dropped here, so a flood of them costs no memory.
         """
         device = self._device_of.get(session)
-        if device is not None and device.listens_to(handle):
-            self._dispatcher.submit(device.receive_notification, handle, value, droppable=True)
+        if device is not None:
+            listens_to = device.listens_to
+            wanted = [(n.handle, n.value) for n in batch if listens_to(n.handle)]
+            if wanted:
+                self._dispatcher.submit_many(device.receive_notification, wanted, droppable=True)
 
     def _link_lost(self, session: GATTToolSession, why: str) -> None:
         """Dispatcher thread: a link went down without being asked to."""

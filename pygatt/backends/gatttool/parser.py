@@ -19,6 +19,7 @@ What the decoder takes care of (see ``shared/gatttool-output.md``):
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union, cast
@@ -254,6 +255,13 @@ def _hexbytes(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
+@functools.lru_cache(maxsize=1024)
+def _uuid(text: str) -> uuid.UUID:
+    """``uuid.UUID(text)``, cached: a listing repeats a few UUIDs (declarations, CCCDs) in every discovery,
+    and building one costs more than matching its line. UUIDs are immutable, so sharing them is safe."""
+    return uuid.UUID(text)
+
+
 Builder = Callable[[Sequence[str]], Event]
 
 # name, pattern (matched against the whole stripped line), builder from the groups.
@@ -273,18 +281,18 @@ LINE_PATTERNS: Tuple[Tuple[str, str, Builder], ...] = (
     (
         "characteristic",
         r"handle: " + _H + r", char properties: 0x([0-9a-fA-F]{1,2}), char value handle: " + _H + r", uuid: " + _UUID,
-        lambda g: CharacteristicFound(int(g[0], 16), int(g[1], 16), int(g[2], 16), uuid.UUID(g[3])),
+        lambda g: CharacteristicFound(int(g[0], 16), int(g[1], 16), int(g[2], 16), _uuid(g[3])),
     ),
     (
         "included",
         r"handle: " + _H + r", start handle: " + _H + r", end handle: " + _H + r" uuid: " + _UUID,
-        lambda g: IncludedFound(int(g[0], 16), int(g[1], 16), int(g[2], 16), uuid.UUID(g[3])),
+        lambda g: IncludedFound(int(g[0], 16), int(g[1], 16), int(g[2], 16), _uuid(g[3])),
     ),
-    ("descriptor", r"handle: " + _H + r", uuid: " + _UUID, lambda g: DescriptorFound(int(g[0], 16), uuid.UUID(g[1]))),
+    ("descriptor", r"handle: " + _H + r", uuid: " + _UUID, lambda g: DescriptorFound(int(g[0], 16), _uuid(g[1]))),
     (
         "primary",
         r"attr handle: " + _H + r", end grp handle: " + _H + r" uuid: " + _UUID,
-        lambda g: ServiceFound(int(g[0], 16), int(g[1], 16), uuid.UUID(g[2])),
+        lambda g: ServiceFound(int(g[0], 16), int(g[1], 16), _uuid(g[2])),
     ),
     (
         "primary_range",
@@ -319,14 +327,35 @@ def _compile_table() -> Tuple[re.Pattern[str], Dict[str, Tuple[int, int, Builder
 LINE_REGEX, _SLOTS = _compile_table()
 
 PROMPT_REGEX = re.compile(r"(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> ")
+#: More than the longest prompt PROMPT_REGEX matches (36 characters with its colours).
+PROMPT_WINDOW = 64
 ANSI_REGEX = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x01\x02]")
-# The hot path: one whole notification line as gatttool frames it, with the
-# prompt redrawn before it (the previous line's redraw) and the line clear.
-NOTIFICATION_LINE = re.compile(
-    r"(?:(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> )?"
+# The hot path: the head of a notification line as gatttool frames it, with the
+# prompt redrawn before it (the previous line's redraw) and the line clear, up to
+# ``value:``. The hex after it goes to ``bytes.fromhex`` (see ``OutputDecoder._line``):
+# a regex walking every hex pair cost as much as the rest of the line's handling.
+NOTIFICATION_HEAD = re.compile(
+    r"(?P<prompt>(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> )?"
     r"(?:\r(?: *|\x1b\[K)\r?)?(?P<kind>Notification|Indication  ) handle = 0x(?P<handle>[0-9a-fA-F]{1,4}) "
-    r"value: ?(?P<value>(?:[0-9a-fA-F]{2} ?)*)\r?"
+    r"value: ?"
 )
+
+
+def notification_value(text: str) -> Optional[bytes]:
+    """The bytes of a notification's hex text (``"01 02 ff "``, an optional ``\\r`` at the end), or None.
+
+    Accepts exactly what ``(?:[0-9a-fA-F]{2} ?)*\\r?`` matches, without a regex walking every pair:
+    ``bytes.fromhex`` also skips other whitespace and repeated spaces, which the counts rule out.
+    """
+    if text.endswith("\r"):
+        text = text[:-1]
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        return None
+    if len(text) - text.count(" ") != 2 * len(value) or text.startswith(" ") or "  " in text:
+        return None
+    return value
 
 
 def parse_line(text: str) -> Event:
@@ -348,16 +377,24 @@ def parse_line(text: str) -> Event:
         return Other(text)
 
 
+#: Lines after which gatttool's prompt redraw carries no news (see ``OutputDecoder``). A discovery
+#: prints ~190 of them, each followed by a redraw: not reporting those redraws halves its events.
+QUIET_EVENTS = frozenset({Notification, CharacteristicFound, DescriptorFound, ServiceFound, IncludedFound})
+
+
 class OutputDecoder:
     """Turn chunks of raw terminal output into events. Keeps only the unfinished line."""
 
     def __init__(self, max_pending: int = 1 << 20) -> None:
         self._pending = ""
         self._max_pending = max_pending
-        # A prompt redrawn after nothing but notifications, and equal to the last
-        # one reported, says nothing new: it is not reported again.
+        # A prompt redrawn after nothing but notifications or listing lines (gatttool redraws it after
+        # every asynchronous line), and equal to the last one reported, says nothing new: it is not
+        # reported again. Anything else in between (an echo, an answer, an error) has it reported.
         self._last_prompt: Optional[Prompt] = None
-        self._only_notifications = False
+        self._last_prompt_text: Optional[str] = None  # its raw text, when the notification fast path drew it
+        self._only_notifications = False  # only quiet lines (notifications, listing lines) since the last prompt
+        self._after_prompt = False  # nothing at all since the last prompt
 
     def feed(self, data: str) -> List[Event]:
         """Consume ``data`` and return the events of every complete piece in it."""
@@ -380,25 +417,33 @@ class OutputDecoder:
         return events
 
     def _line(self, line: str, events: List[Event]) -> None:
-        fast = NOTIFICATION_LINE.fullmatch(line)
-        if fast is not None:
-            if fast.group("address") is not None:
-                self._prompt(fast.group("address"), fast.group("blue") is not None, events)
-            value = fast.group("value")
-            try:
-                data = bytes.fromhex(value)
-            except ValueError:
-                events.append(Other(line))
+        # "ication " is in both "Notification handle" and "Indication   handle": a substring test is
+        # cheaper than a failing regex on every other line (listings, answers, echoes).
+        head = NOTIFICATION_HEAD.match(line) if "ication " in line else None
+        if head is not None:
+            value = notification_value(line[head.end() :])
+            if value is not None:
+                prompt = head.group("prompt")
+                # The redraw between two notifications repeats the same prompt: compare its text
+                # instead of building a Prompt for it (the common case of a flood).
+                if prompt is not None and not (self._only_notifications and prompt == self._last_prompt_text):
+                    self._prompt(head.group("address"), head.group("blue") is not None, events)
+                    self._last_prompt_text = prompt
+                events.append(Notification(int(head.group("handle"), 16), value, head.group("kind") != "Notification"))
+                self._only_notifications = True
+                self._after_prompt = False
                 return
-            events.append(Notification(int(fast.group("handle"), 16), data, fast.group("kind") != "Notification"))
-            self._only_notifications = True
-            return
+        # Prompts, left to right: the regex is tried only just before each "]> " (a prompt's end, which
+        # never occurs inside one), not at every position of the line as finditer would.
         position = 0
-        if "]> " in line:
-            for match in PROMPT_REGEX.finditer(line):
+        end = line.find("]> ")
+        while end >= 0:
+            match = PROMPT_REGEX.search(line, max(position, end - PROMPT_WINDOW), end + 3)
+            if match is not None:
                 self._text(line[position : match.start()], events)
                 self._prompt(match.group("address"), match.group("blue") is not None, events)
                 position = match.end()
+            end = line.find("]> ", end + 3)
         self._text(line[position:], events)
 
     def _prompt(self, address: str, connected: bool, events: List[Event]) -> None:
@@ -406,7 +451,9 @@ class OutputDecoder:
         if not (self._only_notifications and prompt == self._last_prompt):
             events.append(prompt)
         self._last_prompt = prompt
+        self._last_prompt_text = None
         self._only_notifications = False
+        self._after_prompt = True
 
     def _text(self, text: str, events: List[Event]) -> None:
         if "\x1b" in text or "\x01" in text or "\x02" in text:
@@ -416,7 +463,9 @@ class OutputDecoder:
             if piece:
                 event = parse_line(piece)
                 events.append(event)
-                self._only_notifications = self._only_notifications and type(event) is Notification
+                quiet = type(event) in QUIET_EVENTS
+                self._only_notifications = quiet and (self._only_notifications or self._after_prompt)
+                self._after_prompt = False
 
 
 # -- hcitool lescan -------------------------------------------------------------

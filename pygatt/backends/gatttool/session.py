@@ -6,9 +6,10 @@ The session glues three pieces, each testable alone:
 * :class:`~.parser.OutputDecoder` -- pure: terminal output to events;
 * :class:`~.tracker.CommandTracker` -- pure: events to finished commands and link state.
 
-On the reader thread each chunk of output is decoded; notifications go straight
-to ``on_notification`` (which only queues them); every other event goes to the
-tracker under the session's lock, and the caller waiting on a command is woken
+On the reader thread each chunk of output is decoded; its notifications go, in
+order and in one call, to ``on_notifications`` (which only queues them); every
+other event goes to the tracker under the session's lock (a chunk of nothing
+but notifications, the common case in a flood, does not take the lock), and the caller waiting on a command is woken
 only when its command completes (or a listing needs its sync marker). A lost
 link is reported once through ``on_link_lost``. Commands are sent one at a time,
 since gatttool answers them in order.
@@ -36,7 +37,7 @@ RECENT_OUTPUT_CHARS = 4096
 #: How long ``close`` waits for ``exit`` before killing the process.
 EXIT_GRACE_S = 0.5
 
-NotificationHandler = Callable[[int, bytes, bool], None]
+NotificationHandler = Callable[[List[parser.Notification]], None]
 LinkLostHandler = Callable[[str], None]
 
 
@@ -56,7 +57,8 @@ class GATTToolSession:
 
     Args:
         argv: gatttool's command line.
-        on_notification: called on the reader thread as ``(handle, value, indication)``; must only queue.
+        on_notifications: called on the reader thread with the notifications (and indications) of one
+            chunk of output, in order; must only queue them.
         on_link_lost: called once per unasked link loss, with the reason.
         logfile: a path or text file receiving gatttool's raw input and output.
         max_read: the largest chunk read at once.
@@ -68,7 +70,7 @@ class GATTToolSession:
     def __init__(
         self,
         argv: Sequence[str],
-        on_notification: NotificationHandler,
+        on_notifications: NotificationHandler,
         on_link_lost: LinkLostHandler,
         logfile: Union[None, str, os.PathLike[str], IO[str]] = None,
         max_read: Optional[int] = None,
@@ -77,7 +79,7 @@ class GATTToolSession:
         spawn: Optional[Spawn] = None,
     ) -> None:
         self._argv = list(argv)
-        self._on_notification = on_notification
+        self._on_notifications = on_notifications
         self._on_link_lost = on_link_lost
         self._logfile_spec = logfile
         self._max_read = max_read or 65536
@@ -206,13 +208,20 @@ class GATTToolSession:
     def _on_output(self, data: str) -> None:
         events = self._decoder.feed(data)
         notification = parser.Notification
+        notifications: List[parser.Notification] = []
         others: List[parser.Event] = []
         for event in events:
             if type(event) is notification:
-                self.notifications_seen += 1
-                self._on_notification(event.handle, event.value, event.indication)
+                notifications.append(event)
             else:
                 others.append(event)
+        if notifications:
+            self.notifications_seen += len(notifications)
+            self._on_notifications(notifications)  # one hand-off per chunk, not per line
+        if not others:
+            # Nothing for the tracker, so no lock: the reader is this attribute's only writer.
+            self._recent = (self._recent + data[-RECENT_OUTPUT_CHARS:])[-RECENT_OUTPUT_CHARS:]
+            return
         lost: Optional[str] = None
         with self._cond:
             self._recent = (self._recent + data[-RECENT_OUTPUT_CHARS:])[-RECENT_OUTPUT_CHARS:]

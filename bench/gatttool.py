@@ -1,0 +1,536 @@
+"""Benchmark steps for the GATTTool backend, each beside the transport's own limit.
+
+The library drives the simulated gatttool (``python -m pygatt.testing.sim gatttool``)
+through a real pty, as it drives the real one. The *limit* is the same simulator on
+the same kind of pty (4096 columns, TERM=dumb) read by a bare ``os.read`` loop that
+only counts what it waits for: no decoding, no parsing, no threads. Both are measured
+in the same run, one after the other, so their ratio holds even on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import os
+import pty
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import pygatt
+import pygatt.dispatch
+from pygatt.backends.gatttool.process import PTY_COLUMNS, PTY_ROWS, Child
+from pygatt.backends.gatttool.session import GATTToolSession
+from pygatt.backends.gatttool.tools import ToolCommands
+from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World, load_world
+
+ADDRESS = "C4:7C:8D:6A:3E:01"
+HR_VALUE_HANDLE = 0x0008
+HR_CCCD = 0x0009
+BATTERY_VALUE_HANDLE = 0x0010
+WRITE_HANDLE = 0x000D  # heart-rate control point (2a39), written with response
+
+
+def world_file(world: World, directory: str, name: str) -> str:
+    return str(world.write(Path(directory) / f"{name}.json"))
+
+
+def flood_world(count: int, size: int) -> World:
+    """The heart-rate world whose 2a37 sends ``count`` generated values as fast as the pty takes them."""
+    world = load_world("heart-rate")
+    world.peripherals[0].services[1].characteristics[0].notify = NotifyStream(interval_s=0, count=count, size=size)
+    return world
+
+
+def sized_world(characteristics: int) -> World:
+    """One peripheral with ``characteristics`` readable characteristics, at most 10 per service."""
+    per_service = min(10, characteristics)
+    services = [
+        Service(
+            f"{0xA000 + s:04x}",
+            [Characteristic(f"{0xB000 + s * per_service + c:04x}", ["read"], value="01") for c in range(per_service)],
+        )
+        for s in range(characteristics // per_service)
+    ]
+    return World(peripherals=[Peripheral(address=ADDRESS, name="Big", services=services)])
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def connected(world_path: str) -> Tuple[pygatt.GATTToolBackend, Any]:
+    backend = pygatt.GATTToolBackend(tools=ToolCommands.simulated(world_path))
+    backend.start(reset_on_start=False)
+    return backend, backend.connect(ADDRESS, timeout=10)
+
+
+# -- the transport's own limit: the simulator read by a bare loop ----------------------------
+
+
+class RawTool:
+    """The simulated gatttool on a pty opened here, read by plain ``os.read`` calls, connected."""
+
+    def __init__(self, world_path: str) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", PTY_ROWS, PTY_COLUMNS, 0, 0))
+        argv = [*ToolCommands.simulated(world_path).gatttool, "-I"]
+        self.process = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=dict(os.environ, TERM="dumb"), start_new_session=True
+        )
+        os.close(slave)
+        self.fd = master
+        self.buffer = b""
+        self.read_until(b"[LE]> ")
+        self.send(f"connect {ADDRESS}")
+        self.read_until(b"Connection successful")
+        self.settle()
+
+    def send(self, line: str) -> None:
+        os.write(self.fd, line.encode() + b"\n")
+
+    def read_until(self, marker: bytes, count: int = 1) -> None:
+        """Read until ``marker`` was seen ``count`` times; what follows the last one stays for the next call."""
+        found = 0
+        while True:
+            position = 0
+            while found < count:
+                at = self.buffer.find(marker, position)
+                if at < 0:
+                    break
+                found += 1
+                position = at + len(marker)
+            if found == count:
+                self.buffer = self.buffer[position:]
+                return
+            # keep only what may still hold the start of a marker
+            self.buffer = self.buffer[max(position, len(self.buffer) - len(marker) + 1) :] + os.read(self.fd, 65536)
+
+    def settle(self, quiet: float = 0.05) -> int:
+        """Read until nothing arrives for ``quiet`` seconds; return the bytes read."""
+        total = len(self.buffer)
+        self.buffer = b""
+        while select.select([self.fd], [], [], quiet)[0]:
+            total += len(os.read(self.fd, 65536))
+        return total
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait(5)
+        os.close(self.fd)
+
+
+def raw_notifications(directory: str, count: int, size: int) -> Dict[str, float]:
+    """Notifications per second the simulator prints, and the CPU a bare loop spends reading them."""
+    tool = RawTool(world_file(flood_world(count, size), directory, f"raw{size}"))
+    try:
+        marker = b"Notification handle"
+        cpu = time.process_time()
+        started = time.perf_counter()
+        tool.send(f"char-write-req 0x{HR_CCCD:04x} 0100")
+        tool.read_until(marker, count)
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        return {"per_second": count / elapsed, "cpu_per_10k": cpu * 10_000 / count}
+    finally:
+        tool.close()
+
+
+def raw_read_latency(path: str, reads: int) -> List[float]:
+    """The simulator's own reply time to ``char-read-hnd``: bytes written to and read from the pty."""
+    tool = RawTool(path)
+    try:
+        samples = []
+        for n in range(reads + 50):
+            started = time.perf_counter()
+            tool.send(f"char-read-hnd 0x{BATTERY_VALUE_HANDLE:04x}")
+            tool.read_until(b"descriptor: 5a \r\n")
+            if n >= 50:
+                samples.append(time.perf_counter() - started)
+            tool.read_until(b"]> ")  # the trailing prompt
+        return samples
+    finally:
+        tool.close()
+
+
+def raw_writes(path: str, writes: int) -> float:
+    """``char-write-req`` answered per second, the next sent as soon as the answer and prompt are in."""
+    tool = RawTool(path)
+    try:
+        for n in range(50):
+            tool.send(f"char-write-req 0x{WRITE_HANDLE:04x} {n & 0xFF:02x}")
+            tool.read_until(b"successfully\r\n")
+            tool.read_until(b"]> ")
+        started = time.perf_counter()
+        for n in range(writes):
+            tool.send(f"char-write-req 0x{WRITE_HANDLE:04x} {n & 0xFF:02x}")
+            tool.read_until(b"successfully\r\n")
+            tool.read_until(b"]> ")
+        return writes / (time.perf_counter() - started)
+    finally:
+        tool.close()
+
+
+def raw_discovery(path: str, runs: int) -> float:
+    """The simulator's own time for ``characteristics`` then ``char-desc``: send to last line, median."""
+    tool = RawTool(path)
+    try:
+        counts = []
+        for command in ("characteristics", "char-desc"):  # count the lines once, by waiting for silence
+            tool.send(command)
+            tool.settle(0.3)
+            tool.send(command)
+            seen = b""
+            while select.select([tool.fd], [], [], 0.3)[0]:
+                seen += os.read(tool.fd, 65536)
+            counts.append(seen.count(b"uuid: "))
+            tool.buffer = b""
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            for command, lines in zip(("characteristics", "char-desc"), counts):
+                tool.send(command)
+                tool.read_until(b"uuid: ", lines)
+                tool.read_until(b"\r\n")  # the end of the last line
+            samples.append(time.perf_counter() - started)
+            tool.settle(0.01)
+        return statistics.median(samples)
+    finally:
+        tool.close()
+
+
+# -- the library -------------------------------------------------------------------------
+
+
+def notifications(directory: str, count: int, size: int) -> Dict[str, Any]:
+    """Notifications delivered to a callback, every value checked against the stream."""
+    world = flood_world(count, size)
+    stream = world.peripherals[0].services[1].characteristics[0].notify
+    assert stream is not None
+    backend, device = connected(world_file(world, directory, f"flood{size}"))
+    try:
+        device.discover_characteristics()
+        got: List[bytes] = []
+        done = threading.Event()
+
+        def callback(handle: int, value: bytearray) -> None:
+            got.append(bytes(value))
+            if len(got) == count:
+                done.set()
+
+        cpu = time.process_time()
+        started = time.perf_counter()
+        device.subscribe_handle(HR_VALUE_HANDLE, callback)
+        done.wait(120)
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        dropped = backend.notifications_dropped
+    finally:
+        backend.stop()
+    wrong = sum(1 for n, value in enumerate(got) if value != stream.value(n))
+    return {
+        "size": size,
+        "count": count,
+        "received": len(got),
+        "lost": count - len(got),
+        "dropped": dropped,
+        "wrong": wrong,
+        "seconds": elapsed,
+        "per_second": len(got) / elapsed,
+        "cpu_per_10k": cpu * 10_000 / count,
+    }
+
+
+class ReplayChild(Child):
+    """A child that plays back pre-rendered gatttool output as fast as it is read."""
+
+    pid = 0
+
+    def __init__(self, chunks: Sequence[str]) -> None:
+        self._chunks = iter(chunks)
+
+    def read(self, size: int) -> str:
+        return next(self._chunks, "")
+
+    def sendline(self, line: str) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
+    def wait(self, timeout: float) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def library_alone(count: int, size: int) -> float:
+    """Notifications per second a real session + dispatcher + device callback takes, the simulator out of
+    the way: pre-rendered gatttool output fed to the reader as fast as it can take it."""
+    prompt = f"\x1b[0;94m[{ADDRESS}]\x1b[0m[LE]> "
+    value = "".join(f"{b & 0xFF:02x} " for b in range(size))
+    line = "\r" + " " * 45 + f"\rNotification handle = 0x{HR_VALUE_HANDLE:04x} value: {value}\r\n" + prompt
+    text = prompt + line * count
+    chunks = [text[i : i + 65536] for i in range(0, len(text), 65536)]
+    received: List[bytearray] = []
+    done = threading.Event()
+
+    def deliver(handle: int, data: bytes) -> None:  # what BLEDevice.receive_notification does per callback
+        received.append(bytearray(data))
+        if len(received) == count:
+            done.set()
+
+    dispatcher = pygatt.dispatch.CallbackDispatcher()
+    dispatcher.start()
+
+    def spawn(argv: Sequence[str], env: Dict[str, str], logfile: Optional[IO[str]]) -> Child:
+        return ReplayChild(chunks)
+
+    session = GATTToolSession(
+        ["replay"],
+        lambda batch: dispatcher.submit_many(deliver, [(n.handle, n.value) for n in batch], droppable=True),
+        lambda why: None,
+        spawn=spawn,
+    )
+    try:
+        started = time.perf_counter()
+        session.start(5)
+        done.wait(60)
+        elapsed = time.perf_counter() - started
+    finally:
+        session.close()
+        dispatcher.stop()
+    return len(received) / elapsed
+
+
+def read_latency(path: str, reads: int) -> Dict[str, float]:
+    backend, device = connected(path)
+    try:
+        for _ in range(50):
+            device.char_read_handle(BATTERY_VALUE_HANDLE)
+        samples = []
+        for _ in range(reads):
+            started = time.perf_counter()
+            device.char_read_handle(BATTERY_VALUE_HANDLE)
+            samples.append(time.perf_counter() - started)
+    finally:
+        backend.stop()
+    return summarize(samples)
+
+
+def summarize(samples: List[float]) -> Dict[str, float]:
+    samples = sorted(samples)
+    return {
+        "median_ms": statistics.median(samples) * 1000,
+        "p99_ms": samples[max(0, int(len(samples) * 0.99) - 1)] * 1000,
+    }
+
+
+def writes_with_response(path: str, writes: int) -> float:
+    backend, device = connected(path)
+    try:
+        for n in range(50):
+            device.char_write_handle(WRITE_HANDLE, bytes([n & 0xFF]), wait_for_response=True)
+        started = time.perf_counter()
+        for n in range(writes):
+            device.char_write_handle(WRITE_HANDLE, bytes([n & 0xFF]), wait_for_response=True)
+        return writes / (time.perf_counter() - started)
+    finally:
+        backend.stop()
+
+
+def discovery(path: str, runs: int, expected: int) -> float:
+    """Median ``discover_characteristics`` time (``characteristics`` + ``char-desc``) on one link."""
+    backend, device = connected(path)
+    try:
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            found = device.discover_characteristics(timeout=10)
+            samples.append(time.perf_counter() - started)
+            assert len(found) == expected, (len(found), expected)
+        return statistics.median(samples)
+    finally:
+        backend.stop()
+
+
+def idle_cpu(directory: str, seconds: float) -> float:
+    """Percent of a core the process uses while connected and idle."""
+    backend, device = connected(world_file(load_world("heart-rate"), directory, "idle"))
+    try:
+        cpu = time.process_time()
+        time.sleep(seconds)
+        return (time.process_time() - cpu) / seconds * 100
+    finally:
+        backend.stop()
+
+
+def flood_memory(directory: str, count: int) -> Dict[str, float]:
+    """RSS before, at the peak of, and after a flood delivered to a callback that keeps nothing."""
+    backend, device = connected(world_file(flood_world(count, 20), directory, "memory"))
+    try:
+        device.discover_characteristics()
+        gc.collect()
+        before = rss_kib()
+        peak = before
+        got = [0]
+
+        def callback(handle: int, value: bytearray) -> None:
+            got[0] += 1
+
+        device.subscribe_handle(HR_VALUE_HANDLE, callback)
+        deadline = time.monotonic() + 120
+        while got[0] + backend.notifications_dropped < count and time.monotonic() < deadline:
+            peak = max(peak, rss_kib())
+            time.sleep(0.005)
+        gc.collect()
+        after = rss_kib()
+        return {
+            "before_mib": before / 1024,
+            "peak_mib": max(peak, after) / 1024,
+            "after_mib": after / 1024,
+            "delivered": got[0],
+            "dropped": backend.notifications_dropped,
+        }
+    finally:
+        backend.stop()
+
+
+# -- the section ---------------------------------------------------------------------------
+
+
+#: (measure, library step, limit step); each pair is measured one right after the other, ``rounds`` times.
+Pair = Tuple[str, Callable[[], Any], Callable[[], Any]]
+
+
+def run(directory: str, quick: bool, rounds: int = 3, alone: bool = True, log: Any = sys.stderr) -> Dict[str, Any]:
+    """Every gatttool measure beside its limit, each pair ``rounds`` times (the report takes the best round).
+
+    On a shared machine one pair can land in a burst of someone else's load; alternating library
+    and limit keeps both sides exposed to the same conditions.
+    """
+    flood = 10_000 if quick else 100_000
+    reads = 200 if quick else 2000
+    runs = 5 if quick else 20
+    heart = world_file(load_world("heart-rate"), directory, "heart")
+    small = world_file(sized_world(4), directory, "chars4")
+    big = world_file(sized_world(60), directory, "chars60")
+    pairs: List[Pair] = [
+        ("notify20", lambda: notifications(directory, flood, 20), lambda: raw_notifications(directory, flood, 20)),
+        (
+            "notify244",
+            lambda: notifications(directory, flood // 4, 244),
+            lambda: raw_notifications(directory, flood // 4, 244),
+        ),
+        ("read", lambda: read_latency(heart, reads), lambda: summarize(raw_read_latency(heart, reads))),
+        ("writes", lambda: writes_with_response(heart, reads), lambda: raw_writes(heart, reads)),
+        ("discover4", lambda: discovery(small, runs, 4), lambda: raw_discovery(small, runs)),
+        ("discover60", lambda: discovery(big, runs, 60), lambda: raw_discovery(big, runs)),
+    ]
+    results: Dict[str, Any] = {"flood": flood, "rounds": rounds}
+    for number in range(rounds):
+        for name, library, limit in pairs:
+            print(f"... gatttool {name}, round {number + 1} of {rounds}", file=log, flush=True)
+            results.setdefault(name, []).append(library())
+            results.setdefault(name + "_limit", []).append(limit())
+    print("... gatttool library alone, idle CPU, memory", file=log, flush=True)
+    if alone:  # needs this version's session interface (not for measuring an older pygatt)
+        results["library_alone20"] = library_alone(flood, 20)
+    results["idle_cpu_percent"] = idle_cpu(directory, 2 if quick else 10)
+    results["flood_memory"] = flood_memory(directory, flood)
+    return results
+
+
+def sizes(directory: str, quick: bool) -> List[Dict[str, Any]]:
+    """Throughput against value size: end to end, the limit, the library alone."""
+    n = 5_000 if quick else 30_000
+    points = []
+    for size in (1, 20, 60, 120, 244):
+        print(f"... gatttool size {size}", file=sys.stderr, flush=True)
+        point = notifications(directory, n, size)
+        point["limit"] = raw_notifications(directory, n, size)["per_second"]
+        point["library_alone"] = library_alone(n, size)
+        points.append(point)
+    return points
+
+
+def best_of(values: List[Any], key: Optional[str], higher: bool) -> float:
+    numbers = [v[key] if key else v for v in values]
+    return float(max(numbers) if higher else min(numbers))
+
+
+def compare(
+    r: Dict[str, Any], name: str, key: Optional[str] = None, higher: bool = False
+) -> Tuple[float, float, float]:
+    """(library, limit, library/limit) of one pair, each the best of its rounds.
+
+    The machine is shared: a round that lands in someone else's burst is slower on either side, so
+    the best round of each (as ``timeit`` advises) is the closest to what the code itself costs.
+    """
+    library = best_of(r[name], key, higher)
+    limit = best_of(r[name + "_limit"], key, higher)
+    return library, limit, library / limit
+
+
+Row = Tuple[str, str, str, str, str]
+
+
+def rows(r: Dict[str, Any]) -> List[Row]:
+    """(measure, library, limit, ratio, target) for the report: the best round of each side."""
+    out: List[Row] = []
+    for name, size, target in (("notify20", 20, ">= 0.90"), ("notify244", 244, ">= 0.95")):
+        library, limit, ratio = compare(r, name, "per_second", higher=True)
+        count = r[name][0]["count"]
+        lost = sum(x["lost"] for x in r[name])
+        wrong = sum(x["wrong"] for x in r[name])
+        out.append(
+            (f"notifications/s, {size} B ({count:,})", f"{library:,.0f}", f"{limit:,.0f}", f"{ratio:.2f}", target)
+        )
+        out.append((f"   lost / wrong (all {len(r[name])} rounds)", f"{lost} / {wrong}", "", "", "0 / 0"))
+    if "library_alone20" in r:
+        out.append(("library alone, replayed 20 B (notif/s)", f"{r['library_alone20']:,.0f}", "", "", ""))
+    for key, label, target in (("median_ms", "median", "<= 1.5x"), ("p99_ms", "p99", "")):
+        library, limit, ratio = compare(r, "read", key)
+        out.append((f"char_read_handle {label} (ms)", f"{library:.3f}", f"{limit:.3f}", f"{ratio:.2f}x", target))
+    library, limit, ratio = compare(r, "writes", higher=True)
+    out.append(("writes/s with response", f"{library:,.0f}", f"{limit:,.0f}", f"{ratio:.2f}", ">= 0.80"))
+    for name, count in (("discover4", 4), ("discover60", 60)):
+        library, limit, ratio = compare(r, name)
+        out.append(
+            (
+                f"discover, {count} characteristics (ms)",
+                f"{library * 1000:.2f}",
+                f"{limit * 1000:.2f}",
+                f"{ratio:.2f}x",
+                "<= 2x",
+            )
+        )
+    for name, size in (("notify20", 20), ("notify244", 244)):
+        library, limit, ratio = compare(r, name, "cpu_per_10k")
+        out.append(
+            (f"CPU s per 10k notifications, {size} B", f"{library:.3f}", f"{limit:.3f}", f"{ratio:.1f}x", "reported")
+        )
+    out.append(("idle CPU, connected (% of a core)", f"{r['idle_cpu_percent']:.3f}", "", "", "reported"))
+    mem = r["flood_memory"]
+    out.append(
+        (
+            f"RSS before / peak / after a {r['flood']:,} flood (MiB)",
+            f"{mem['before_mib']:.1f} / {mem['peak_mib']:.1f} / {mem['after_mib']:.1f}",
+            "",
+            "",
+            "flat",
+        )
+    )
+    return out

@@ -1,0 +1,130 @@
+"""CallbackDispatcher: order, batches, the drop policy for notifications, and stop()."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import List, Tuple
+
+import pytest
+
+from pygatt.dispatch import RUN_BATCH, CallbackDispatcher
+
+
+def test_single_and_batched_calls_run_in_the_order_queued() -> None:
+    dispatcher = CallbackDispatcher()
+    dispatcher.start()
+    seen: List[int] = []
+    try:
+        dispatcher.submit(seen.append, 0)
+        assert dispatcher.submit_many(seen.append, [(n,) for n in range(1, 500)], droppable=True) == 499
+        dispatcher.submit(seen.append, 500)
+    finally:
+        assert dispatcher.stop(5)
+    assert seen == list(range(501))
+
+
+def test_a_full_queue_keeps_the_first_of_a_batch_and_counts_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    dispatcher = CallbackDispatcher(max_pending=10)
+    dispatcher.start()
+    gate, held = threading.Event(), threading.Event()
+    seen: List[Tuple[int, ...]] = []
+
+    def hold() -> None:
+        held.set()
+        gate.wait(5)
+
+    try:
+        dispatcher.submit(hold)  # holds the callback thread: nothing leaves the queue
+        assert held.wait(5)
+        with caplog.at_level(logging.WARNING, logger="pygatt.dispatch"):
+            assert dispatcher.submit_many(lambda *a: seen.append(a), [(n,) for n in range(8)], droppable=True) == 8
+            assert dispatcher.submit_many(lambda *a: seen.append(a), [(n,) for n in range(8, 13)], droppable=True) == 2
+            assert not dispatcher.submit(lambda *a: seen.append(a), 99, droppable=True)
+        assert dispatcher.dropped == 4
+        assert dispatcher.submit(lambda *a: seen.append(a), 100)  # control work is never dropped
+    finally:
+        gate.set()
+        assert dispatcher.stop(5)
+    assert seen == [(n,) for n in range(10)] + [(100,)]
+    assert sum("cannot keep up" in r.getMessage() for r in caplog.records) == 1  # logged once, not per drop
+
+
+def test_a_flood_from_a_reader_that_never_waits_loses_nothing_when_callbacks_keep_up() -> None:
+    """The reader holds the GIL while output is ready; the throttle lets the callback thread keep up."""
+    dispatcher = CallbackDispatcher()
+    dispatcher.start()
+    seen: List[int] = []
+    try:
+        for start in range(0, 100_000, 25):
+            dispatcher.submit_many(seen.append, [(n,) for n in range(start, start + 25)], droppable=True)
+    finally:
+        assert dispatcher.stop(10)
+    assert dispatcher.dropped == 0
+    assert seen == list(range(100_000))
+
+
+def test_a_stuck_callback_holds_the_reader_back_once_not_per_batch() -> None:
+    dispatcher = CallbackDispatcher(max_pending=100)
+    dispatcher.start()
+    gate, held = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        gate.wait(5)
+
+    try:
+        dispatcher.submit(hold)
+        assert held.wait(5)
+        for start in range(0, 2000, 20):  # 100 batches; a 2 ms hold each would take 0.2 s or more
+            dispatcher.submit_many(lambda n: None, [(n,) for n in range(start, start + 20)], droppable=True)
+        assert dispatcher.dropped == 1900
+    finally:
+        gate.set()
+        assert dispatcher.stop(5)
+
+
+def test_room_comes_back_as_callbacks_run() -> None:
+    dispatcher = CallbackDispatcher(max_pending=5)
+    dispatcher.start()
+    done = threading.Event()
+    try:
+        for _ in range(4):
+            finished = threading.Event()
+            assert dispatcher.submit_many(lambda n: None, [(n,) for n in range(5)], droppable=True) == 5
+            dispatcher.submit(finished.set)
+            assert finished.wait(5)
+        dispatcher.submit(done.set)
+        assert done.wait(5)
+    finally:
+        dispatcher.stop(5)
+    assert dispatcher.dropped == 0
+
+
+def test_stop_with_discard_runs_nothing_more_of_a_batch_taken_off_the_queue() -> None:
+    dispatcher = CallbackDispatcher()
+    dispatcher.start()
+    entered, release = threading.Event(), threading.Event()
+    seen: List[int] = []
+
+    def first(n: int) -> None:
+        if n == 0:
+            entered.set()
+            release.wait(5)
+        seen.append(n)
+
+    dispatcher.submit_many(first, [(n,) for n in range(RUN_BATCH * 2)], droppable=True)
+    assert entered.wait(5)
+    stopper = threading.Thread(target=dispatcher.stop, args=(5, True))
+    stopper.start()
+    while dispatcher.pending():  # stop() clears the queue before it waits for the thread
+        pass
+    release.set()
+    stopper.join(5)
+    assert seen == [0]
+
+
+def test_a_stopped_dispatcher_queues_nothing() -> None:
+    dispatcher = CallbackDispatcher()
+    assert dispatcher.submit_many(print, [(1,)]) == 0
+    assert not dispatcher.submit(print, 1)

@@ -1,0 +1,82 @@
+"""The notification fast path accepts exactly the value texts the full line pattern accepts."""
+
+from __future__ import annotations
+
+import re
+from typing import List
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pygatt.backends.gatttool import parser as p
+
+# The value part of the full notification pattern in parser.LINE_PATTERNS, with the line's optional \r.
+VALUE_PATTERN = re.compile(r"((?:[0-9a-fA-F]{2} ?)*)\r?")
+
+value_texts = st.text(alphabet="0123456789abcdefABCDEFxz \t\r\n", max_size=24)
+
+
+@given(value_texts)
+def test_notification_value_accepts_what_the_pattern_accepts(text: str) -> None:
+    match = VALUE_PATTERN.fullmatch(text)
+    expected = None if match is None else bytes.fromhex(match.group(1))
+    assert p.notification_value(text) == expected
+
+
+@given(st.binary(max_size=300))
+def test_gatttool_framed_values_round_trip(value: bytes) -> None:
+    text = "".join(f"{b:02x} " for b in value) + "\r"
+    assert p.notification_value(text) == value
+
+
+def test_a_flood_reports_its_prompt_once_and_every_value() -> None:
+    prompt = "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> "
+    lines = "".join(f"\r{' ' * 25}\rNotification handle = 0x0008 value: {n:02x} \r\n{prompt}" for n in range(5))
+    decoder = p.OutputDecoder()
+    events = decoder.feed(prompt + lines)
+    assert events == [p.Prompt("C4:7C:8D:6A:3E:01", True)] + [
+        p.Notification(0x0008, bytes([n]), False) for n in range(5)
+    ]
+
+
+def test_a_changed_prompt_between_notifications_is_reported() -> None:
+    blue = "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> "
+    grey = "[C4:7C:8D:6A:3E:01][LE]> "
+    text = (
+        f"{blue}\r\x1b[KNotification handle = 0x0008 value: 01 \r\n"
+        f"{grey}\r\x1b[KIndication   handle = 0x0008 value: 02 \r\n"
+    )
+    events = p.OutputDecoder().feed(text)
+    assert events == [
+        p.Prompt("C4:7C:8D:6A:3E:01", True),
+        p.Notification(0x0008, b"\x01", False),
+        p.Prompt("C4:7C:8D:6A:3E:01", False),
+        p.Notification(0x0008, b"\x02", True),
+    ]
+
+
+PROMPT_PIECES = [
+    "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> ",
+    "[C4:7C:8D:6A:3E:01][LE]> ",
+    "[                 ][LE]> ",
+    "[C4:7C:8D:6A:3E:01][BR]> ",
+    "]> ",
+    "[LE]> ",
+    "\x1b[0;94m",
+    "\r",
+    " ",
+    "x",
+    "Characteristic value/descriptor: 01 ",
+]
+
+
+@given(st.lists(st.sampled_from(PROMPT_PIECES), max_size=12))
+def test_prompts_are_found_as_a_left_to_right_finditer_would(pieces: List[str]) -> None:
+    """The decoder tries the prompt pattern only before each "]> "; it must find what finditer finds."""
+    line = "".join(pieces)
+    expected = [
+        p.Prompt(match.group("address").strip() or None, match.group("blue") is not None)
+        for match in p.PROMPT_REGEX.finditer(line)
+    ]
+    found = [e for e in p.OutputDecoder().feed(line + "\n") if type(e) is p.Prompt]
+    assert found == expected
