@@ -1,4 +1,4 @@
-"""Benchmark pygatt's GATTTool and BGAPI backends against their simulators, through real ptys.
+"""Benchmark pygatt's GATTTool, BGAPI and D-Bus backends against their simulators (real ptys, a real bus).
 
     python -m bench            # the full run (about a minute)
     python -m bench --quick    # smaller counts, for a smoke test

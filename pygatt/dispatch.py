@@ -48,7 +48,7 @@ DROP_LOG_EVERY = 10_000
 RUN_BATCH = 64
 #: The longest a batch of notifications holds the reader back when the queue is over half full.
 THROTTLE_S = 0.002
-#: A batch of callbacks running this long is taken as stuck: the reader is not held back for it.
+#: Seconds after which a batch of callbacks counts as stuck (the reader is then not held back for it).
 STUCK_S = 0.05
 
 # (function, arguments, droppable)

@@ -2,8 +2,9 @@
 
 Each BlueZ tool is replaced (through ``tools=ToolCommands(...)``) by a small
 shell script that prints what the real tool prints (as seen from BlueZ 5.66's
-programs; tests/test_sim_vs_real_gatttool.py compares them) and records its arguments, so the backend's process handling —
-pty, SIGINT, timeouts, exit codes — runs for real.
+programs; tests/test_sim_vs_real_gatttool.py compares them) and records its
+arguments, so the backend's process handling — pty, SIGINT, timeouts, exit
+codes — runs for real.
 """
 
 from __future__ import annotations

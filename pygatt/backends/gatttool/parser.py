@@ -372,7 +372,7 @@ def parse_line(text: str) -> Event:
     first, last, builder = _SLOTS[name]
     try:
         # every group of the alternative that matched took part, so none is None
-        return builder(cast(Sequence[str], match.groups()[first - 1 : last - 1]))
+        return builder(cast("Sequence[str]", match.groups()[first - 1 : last - 1]))
     except ValueError:
         return Other(text)
 

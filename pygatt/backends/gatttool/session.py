@@ -21,14 +21,16 @@ import logging
 import os
 import threading
 import time
-from typing import IO, Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from pygatt.backends.gatttool import parser
-from pygatt.backends.gatttool.commands import Command, T
 from pygatt.backends.gatttool.errors import error_from_line
 from pygatt.backends.gatttool.process import GatttoolProcess, Spawn
 from pygatt.backends.gatttool.tracker import SYNC_MARKER, CommandTracker, Operation
 from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout, ToolError
+
+if TYPE_CHECKING:
+    from pygatt.backends.gatttool.commands import Command, T
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ NotificationHandler = Callable[[List[parser.Notification]], None]
 LinkLostHandler = Callable[[str], None]
 
 
-def _open_logfile(logfile: Union[None, str, os.PathLike[str], IO[str]]) -> Tuple[Optional[IO[str]], bool]:
+def _open_logfile(logfile: Union[str, os.PathLike[str], IO[str], None]) -> Tuple[Optional[IO[str]], bool]:
     """Return (file object, whether we opened it) for a path or an open file."""
     if logfile is None:
         return None, False
@@ -72,7 +74,7 @@ class GATTToolSession:
         argv: Sequence[str],
         on_notifications: NotificationHandler,
         on_link_lost: LinkLostHandler,
-        logfile: Union[None, str, os.PathLike[str], IO[str]] = None,
+        logfile: Union[str, os.PathLike[str], IO[str], None] = None,
         max_read: Optional[int] = None,
         search_window_size: Optional[int] = None,
         name: str = "gatttool",

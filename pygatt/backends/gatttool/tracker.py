@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Any, Deque, List, Optional
+from typing import TYPE_CHECKING, Any, Deque, List, Optional
 
 from pygatt.backends.gatttool import parser
-from pygatt.backends.gatttool.commands import Command, Family
 from pygatt.exceptions import BLEError, NotConnectedError
+
+if TYPE_CHECKING:
+    from pygatt.backends.gatttool.commands import Command, Family
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class Operation:
         marker_sent: the listing's sync marker was sent.
     """
 
-    __slots__ = ("command", "results", "error", "error_line", "done", "abandoned_at", "echo_seen", "marker_sent")
+    __slots__ = ("abandoned_at", "command", "done", "echo_seen", "error", "error_line", "marker_sent", "results")
 
     def __init__(self, command: Command[Any]) -> None:
         self.command = command
