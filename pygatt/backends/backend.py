@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import logging
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 from uuid import UUID
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,23 @@ class BLEAddressType(Enum):
 
     public = 1
     random = 2
+
+
+def address_type_of(address_type: Union[BLEAddressType, str, int]) -> BLEAddressType:
+    """``BLEAddressType`` from a member, its name (``"random"``) or its pygatt 5.0.0 value (1, 2).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if isinstance(address_type, BLEAddressType):
+        return address_type
+    if isinstance(address_type, str) and address_type in BLEAddressType.__members__:
+        return BLEAddressType[address_type]
+    if isinstance(address_type, int) and not isinstance(address_type, bool):
+        for member in BLEAddressType:
+            if member.value == address_type:
+                return member
+    raise ValueError(f"address_type must be BLEAddressType.public or BLEAddressType.random, got {address_type!r}")
 
 
 class BLEBackend:

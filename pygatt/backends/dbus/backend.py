@@ -7,7 +7,7 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from pygatt import validate
-from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend
+from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, address_type_of
 from pygatt.backends.dbus import errors, paths, properties
 from pygatt.backends.dbus.agent import Agent
 from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError, IncomingCall, Signal
@@ -652,20 +652,3 @@ class DBusBackend(BLEBackend):
             raise errors.timeout_error(member, target or path, timeout) from None
         except BusClosed as exc:
             raise errors.BluezNotAvailableError(f"{member}: the D-Bus connection is gone ({exc})") from None
-
-
-def address_type_of(address_type: Union[BLEAddressType, str, int]) -> BLEAddressType:
-    """``BLEAddressType`` from a member, its name (``"random"``) or its pygatt 5.0.0 value (1, 2).
-
-    Raises:
-        ValueError: anything else.
-    """
-    if isinstance(address_type, BLEAddressType):
-        return address_type
-    if isinstance(address_type, str) and address_type in BLEAddressType.__members__:
-        return BLEAddressType[address_type]
-    if isinstance(address_type, int) and not isinstance(address_type, bool):
-        for member in BLEAddressType:
-            if member.value == address_type:
-                return member
-    raise ValueError(f"address_type must be BLEAddressType.public or BLEAddressType.random, got {address_type!r}")

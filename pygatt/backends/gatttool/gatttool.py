@@ -27,7 +27,13 @@ import uuid
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 from pygatt import validate
-from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, Characteristic
+from pygatt.backends.backend import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    BLEAddressType,
+    BLEBackend,
+    Characteristic,
+    address_type_of,
+)
 from pygatt.backends.gatttool import commands
 from pygatt.backends.gatttool.adapter import TOOL_TIMEOUT_S, AdapterTools
 from pygatt.backends.gatttool.device import GATTToolBLEDevice
@@ -393,7 +399,7 @@ class GATTToolBackend(BLEBackend):
         """
         address = validate.address(address)
         deadline = Deadline(validate.positive_timeout(timeout))
-        kind = _address_type(address_type)
+        kind = address_type_of(address_type)
         with self._lock:
             if not self._running:
                 raise BLEError("The backend is not started; call start() first")
@@ -698,16 +704,3 @@ class GATTToolBackend(BLEBackend):
         """
         mtu = validate_mtu(mtu)
         return self._link(device).exchange_mtu(mtu, validate.positive_timeout(timeout))
-
-
-def _address_type(address_type: Union[BLEAddressType, str, int]) -> BLEAddressType:
-    """``BLEAddressType`` from a member, its name or its 5.0.0 value."""
-    if isinstance(address_type, BLEAddressType):
-        return address_type
-    if isinstance(address_type, str) and address_type in BLEAddressType.__members__:
-        return BLEAddressType[address_type]
-    if isinstance(address_type, int) and not isinstance(address_type, bool):
-        for member in BLEAddressType:
-            if member.value == address_type:
-                return member
-    raise ValueError(f"address_type must be BLEAddressType.public or BLEAddressType.random, got {address_type!r}")
