@@ -399,6 +399,20 @@ def test_auto_reconnect_reconnects_and_resubscribes(backend, fake_spawn):
     assert device.connected
 
 
+def test_disconnect_during_an_auto_reconnect_stays_disconnected(backend, fake_spawn):
+    device = backend.connect(ADDRESS, auto_reconnect=True)
+    fake_spawn.child.peripheral.connect_delay_s = 0.5  # the reconnect's connect takes a while
+    fake_spawn.child.sent.clear()
+    fake_spawn.child.remote_disconnect()
+    assert wait_for(lambda: f"connect {ADDRESS} public" in fake_spawn.child.sent, timeout=3)
+    device.disconnect()  # while the reconnect is still connecting: ends it
+    assert wait_for(lambda: "disconnect" in fake_spawn.child.sent, timeout=3)  # the late link is closed again
+    time.sleep(0.2)
+    assert not device.connected
+    with pytest.raises(exceptions.NotConnectedError):
+        device.char_read_handle(0x0003)
+
+
 def test_calls_on_a_disconnected_device_raise_not_connected(backend):
     device = pygatt.backends.GATTToolBLEDevice(ADDRESS, backend)
     for call in (lambda: device.char_read("2a19"), lambda: device.char_write_handle(1, b"\x00"), device.bond):
