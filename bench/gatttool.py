@@ -38,6 +38,10 @@ BATTERY_VALUE_HANDLE = 0x0010
 WRITE_HANDLE = 0x000D  # heart-rate control point (2a39), written with response
 
 
+#: What a notification carries at the default ATT MTU of 23.
+DEFAULT_PAYLOAD = 20
+
+
 def world_file(world: World, directory: str, name: str) -> str:
     return str(world.write(Path(directory) / f"{name}.json"))
 
@@ -136,6 +140,12 @@ def raw_notifications(directory: str, count: int, size: int) -> Dict[str, float]
     tool = RawTool(world_file(flood_world(count, size), directory, f"raw{size}"))
     try:
         marker = b"Notification handle"
+        if (
+            size > DEFAULT_PAYLOAD
+        ):  # a notification carries MTU - 3 bytes: raise the MTU first, as the library side does
+            tool.send("mtu 247")
+            tool.read_until(b"MTU was exchanged")
+            tool.settle()
         cpu = time.process_time()
         started = time.perf_counter()
         tool.send(f"char-write-req 0x{HR_CCCD:04x} 0100")
@@ -221,6 +231,8 @@ def notifications(directory: str, count: int, size: int) -> Dict[str, Any]:
     backend, device = connected(world_file(world, directory, f"flood{size}"))
     try:
         device.discover_characteristics()
+        if size > DEFAULT_PAYLOAD:
+            device.exchange_mtu(247)  # a notification carries MTU - 3 bytes
         got: List[bytes] = []
         done = threading.Event()
 
