@@ -5,7 +5,7 @@ terminal, in chunks of any size, and returns :data:`Event` tuples. Every line
 shape gatttool prints is one entry of :data:`LINE_PATTERNS`; the entries are
 compiled into a single alternation, so a line costs one regex match.
 
-What the decoder takes care of (see ``shared/gatttool-output.md``):
+What the decoder takes care of (see docs/gatttool-protocol.md):
 
 * ANSI colour codes, ``ESC[K``, bracketed-paste codes and readline's ``\\x01`` /
   ``\\x02`` markers are stripped before matching;
