@@ -20,6 +20,19 @@ log = logging.getLogger(__name__)
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
 
+#: The bits of a characteristic declaration's properties byte (Core spec Vol 3 Part G 3.3.1.1),
+#: by the names BlueZ gives them.
+PROPERTY_BITS = {
+    "broadcast": 0x01,
+    "read": 0x02,
+    "write-without-response": 0x04,
+    "write": 0x08,
+    "notify": 0x10,
+    "indicate": 0x20,
+    "authenticated-signed-writes": 0x40,
+    "extended-properties": 0x80,
+}
+
 #: The ATT MTU every link starts with, until an MTU exchange raises it.
 DEFAULT_ATT_MTU = 23
 

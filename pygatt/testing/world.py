@@ -15,16 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
-PROPERTY_BITS = {
-    "broadcast": 0x01,
-    "read": 0x02,
-    "write-without-response": 0x04,
-    "write": 0x08,
-    "notify": 0x10,
-    "indicate": 0x20,
-    "authenticated-signed-writes": 0x40,
-    "extended-properties": 0x80,
-}
+# re-exported: the simulators and tests take the property bits from the world module
+from pygatt.backends.backend import PROPERTY_BITS as PROPERTY_BITS
+
 ATT_ERROR_TEXTS = {
     0x01: "Invalid handle",
     0x02: "Attribute can't be read",

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from pygatt.backends.backend import Characteristic
+from pygatt.backends.backend import PROPERTY_BITS, Characteristic
 from pygatt.backends.dbus import paths
 from pygatt.util import uuid16_to_uuid
 
@@ -26,18 +26,6 @@ DEFAULT_ATT_MTU = 23
 
 Variant = Tuple[str, Any]
 ObjectTree = Mapping[str, Mapping[str, Mapping[str, Any]]]
-
-# Characteristic properties byte of the declaration (Core spec Vol 3 Part G 3.3.1.1), by BlueZ flag name
-PROPERTY_BITS = {
-    "broadcast": 0x01,
-    "read": 0x02,
-    "write-without-response": 0x04,
-    "write": 0x08,
-    "notify": 0x10,
-    "indicate": 0x20,
-    "authenticated-signed-writes": 0x40,
-    "extended-properties": 0x80,
-}
 
 
 def unwrap(properties: Mapping[str, Any]) -> Dict[str, Any]:
