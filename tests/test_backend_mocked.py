@@ -515,3 +515,9 @@ def test_every_connect_starts_at_sec_level_low(backend, fake_spawn):
     sent = fake_spawn.child.sent
     assert sent.count("sec-level low") == 2
     assert sent[-2:] == ["sec-level low", f"connect {ADDRESS} public"]
+
+
+def test_device_mtu_follows_the_exchange(device):
+    assert device.mtu == 23
+    assert device.exchange_mtu(100) == 100
+    assert device.mtu == 100

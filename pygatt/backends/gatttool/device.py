@@ -48,6 +48,11 @@ class GATTToolBLEDevice(BLEDevice):
         """The backend this device was connected through."""
         return self._backend
 
+    @property
+    def mtu(self) -> int:
+        """The ATT MTU in use on the link (23 until :meth:`exchange_mtu` raised it)."""
+        return self._backend.mtu_of(self)
+
     def bond(self, permanent: bool = False) -> None:
         """Make the connection bonded and encrypted (``sec-level medium``).
 

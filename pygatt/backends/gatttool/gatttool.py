@@ -28,6 +28,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, Typ
 
 from pygatt import validate
 from pygatt.backends.backend import (
+    DEFAULT_ATT_MTU,
     DEFAULT_CONNECT_TIMEOUT_S,
     BLEAddressType,
     BLEBackend,
@@ -51,7 +52,6 @@ from pygatt.validate import BytesLike, UUIDLike
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ATT_MTU = 23
 DISCONNECT_TIMEOUT_S = 2.0
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT_S", "DEFAULT_RECONNECT_DELAY", "GATTToolBackend"]
@@ -159,6 +159,12 @@ class GATTToolBackend(BLEBackend):
     def notifications_dropped(self) -> int:
         """Notifications dropped because callbacks could not keep up (see :mod:`pygatt.dispatch`)."""
         return self._dispatcher.dropped
+
+    def mtu_of(self, device: GATTToolBLEDevice) -> int:
+        """The ATT MTU of ``device``'s link (23 when it has none or never exchanged)."""
+        with self._lock:
+            link = self._links.get(device)
+        return DEFAULT_ATT_MTU if link is None else link.mtu
 
     def supports_unbonded(self) -> bool:
         """False: BlueZ raises the link's security by itself when an attribute
