@@ -332,11 +332,20 @@ def test_scan_refusals(host: Client, world: World) -> None:
     assert host.request("gap_discover", mode=3)["result"] == 0x0180
     assert host.request("gap_set_scan_parameters", scan_interval=10, scan_window=20, active=1)["result"] == 0x0180
     assert host.request("gap_discover", mode=1)["result"] == 0
-    assert host.request("gap_discover", mode=1)["result"] == 0x0181  # already scanning
-    host.command("gap_end_procedure")
-    assert host.until(lambda m: m.kind is Kind.RESPONSE)[-1]["result"] == 0
+    # scanning has begun: advertisement events may come before each of the next responses
+    assert response_amid_scan(host, "gap_discover", mode=1)["result"] == 0x0181  # already scanning
+    assert response_amid_scan(host, "gap_end_procedure")["result"] == 0
     world.adapter.scan_error = "busy"
     assert host.request("gap_discover", mode=1)["result"] == 0x0181
+
+
+def response_amid_scan(host: Client, name: str, **fields: Any) -> Message:
+    """Send a command while scanning; return its response, checking that only scan reports came first."""
+    host.command(name, **fields)
+    *before, response = host.until(lambda m: m.kind is Kind.RESPONSE)
+    assert {m.name for m in before} <= {"gap_scan_response"}, before
+    assert response.name == name
+    return response
 
 
 def test_set_mode(host: Client) -> None:
