@@ -299,9 +299,10 @@ def library_alone(count: int, size: int) -> float:
     received: List[bytearray] = []
     done = threading.Event()
 
-    def deliver(handle: int, data: bytes) -> None:  # what BLEDevice.receive_notification does per callback
-        received.append(bytearray(data))
-        if len(received) == count:
+    def deliver(batch: Sequence[Tuple[int, bytes]]) -> None:  # as BLEDevice.receive_notifications: one call a chunk
+        for _handle, data in batch:
+            received.append(bytearray(data))
+        if len(received) >= count:
             done.set()
 
     dispatcher = pygatt.dispatch.CallbackDispatcher()
@@ -312,7 +313,7 @@ def library_alone(count: int, size: int) -> float:
 
     session = GATTToolSession(
         ["replay"],
-        lambda batch: dispatcher.submit_many(deliver, [(n.handle, n.value) for n in batch], droppable=True),
+        lambda batch: dispatcher.submit_batch(deliver, [(n.handle, n.value) for n in batch]),
         lambda why: None,
         spawn=spawn,
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from pygatt import validate
 from pygatt.backends.backend import DEFAULT_ATT_MTU, Characteristic, GATTLink
@@ -60,7 +60,9 @@ class BLEDevice:
         self._address = address
         self._characteristics: Dict[uuid.UUID, Characteristic] = {}
         self._discovered = False
-        self._callbacks: Dict[int, List[NotificationCallback]] = {}
+        # value handle -> its callbacks; a tuple replaced whole on every change, so the callback
+        # thread reads it without the lock (which a subscribe holds across its CCCD write)
+        self._callbacks: Dict[int, Tuple[NotificationCallback, ...]] = {}
         # value handle -> (CCCD handle, indication?) for every live subscription
         self._subscriptions: Dict[int, Tuple[int, bool]] = {}
         self._lock = threading.RLock()
@@ -447,20 +449,22 @@ class BLEDevice:
             raise TypeError("callback must be callable")
         cccd = self._cccd_handle(handle)
         with self._lock:
-            callbacks = self._callbacks.setdefault(handle, [])
-            added = callback if callback is not None and callback not in callbacks else None
-            if added is not None:
-                callbacks.append(added)  # before the write, so the first notifications are not missed
+            before = self._callbacks.get(handle)
+            if callback is not None and callback not in (before or ()):
+                # before the write, so the first notifications are not missed
+                self._callbacks[handle] = (*(before or ()), callback)
+            elif before is None:
+                self._callbacks[handle] = ()
             if self._subscriptions.get(handle) == (cccd, indication):
                 log.debug("Already subscribed to handle 0x%04x", handle)
                 return
             try:
                 self.char_write_handle(cccd, INDICATE if indication else NOTIFY, wait_for_response=wait_for_response)
             except BaseException:
-                if added is not None:
-                    callbacks.remove(added)
-                if not callbacks:
+                if before is None:
                     del self._callbacks[handle]
+                else:
+                    self._callbacks[handle] = before
                 raise
             self._subscriptions[handle] = (cccd, indication)
         log.info("Subscribed to handle 0x%04x (%s)", handle, "indication" if indication else "notification")
@@ -512,13 +516,28 @@ class BLEDevice:
             handle: the value handle the notification came from.
             value: the notified value.
         """
-        with self._lock:
-            callbacks = list(self._callbacks.get(handle, ()))
-        for callback in callbacks:
+        for callback in self._callbacks.get(handle, ()):
             try:
                 callback(handle, bytearray(value))  # each callback gets its own copy
             except Exception:
                 log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)
+
+    def receive_notifications(self, notifications: Sequence[Tuple[int, BytesLike]]) -> None:
+        """:meth:`receive_notification` for each ``(handle, value)``, in order, in one call.
+
+        Backends hand over a whole chunk of notifications this way. A callback that
+        unsubscribes stops the delivery of the rest of the chunk to it.
+
+        Args:
+            notifications: ``(handle, value)`` pairs.
+        """
+        callbacks_of = self._callbacks.get
+        for handle, value in notifications:
+            for callback in callbacks_of(handle, ()):
+                try:
+                    callback(handle, bytearray(value))
+                except Exception:
+                    log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)
 
 
 def validate_mtu(mtu: object) -> int:

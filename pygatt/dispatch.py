@@ -21,7 +21,8 @@ queue -- and not at all while one batch of callbacks has run for more than
 yet to read).
 
 For speed, a reader hands over the notifications of one chunk of output in one
-call (:meth:`CallbackDispatcher.submit_many`), and the callback thread takes up
+call (:meth:`CallbackDispatcher.submit_batch`, which also has them delivered by
+one call, or :meth:`CallbackDispatcher.submit_many`), and the callback thread takes up
 to :data:`RUN_BATCH` calls off the queue per lock round trip; both keep the
 order, and callbacks still run one at a time.
 
@@ -51,8 +52,8 @@ THROTTLE_S = 0.002
 #: Seconds after which a batch of callbacks counts as stuck (the reader is then not held back for it).
 STUCK_S = 0.05
 
-# (function, arguments, droppable)
-_Item = Tuple[Callable[..., Any], Tuple[Any, ...], bool]
+# (function, arguments, how many notifications it carries: 0 for control work, never dropped)
+_Item = Tuple[Callable[..., Any], Tuple[Any, ...], int]
 
 
 class _Generation:
@@ -118,7 +119,7 @@ class CallbackDispatcher:
                     self._count_drops(1)
                     return False
                 generation.droppable += 1
-            generation.items.append((function, args, droppable))
+            generation.items.append((function, args, 1 if droppable else 0))
             generation.cond.notify()
         return True
 
@@ -136,25 +137,45 @@ class CallbackDispatcher:
         Returns:
             How many calls were queued.
         """
+        weight = 1 if droppable else 0
+        return self._queue(calls, droppable, lambda kept: [(function, args, weight) for args in kept])
+
+    def submit_batch(self, function: Callable[[Sequence[Any]], Any], values: Sequence[Any]) -> int:
+        """Queue one call ``function(values)`` that handles several notifications at once.
+
+        The queue counts each value as one notification: when it is full, the first values
+        that fit are kept and the rest dropped (and counted), as :meth:`submit_many` does.
+
+        Args:
+            function: what to call on the callback thread, with the list of values kept.
+            values: the notifications, in order.
+
+        Returns:
+            How many values were queued.
+        """
+        return self._queue(values, True, lambda kept: [(function, (kept,), len(kept))] if kept else [])
+
+    def _queue(self, values: Sequence[Any], droppable: bool, items: Callable[[Sequence[Any]], Sequence[_Item]]) -> int:
+        """Keep what fits of ``values``, queue ``items(kept)``; return how many values were kept."""
         generation = self._current
         if generation is None:
-            log.debug("Dispatcher %s is stopped; dropping %d call(s) to %r", self._name, len(calls), function)
+            log.debug("Dispatcher %s is stopped; dropping %d call(s)", self._name, len(values))
             return 0
         with generation.cond:
             if generation.stopping:
                 return 0
             if droppable:
                 room = max(0, self._max_pending - generation.droppable)
-                if room < len(calls):
-                    self._count_drops(len(calls) - room)
-                    calls = calls[:room]
-                generation.droppable += len(calls)
-            generation.items.extend((function, args, droppable) for args in calls)
-            if calls:
+                if room < len(values):
+                    self._count_drops(len(values) - room)
+                    values = values[:room]
+                generation.droppable += len(values)
+            generation.items.extend(items(values))
+            if values:
                 generation.cond.notify()
                 if droppable and generation.droppable > self._max_pending // 2:
                     self._throttle(generation)
-        return len(calls)
+        return len(values)
 
     @staticmethod
     def _throttle(generation: _Generation) -> None:
@@ -226,7 +247,7 @@ class CallbackDispatcher:
                     return
                 # several calls per lock round trip: a flood costs one lock per batch, not per notification
                 batch = [items.popleft() for _ in range(min(len(items), RUN_BATCH))]
-                generation.droppable -= sum(1 for _, _, droppable in batch if droppable)
+                generation.droppable -= sum(weight for _, _, weight in batch)
                 generation.busy_since = time.monotonic()
                 generation.drained.notify()
             for function, args, _ in batch:

@@ -311,7 +311,7 @@ def test_resubscribe_all_rewrites_every_cccd(device, fake_spawn):
 def test_receive_notification_calls_every_callback_with_bytearray():
     device = pygatt.BLEDevice("C4:7C:8D:6A:3E:01")
     got = []
-    device._callbacks[5] = [lambda h, v: got.append(("a", h, v)), lambda h, v: got.append(("b", h, v))]
+    device._callbacks[5] = (lambda h, v: got.append(("a", h, v)), lambda h, v: got.append(("b", h, v)))
     device.receive_notification(5, b"\x01\x02")
     assert got == [("a", 5, bytearray(b"\x01\x02")), ("b", 5, bytearray(b"\x01\x02"))]
     assert isinstance(got[0][2], bytearray)
@@ -521,3 +521,21 @@ def test_device_mtu_follows_the_exchange(device):
     assert device.mtu == 23
     assert device.exchange_mtu(100) == 100
     assert device.mtu == 100
+
+
+def test_receive_notifications_delivers_a_chunk_in_order_and_stops_at_an_unsubscribe():
+    device = pygatt.BLEDevice("C4:7C:8D:6A:3E:01")
+    got = []
+
+    def first(handle, value):
+        got.append(("first", handle, bytes(value)))
+        if value == b"\x02":
+            device._callbacks.pop(5)  # what unsubscribe_handle does first, from inside a callback
+
+    def broken(handle, value):
+        raise RuntimeError("a callback's bug")
+
+    device._callbacks[5] = (first, broken)
+    device._callbacks[6] = (lambda h, v: got.append(("six", h, bytes(v))),)
+    device.receive_notifications([(5, b"\x01"), (6, b"\x0a"), (5, b"\x02"), (5, b"\x03"), (6, b"\x0b"), (7, b"\x00")])
+    assert got == [("first", 5, b"\x01"), ("six", 6, b"\x0a"), ("first", 5, b"\x02"), ("six", 6, b"\x0b")]

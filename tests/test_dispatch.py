@@ -128,3 +128,31 @@ def test_a_stopped_dispatcher_queues_nothing() -> None:
     dispatcher = CallbackDispatcher()
     assert dispatcher.submit_many(print, [(1,)]) == 0
     assert not dispatcher.submit(print, 1)
+
+
+def test_a_batch_counts_each_value_and_keeps_what_fits() -> None:
+    dispatcher = CallbackDispatcher(max_pending=10)
+    dispatcher.start()
+    gate, held = threading.Event(), threading.Event()
+    seen: List[List[int]] = []
+
+    def hold() -> None:
+        held.set()
+        gate.wait(5)
+
+    try:
+        dispatcher.submit(hold)
+        assert held.wait(5)
+        assert dispatcher.submit_batch(seen.append, list(range(6))) == 6
+        assert dispatcher.submit_batch(seen.append, list(range(6, 12))) == 4  # 10 values wait: the rest dropped
+        assert dispatcher.submit_batch(seen.append, [12]) == 0
+        assert dispatcher.dropped == 3
+        gate.set()
+        done = threading.Event()
+        dispatcher.submit(done.set)
+        assert done.wait(5)
+        assert dispatcher.submit_batch(seen.append, list(range(20, 30))) == 10  # the delivered values made room
+    finally:
+        gate.set()
+        assert dispatcher.stop(5)
+    assert seen == [list(range(6)), list(range(6, 10)), list(range(20, 30))]

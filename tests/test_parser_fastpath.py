@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import List
+from typing import List, Optional
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -80,3 +80,44 @@ def test_prompts_are_found_as_a_left_to_right_finditer_would(pieces: List[str]) 
     ]
     found = [e for e in p.OutputDecoder().feed(line + "\n") if type(e) is p.Prompt]
     assert found == expected
+
+
+class ColdDecoder(p.OutputDecoder):
+    """A decoder that forgets every notification line start it parsed: the regex runs on every line."""
+
+    def _notification_head(self, text: str) -> Optional[p._Head]:
+        self._heads.clear()
+        return super()._notification_head(text)
+
+
+PROMPTS = ["", "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> ", "[C4:7C:8D:6A:3E:01][LE]> ", "[                 ][LE]> "]
+CLEARS = ["", "\r" + " " * 25 + "\r", "\r\x1b[K"]
+HEADS = [
+    "Notification handle = 0x0008 value:",
+    "Notification handle = 0x000e value:",
+    "Indication   handle = 0x0008 value:",
+    "Notification handle = 0xZZ value:",
+    "Characteristic value/descriptor:",
+]
+VALUES = [" 01 ", " ff 00 ", "", " 0a", "  01 ", " 01  02 "]
+ENDS = ["\r\n", "\n", ""]
+lines = st.tuples(*(st.sampled_from(choices) for choices in (PROMPTS, CLEARS, HEADS, VALUES, ENDS))).map("".join)
+
+
+@given(st.lists(st.lists(lines, max_size=6), max_size=8))
+def test_remembered_line_starts_decode_as_the_regex_does(chunks: List[List[str]]) -> None:
+    """Notification line starts are parsed once and remembered; the events are those of parsing every line."""
+    warm, cold = p.OutputDecoder(), ColdDecoder()
+    for chunk in chunks:
+        text = "".join(chunk)
+        assert warm.feed(text) == cold.feed(text)
+
+
+def test_the_remembered_line_starts_are_bounded() -> None:
+    decoder = p.OutputDecoder()
+    events = decoder.feed("".join(f"Notification handle = 0x{h:04x} value: {h & 0xFF:02x} \r\n" for h in range(500)))
+    assert [(e.handle, e.value) for e in events] == [(h, bytes([h & 0xFF])) for h in range(500)]
+    assert len(decoder._heads) <= p.HEAD_CACHE_SIZE
+    assert decoder.feed("Notification handle = 0xZZ value: 01 \r\n") == [
+        p.Other("Notification handle = 0xZZ value: 01")
+    ]

@@ -507,7 +507,7 @@ class GATTToolBackend(BLEBackend):
             listens_to = device.listens_to
             wanted = [(n.handle, n.value) for n in batch if listens_to(n.handle)]
             if wanted:
-                self._dispatcher.submit_many(device.receive_notification, wanted, droppable=True)
+                self._dispatcher.submit_batch(device.receive_notifications, wanted)
 
     def _link_lost(self, session: GATTToolSession, why: str) -> None:
         """Dispatcher thread: a link went down without being asked to."""

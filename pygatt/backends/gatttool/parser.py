@@ -345,15 +345,20 @@ def notification_value(text: str) -> Optional[bytes]:
     """The bytes of a notification's hex text (``"01 02 ff "``, an optional ``\\r`` at the end), or None.
 
     Accepts exactly what ``(?:[0-9a-fA-F]{2} ?)*\\r?`` matches, without a regex walking every pair:
-    ``bytes.fromhex`` also skips other whitespace and repeated spaces, which the counts rule out.
+    ``bytes.fromhex`` also skips other whitespace and repeated spaces, which the checks rule out.
     """
-    if text.endswith("\r"):
-        text = text[:-1]
     try:
         value = bytes.fromhex(text)
     except ValueError:
         return None
-    if len(text) - text.count(" ") != 2 * len(value) or text.startswith(" ") or "  " in text:
+    size = len(value)
+    length = len(text)
+    # gatttool's own framing, "%02x " per byte: a space after every pair, perhaps a final \r.
+    if (length == 3 * size or (length == 3 * size + 1 and text[-1] == "\r")) and text[2::3] == " " * size:
+        return value
+    if text.endswith("\r"):
+        text = text[:-1]
+    if len(text) - text.count(" ") != 2 * size or text.startswith(" ") or "  " in text:
         return None
     return value
 
@@ -377,6 +382,11 @@ def parse_line(text: str) -> Event:
         return Other(text)
 
 
+#: Distinct notification line starts remembered (a flood has one per handle and prompt colour).
+HEAD_CACHE_SIZE = 64
+#: A notification line's start, parsed: handle, indication, prompt text (or None), address, blue.
+_Head = Tuple[int, bool, Optional[str], str, bool]
+
 #: Lines after which gatttool's prompt redraw carries no news (see ``OutputDecoder``). A discovery
 #: prints ~190 of them, each followed by a redraw: not reporting those redraws halves its events.
 QUIET_EVENTS = frozenset({Notification, CharacteristicFound, DescriptorFound, ServiceFound, IncludedFound})
@@ -395,6 +405,7 @@ class OutputDecoder:
         self._last_prompt_text: Optional[str] = None  # its raw text, when the notification fast path drew it
         self._only_notifications = False  # only quiet lines (notifications, listing lines) since the last prompt
         self._after_prompt = False  # nothing at all since the last prompt
+        self._heads: Dict[str, Optional[_Head]] = {}  # notification line starts already parsed
 
     def feed(self, data: str) -> List[Event]:
         """Consume ``data`` and return the events of every complete piece in it."""
@@ -418,21 +429,24 @@ class OutputDecoder:
 
     def _line(self, line: str, events: List[Event]) -> None:
         # "ication " is in both "Notification handle" and "Indication   handle": a substring test is
-        # cheaper than a failing regex on every other line (listings, answers, echoes).
-        head = NOTIFICATION_HEAD.match(line) if "ication " in line else None
-        if head is not None:
-            value = notification_value(line[head.end() :])
-            if value is not None:
-                prompt = head.group("prompt")
-                # The redraw between two notifications repeats the same prompt: compare its text
-                # instead of building a Prompt for it (the common case of a flood).
-                if prompt is not None and not (self._only_notifications and prompt == self._last_prompt_text):
-                    self._prompt(head.group("address"), head.group("blue") is not None, events)
-                    self._last_prompt_text = prompt
-                events.append(Notification(int(head.group("handle"), 16), value, head.group("kind") != "Notification"))
-                self._only_notifications = True
-                self._after_prompt = False
-                return
+        # cheaper than a failing search on every other line (listings, answers, echoes).
+        at = line.find(" value:") if "ication " in line else -1
+        if at >= 0:
+            head = self._notification_head(line[:at])
+            if head is not None:
+                text = line[at + 7 :]
+                value = notification_value(text[1:] if text[:1] == " " else text)
+                if value is not None:
+                    handle, indication, prompt, address, blue = head
+                    # The redraw between two notifications repeats the same prompt: compare its text
+                    # instead of building a Prompt for it (the common case of a flood).
+                    if prompt is not None and not (self._only_notifications and prompt == self._last_prompt_text):
+                        self._prompt(address, blue, events)
+                        self._last_prompt_text = prompt
+                    events.append(Notification(handle, value, indication))
+                    self._only_notifications = True
+                    self._after_prompt = False
+                    return
         # Prompts, left to right: the regex is tried only just before each "]> " (a prompt's end, which
         # never occurs inside one), not at every position of the line as finditer would.
         position = 0
@@ -445,6 +459,31 @@ class OutputDecoder:
                 position = match.end()
             end = line.find("]> ", end + 3)
         self._text(line[position:], events)
+
+    def _notification_head(self, text: str) -> Optional[_Head]:
+        """What a notification line says before `` value:`` (``text``), or None if it is not one.
+
+        In a flood every line starts the same (the same prompt redraw, line clear and handle), so
+        the regex runs once per distinct start, not once per line.
+        """
+        try:
+            return self._heads[text]
+        except KeyError:
+            pass
+        match = NOTIFICATION_HEAD.fullmatch(text + " value:")
+        head: Optional[_Head] = None
+        if match is not None:
+            head = (
+                int(match.group("handle"), 16),
+                match.group("kind") != "Notification",
+                match.group("prompt"),
+                match.group("address"),
+                match.group("blue") is not None,
+            )
+        if len(self._heads) >= HEAD_CACHE_SIZE:
+            self._heads.clear()
+        self._heads[text] = head
+        return head
 
     def _prompt(self, address: str, connected: bool, events: List[Event]) -> None:
         prompt = Prompt(address.strip() or None, connected)
