@@ -9,6 +9,7 @@ are already validated; none of them can produce a line break.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Generic, List, Optional, Sequence, Tuple, Type, TypeVar
 
@@ -100,7 +101,8 @@ class Command(Generic[T]):
     result: Callable[[Sequence[Any]], T] = field(default=_nothing)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        if any(c in self.line for c in "\r\n\0"):
+        line = self.line
+        if "\n" in line or "\r" in line or "\0" in line:
             raise ValueError(f"refusing a gatttool command with a line break: {self.line!r}")
 
     def describe(self) -> str:
@@ -117,8 +119,9 @@ def connect(address: str, address_type: str) -> Command[None]:
     return Command(CONNECT, f"connect {address} {address_type}", address)
 
 
+@functools.lru_cache(maxsize=256)
 def read_handle(handle: int) -> Command[bytes]:
-    """``char-read-hnd 0xHHHH`` -> the value."""
+    """``char-read-hnd 0xHHHH`` -> the value (built once per handle: commands are immutable)."""
     return Command(CHAR_READ_HND, f"char-read-hnd {_handle(handle)}", _handle(handle), _first_value)
 
 

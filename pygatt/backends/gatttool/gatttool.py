@@ -340,6 +340,10 @@ class GATTToolBackend(BLEBackend):
             NotConnectedError: the device is not connected through this backend, or none is.
             BLEError: no device given and several are connected.
         """
+        if args and not kwargs and not known and isinstance(args[0], GATTToolBLEDevice):
+            with self._lock:  # the common case: a connected device calling its backend
+                if args[0] in self._links:
+                    return args[0], args[1:]
         given: Any = None
         for name in ("device", "connected_device"):
             if name in kwargs:

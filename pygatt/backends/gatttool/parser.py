@@ -402,7 +402,7 @@ class OutputDecoder:
         # every asynchronous line), and equal to the last one reported, says nothing new: it is not
         # reported again. Anything else in between (an echo, an answer, an error) has it reported.
         self._last_prompt: Optional[Prompt] = None
-        self._last_prompt_text: Optional[str] = None  # its raw text, when the notification fast path drew it
+        self._last_prompt_text: Optional[str] = None  # its raw text (a redraw is compared as text)
         self._only_notifications = False  # only quiet lines (notifications, listing lines) since the last prompt
         self._after_prompt = False  # nothing at all since the last prompt
         self._heads: Dict[str, Optional[_Head]] = {}  # notification line starts already parsed
@@ -416,8 +416,8 @@ class OutputDecoder:
         for line in lines:
             self._line(line, events)
         if tail:
-            clean_tail = ANSI_REGEX.sub("", tail)
-            if clean_tail.endswith("]> ") and PROMPT_REGEX.search(tail):
+            ends_with_prompt = tail.endswith("]> ") or ANSI_REGEX.sub("", tail).endswith("]> ")
+            if ends_with_prompt and PROMPT_REGEX.search(tail):
                 # A prompt ends the output so far: nothing follows it until input.
                 self._line(tail, events)
                 tail = ""
@@ -454,11 +454,20 @@ class OutputDecoder:
         while end >= 0:
             match = PROMPT_REGEX.search(line, max(position, end - PROMPT_WINDOW), end + 3)
             if match is not None:
-                self._text(line[position : match.start()], events)
-                self._prompt(match.group("address"), match.group("blue") is not None, events)
+                if match.start() > position:
+                    self._text(line[position : match.start()], events)
+                prompt = match.group()
+                if self._only_notifications and prompt == self._last_prompt_text:
+                    # the same prompt redrawn after a quiet line (a listing's): nothing new to report
+                    self._only_notifications = False
+                    self._after_prompt = True
+                else:
+                    self._prompt(match.group("address"), match.group("blue") is not None, events)
+                    self._last_prompt_text = prompt
                 position = match.end()
             end = line.find("]> ", end + 3)
-        self._text(line[position:], events)
+        if position < len(line):
+            self._text(line[position:], events)
 
     def _notification_head(self, text: str) -> Optional[_Head]:
         """What a notification line says before `` value:`` (``text``), or None if it is not one.

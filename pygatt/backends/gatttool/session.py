@@ -307,41 +307,48 @@ class GATTToolSession:
             except BLEError:
                 with self._cond:
                     self._tracker.cancel(op)
+                    self._waiting = None
                 raise
             return command.result(self._wait(op, deadline, timeout))
         finally:
-            with self._cond:
-                self._waiting = None
             self._command_lock.release()
 
     def _wait(self, op: Operation, deadline: float, timeout: float) -> List[Any]:
+        """Wait for ``op`` to finish; then no one waits (``_waiting`` is cleared under the lock)."""
         with self._cond:
-            while not op.done:
-                if op.wants_marker:
-                    op.marker_sent = True
-                    self._cond.release()  # never write to the pty while holding the reader's lock
-                    try:
-                        self.send(SYNC_MARKER)
-                    finally:
-                        self._cond.acquire()
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    if op.family.listing and op.results:
-                        log.debug("%s: listing ended by the timeout", op.command.line)
-                        self._tracker.cancel(op)
-                        break
-                    self._tracker.abandon(op, time.monotonic())
-                    raise NotificationTimeout(
-                        f"Timed out after {timeout} s waiting for gatttool to answer {op.command.describe()!r}",
-                        self.recent_output(),
-                    )
-                self._cond.wait(remaining)
+            try:
+                self._wait_locked(op, deadline, timeout)
+            finally:
+                self._waiting = None
         if op.error is not None:
             raise op.error
         if op.error_line is not None:
             raise error_from_line(op.error_line, op.family.name, op.command.target, self.recent_output(500))
         return op.results
+
+    def _wait_locked(self, op: Operation, deadline: float, timeout: float) -> None:
+        """The waiting loop, with ``_cond`` held: sends a listing's sync marker, raises on the deadline."""
+        while not op.done:
+            if op.wants_marker:
+                op.marker_sent = True
+                self._cond.release()  # never write to the pty while holding the reader's lock
+                try:
+                    self.send(SYNC_MARKER)
+                finally:
+                    self._cond.acquire()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if op.family.listing and op.results:
+                    log.debug("%s: listing ended by the timeout", op.command.line)
+                    self._tracker.cancel(op)
+                    break
+                self._tracker.abandon(op, time.monotonic())
+                raise NotificationTimeout(
+                    f"Timed out after {timeout} s waiting for gatttool to answer {op.command.describe()!r}",
+                    self.recent_output(),
+                )
+            self._cond.wait(remaining)
 
     # -- connection helpers ----------------------------------------------------------
 
