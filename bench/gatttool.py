@@ -4,7 +4,9 @@ The library drives the simulated gatttool (``python -m pygatt.testing.sim gattto
 through a real pty, as it drives the real one. The *limit* is the same simulator on
 the same kind of pty (4096 columns, TERM=dumb) read by a bare ``os.read`` loop that
 only counts what it waits for: no decoding, no parsing, no threads. Both are measured
-in the same run, one after the other, so their ratio holds even on a noisy machine.
+in the same run: round trips and discoveries in turn, one sample each (both sides
+connected at once), floods one right after the other, so their ratio holds even on a
+noisy machine.
 """
 
 from __future__ import annotations
@@ -157,67 +159,45 @@ def raw_notifications(directory: str, count: int, size: int) -> Dict[str, float]
         tool.close()
 
 
-def raw_read_latency(path: str, reads: int) -> List[float]:
-    """The simulator's own reply time to ``char-read-hnd``: bytes written to and read from the pty."""
-    tool = RawTool(path)
-    try:
-        samples = []
-        for n in range(reads + 50):
-            started = time.perf_counter()
-            tool.send(f"char-read-hnd 0x{BATTERY_VALUE_HANDLE:04x}")
-            tool.read_until(b"descriptor: 5a \r\n")
-            if n >= 50:
-                samples.append(time.perf_counter() - started)
-            tool.read_until(b"]> ")  # the trailing prompt
-        return samples
-    finally:
-        tool.close()
+def raw_read(tool: RawTool) -> None:
+    """One ``char-read-hnd`` by the bare loop: written, then read up to its answer's line."""
+    tool.send(f"char-read-hnd 0x{BATTERY_VALUE_HANDLE:04x}")
+    tool.read_until(b"descriptor: 5a \r\n")
+    tool.read_until(b"]> ")  # the trailing prompt (not in the timed part: see read_latencies)
 
 
-def raw_writes(path: str, writes: int) -> float:
-    """``char-write-req`` answered per second, the next sent as soon as the answer and prompt are in."""
-    tool = RawTool(path)
-    try:
-        for n in range(50):
-            tool.send(f"char-write-req 0x{WRITE_HANDLE:04x} {n & 0xFF:02x}")
-            tool.read_until(b"successfully\r\n")
-            tool.read_until(b"]> ")
-        started = time.perf_counter()
-        for n in range(writes):
-            tool.send(f"char-write-req 0x{WRITE_HANDLE:04x} {n & 0xFF:02x}")
-            tool.read_until(b"successfully\r\n")
-            tool.read_until(b"]> ")
-        return writes / (time.perf_counter() - started)
-    finally:
-        tool.close()
+def raw_write(tool: RawTool, n: int) -> None:
+    """One ``char-write-req`` by the bare loop: written, then read up to its answer and the prompt after it."""
+    tool.send(f"char-write-req 0x{WRITE_HANDLE:04x} {n & 0xFF:02x}")
+    tool.read_until(b"successfully\r\n")
+    tool.read_until(b"]> ")
 
 
-def raw_discovery(path: str, runs: int) -> float:
-    """The simulator's own time for ``characteristics`` then ``char-desc``: send to last line, median."""
-    tool = RawTool(path)
-    try:
-        counts = []
-        for command in ("characteristics", "char-desc"):  # count the lines once, by waiting for silence
-            tool.send(command)
-            tool.settle(0.3)
-            tool.send(command)
-            seen = b""
-            while select.select([tool.fd], [], [], 0.3)[0]:
-                seen += os.read(tool.fd, 65536)
-            counts.append(seen.count(b"uuid: "))
-            tool.buffer = b""
-        samples = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            for command, lines in zip(("characteristics", "char-desc"), counts):
-                tool.send(command)
-                tool.read_until(b"uuid: ", lines)
-                tool.read_until(b"\r\n")  # the end of the last line
-            samples.append(time.perf_counter() - started)
-            tool.settle(0.01)
-        return statistics.median(samples)
-    finally:
-        tool.close()
+def listing_lines(tool: RawTool) -> List[int]:
+    """How many lines ``characteristics`` and ``char-desc`` print (counted once, by waiting for silence)."""
+    counts = []
+    for command in ("characteristics", "char-desc"):
+        tool.send(command)
+        tool.settle(0.3)
+        tool.send(command)
+        seen = b""
+        while select.select([tool.fd], [], [], 0.3)[0]:
+            seen += os.read(tool.fd, 65536)
+        counts.append(seen.count(b"uuid: "))
+        tool.buffer = b""
+    return counts
+
+
+def raw_discovery(tool: RawTool, counts: List[int]) -> float:
+    """The simulator's own time for ``characteristics`` then ``char-desc``: from sending to the last line."""
+    started = time.perf_counter()
+    for command, lines in zip(("characteristics", "char-desc"), counts):
+        tool.send(command)
+        tool.read_until(b"uuid: ", lines)
+        tool.read_until(b"\r\n")  # the end of the last line
+    elapsed = time.perf_counter() - started
+    tool.read_until(b"]> ")  # the prompt after the last line (not timed); no pause, as on the library's side
+    return elapsed
 
 
 # -- the library -------------------------------------------------------------------------
@@ -328,19 +308,39 @@ def library_alone(count: int, size: int) -> float:
     return len(received) / elapsed
 
 
-def read_latency(path: str, reads: int) -> Dict[str, float]:
+def read_latencies(path: str, reads: int, block: int = 50) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """``char_read_handle`` round trips of the library and of the bare loop, in alternating blocks.
+
+    Both are connected to simulators of the same world at once; each side reads ``block`` times
+    back to back (as a polling loop would), then the other side does, so a burst of someone
+    else's load hits both alike. Every read is timed from sending to its answer; the bare loop
+    leaves each trailing prompt for its next read to skip, as the library's reader handles it
+    while the caller goes on.
+    """
     backend, device = connected(path)
+    tool = RawTool(path)
+    command = f"char-read-hnd 0x{BATTERY_VALUE_HANDLE:04x}"
     try:
         for _ in range(50):
             device.char_read_handle(BATTERY_VALUE_HANDLE)
-        samples = []
-        for _ in range(reads):
-            started = time.perf_counter()
-            device.char_read_handle(BATTERY_VALUE_HANDLE)
-            samples.append(time.perf_counter() - started)
+            raw_read(tool)
+        library: List[float] = []
+        limit: List[float] = []
+        for _ in range(0, reads, block):
+            for _ in range(block):
+                started = time.perf_counter()
+                device.char_read_handle(BATTERY_VALUE_HANDLE)
+                library.append(time.perf_counter() - started)
+            for _ in range(block):
+                started = time.perf_counter()
+                tool.send(command)
+                tool.read_until(b"descriptor: 5a \r\n")
+                limit.append(time.perf_counter() - started)
+            tool.read_until(b"]> ")  # the last prompt, before the library's turn (not timed)
     finally:
+        tool.close()
         backend.stop()
-    return summarize(samples)
+    return summarize(library), summarize(limit)
 
 
 def summarize(samples: List[float]) -> Dict[str, float]:
@@ -351,31 +351,57 @@ def summarize(samples: List[float]) -> Dict[str, float]:
     }
 
 
-def writes_with_response(path: str, writes: int) -> float:
+def writes_per_second(path: str, writes: int, block: int = 50) -> Tuple[float, float]:
+    """Acknowledged writes per second of the library and of the bare loop, in alternating blocks.
+
+    Each side writes ``block`` values in turn (``char_write_handle(..., wait_for_response=True)``
+    against ``char-write-req`` read up to its answer and prompt); each rate is its total count over
+    its total time, so both sides share the machine's good and bad moments.
+    """
     backend, device = connected(path)
+    tool = RawTool(path)
     try:
         for n in range(50):
             device.char_write_handle(WRITE_HANDLE, bytes([n & 0xFF]), wait_for_response=True)
-        started = time.perf_counter()
-        for n in range(writes):
-            device.char_write_handle(WRITE_HANDLE, bytes([n & 0xFF]), wait_for_response=True)
-        return writes / (time.perf_counter() - started)
+            raw_write(tool, n)
+        library = limit = 0.0
+        for start in range(0, writes, block):
+            started = time.perf_counter()
+            for n in range(start, start + block):
+                device.char_write_handle(WRITE_HANDLE, bytes([n & 0xFF]), wait_for_response=True)
+            library += time.perf_counter() - started
+            started = time.perf_counter()
+            for n in range(start, start + block):
+                raw_write(tool, n)
+            limit += time.perf_counter() - started
+        count = -(-writes // block) * block
+        return count / library, count / limit
     finally:
+        tool.close()
         backend.stop()
 
 
-def discovery(path: str, runs: int, expected: int) -> float:
-    """Median ``discover_characteristics`` time (``characteristics`` + ``char-desc``) on one link."""
+def discoveries(path: str, runs: int, expected: int) -> Tuple[float, float]:
+    """Median ``discover_characteristics`` time (``characteristics`` + ``char-desc``) and the bare loop's.
+
+    Library and bare loop take turns, one discovery each, on two simulators of the same world.
+    """
     backend, device = connected(path)
+    tool = RawTool(path)
     try:
-        samples = []
+        counts = listing_lines(tool)
+        library: List[float] = []
+        limit: List[float] = []
         for _ in range(runs):
             started = time.perf_counter()
             found = device.discover_characteristics(timeout=10)
-            samples.append(time.perf_counter() - started)
+            library.append(time.perf_counter() - started)
             assert len(found) == expected, (len(found), expected)
-        return statistics.median(samples)
+            limit.append(raw_discovery(tool, counts))
+        assert tool.settle(0.05) == 0, "the bare loop left output unread: its line counts are off"
+        return statistics.median(library), statistics.median(limit)
     finally:
+        tool.close()
         backend.stop()
 
 
@@ -424,8 +450,13 @@ def flood_memory(directory: str, count: int) -> Dict[str, float]:
 # -- the section ---------------------------------------------------------------------------
 
 
-#: (measure, library step, limit step); each pair is measured one right after the other, ``rounds`` times.
-Pair = Tuple[str, Callable[[], Any], Callable[[], Any]]
+#: (measure, step returning (library, limit)); each pair is measured ``rounds`` times.
+Pair = Tuple[str, Callable[[], Tuple[Any, Any]]]
+
+
+def one_then_other(library: Callable[[], Any], limit: Callable[[], Any]) -> Callable[[], Tuple[Any, Any]]:
+    """A pair measured one side right after the other (floods and discovery cannot interleave)."""
+    return lambda: (library(), limit())
 
 
 def run(directory: str, quick: bool, rounds: int = 3, alone: bool = True, log: Any = sys.stderr) -> Dict[str, Any]:
@@ -441,23 +472,30 @@ def run(directory: str, quick: bool, rounds: int = 3, alone: bool = True, log: A
     small = world_file(sized_world(4), directory, "chars4")
     big = world_file(sized_world(60), directory, "chars60")
     pairs: List[Pair] = [
-        ("notify20", lambda: notifications(directory, flood, 20), lambda: raw_notifications(directory, flood, 20)),
+        (
+            "notify20",
+            one_then_other(
+                lambda: notifications(directory, flood, 20), lambda: raw_notifications(directory, flood, 20)
+            ),
+        ),
         (
             "notify244",
-            lambda: notifications(directory, flood // 4, 244),
-            lambda: raw_notifications(directory, flood // 4, 244),
+            one_then_other(
+                lambda: notifications(directory, flood // 4, 244), lambda: raw_notifications(directory, flood // 4, 244)
+            ),
         ),
-        ("read", lambda: read_latency(heart, reads), lambda: summarize(raw_read_latency(heart, reads))),
-        ("writes", lambda: writes_with_response(heart, reads), lambda: raw_writes(heart, reads)),
-        ("discover4", lambda: discovery(small, runs, 4), lambda: raw_discovery(small, runs)),
-        ("discover60", lambda: discovery(big, runs, 60), lambda: raw_discovery(big, runs)),
+        ("read", lambda: read_latencies(heart, reads)),
+        ("writes", lambda: writes_per_second(heart, reads)),
+        ("discover4", lambda: discoveries(small, runs, 4)),
+        ("discover60", lambda: discoveries(big, runs, 60)),
     ]
     results: Dict[str, Any] = {"flood": flood, "rounds": rounds}
     for number in range(rounds):
-        for name, library, limit in pairs:
+        for name, step in pairs:
             print(f"... gatttool {name}, round {number + 1} of {rounds}", file=log, flush=True)
-            results.setdefault(name, []).append(library())
-            results.setdefault(name + "_limit", []).append(limit())
+            library, limit = step()
+            results.setdefault(name, []).append(library)
+            results.setdefault(name + "_limit", []).append(limit)
     print("... gatttool library alone, idle CPU, memory", file=log, flush=True)
     if alone:  # needs this version's session interface (not for measuring an older pygatt)
         results["library_alone20"] = library_alone(flood, 20)
