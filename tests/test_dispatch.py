@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from typing import List, Tuple
+from typing import Iterator, List, Tuple
 
 import pytest
 
 from pygatt.dispatch import RUN_BATCH, CallbackDispatcher
+
+
+@contextlib.contextmanager
+def held(max_pending: int) -> Iterator[Tuple[CallbackDispatcher, threading.Event]]:
+    """A started dispatcher whose callback thread is held until the yielded gate is set: nothing leaves
+    its queue meanwhile. Stopped (and the gate set) on the way out."""
+    dispatcher = CallbackDispatcher(max_pending=max_pending)
+    dispatcher.start()
+    gate, entered = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        gate.wait(5)
+
+    try:
+        dispatcher.submit(hold)
+        assert entered.wait(5)
+        yield dispatcher, gate
+    finally:
+        gate.set()
+        assert dispatcher.stop(5)
 
 
 def test_single_and_batched_calls_run_in_the_order_queued() -> None:
@@ -25,27 +47,14 @@ def test_single_and_batched_calls_run_in_the_order_queued() -> None:
 
 
 def test_a_full_queue_keeps_the_first_of_a_batch_and_counts_the_rest(caplog: pytest.LogCaptureFixture) -> None:
-    dispatcher = CallbackDispatcher(max_pending=10)
-    dispatcher.start()
-    gate, held = threading.Event(), threading.Event()
     seen: List[Tuple[int, ...]] = []
-
-    def hold() -> None:
-        held.set()
-        gate.wait(5)
-
-    try:
-        dispatcher.submit(hold)  # holds the callback thread: nothing leaves the queue
-        assert held.wait(5)
+    with held(max_pending=10) as (dispatcher, _):
         with caplog.at_level(logging.WARNING, logger="pygatt.dispatch"):
             assert dispatcher.submit_many(lambda *a: seen.append(a), [(n,) for n in range(8)], droppable=True) == 8
             assert dispatcher.submit_many(lambda *a: seen.append(a), [(n,) for n in range(8, 13)], droppable=True) == 2
             assert not dispatcher.submit(lambda *a: seen.append(a), 99, droppable=True)
         assert dispatcher.dropped == 4
         assert dispatcher.submit(lambda *a: seen.append(a), 100)  # control work is never dropped
-    finally:
-        gate.set()
-        assert dispatcher.stop(5)
     assert seen == [(n,) for n in range(10)] + [(100,)]
     assert sum("cannot keep up" in r.getMessage() for r in caplog.records) == 1  # logged once, not per drop
 
@@ -65,23 +74,10 @@ def test_a_flood_from_a_reader_that_never_waits_loses_nothing_when_callbacks_kee
 
 
 def test_a_stuck_callback_holds_the_reader_back_once_not_per_batch() -> None:
-    dispatcher = CallbackDispatcher(max_pending=100)
-    dispatcher.start()
-    gate, held = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        held.set()
-        gate.wait(5)
-
-    try:
-        dispatcher.submit(hold)
-        assert held.wait(5)
+    with held(max_pending=100) as (dispatcher, _):
         for start in range(0, 2000, 20):  # 100 batches; a 2 ms hold each would take 0.2 s or more
             dispatcher.submit_many(lambda n: None, [(n,) for n in range(start, start + 20)], droppable=True)
         assert dispatcher.dropped == 1900
-    finally:
-        gate.set()
-        assert dispatcher.stop(5)
 
 
 def test_room_comes_back_as_callbacks_run() -> None:
@@ -131,18 +127,8 @@ def test_a_stopped_dispatcher_queues_nothing() -> None:
 
 
 def test_a_batch_counts_each_value_and_keeps_what_fits() -> None:
-    dispatcher = CallbackDispatcher(max_pending=10)
-    dispatcher.start()
-    gate, held = threading.Event(), threading.Event()
     seen: List[List[int]] = []
-
-    def hold() -> None:
-        held.set()
-        gate.wait(5)
-
-    try:
-        dispatcher.submit(hold)
-        assert held.wait(5)
+    with held(max_pending=10) as (dispatcher, gate):
         assert dispatcher.submit_batch(seen.append, list(range(6))) == 6
         assert dispatcher.submit_batch(seen.append, list(range(6, 12))) == 4  # 10 values wait: the rest dropped
         assert dispatcher.submit_batch(seen.append, [12]) == 0
@@ -152,7 +138,4 @@ def test_a_batch_counts_each_value_and_keeps_what_fits() -> None:
         dispatcher.submit(done.set)
         assert done.wait(5)
         assert dispatcher.submit_batch(seen.append, list(range(20, 30))) == 10  # the delivered values made room
-    finally:
-        gate.set()
-        assert dispatcher.stop(5)
     assert seen == [list(range(6)), list(range(6, 10)), list(range(20, 30))]
