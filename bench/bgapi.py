@@ -9,32 +9,20 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import serial
 
+from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, stream_of, world_file
 from pygatt import BGAPIBackend
 from pygatt.backends.bgapi import codec
-from pygatt.testing import NotifyStream, World, load_world
+from pygatt.testing import load_world
 
 ADDRESS = "C4:7C:8D:6A:3E:01"
-HR_VALUE_HANDLE = 0x0008
 BATTERY_VALUE_HANDLE = 0x0010
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _world_file(world: World, directory: str, name: str) -> str:
-    return str(world.write(Path(directory) / f"{name}.json"))
-
-
-def flood_world(count: int, size: int) -> World:
-    """The heart-rate world whose 2a37 sends ``count`` generated values as fast as it can."""
-    world = load_world("heart-rate")
-    world.peripherals[0].services[1].characteristics[0].notify = NotifyStream(interval_s=0, count=count, size=size)
-    return world
 
 
 class DongleProcess:
@@ -76,43 +64,29 @@ def _connected(world_path: str) -> Tuple[DongleProcess, BGAPIBackend, Any]:
 def throughput(directory: str, count: int, size: int = 20) -> Dict[str, Any]:
     """Notifications per second end to end, and how many were lost or corrupted."""
     world = flood_world(count, size)
-    stream = world.peripherals[0].services[1].characteristics[0].notify
-    assert stream is not None
-    dongle, backend, device = _connected(_world_file(world, directory, f"bgapi-flood{size}"))
+    dongle, backend, device = _connected(world_file(world, directory, f"bgapi-flood{size}"))
     try:
         device.discover_characteristics()
-        got: List[bytes] = []
-        done = threading.Event()
-
-        def callback(handle: int, value: bytearray) -> None:
-            got.append(bytes(value))
-            if len(got) == count:
-                done.set()
-
-        cpu = time.process_time()
-        started = time.perf_counter()
-        device.subscribe_handle(HR_VALUE_HANDLE, callback)
-        done.wait(120)
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu
-        corrupted = sum(1 for n, value in enumerate(got) if value != stream.value(n))
-        return {
-            "count": count,
-            "received": len(got),
-            "lost": count - len(got),
-            "corrupted": corrupted,
-            "seconds": elapsed,
-            "per_second": len(got) / elapsed,
-            "cpu_seconds": cpu,
-        }
+        flood = collect_flood(device, count)
     finally:
         backend.stop()
         dongle.close()
+    got, elapsed = flood["got"], flood["seconds"]
+    stream = stream_of(world)
+    return {
+        "count": count,
+        "received": len(got),
+        "lost": count - len(got),
+        "corrupted": sum(1 for n, value in enumerate(got) if value != stream.value(n)),
+        "seconds": elapsed,
+        "per_second": len(got) / elapsed,
+        "cpu_seconds": flood["cpu"],
+    }
 
 
 def simulator_rate(directory: str, count: int, size: int = 20) -> float:
     """Notifications per second the simulated dongle sends, read raw (frames only counted)."""
-    dongle = DongleProcess(_world_file(flood_world(count, size), directory, f"bgapi-raw{size}"))
+    dongle = DongleProcess(world_file(flood_world(count, size), directory, f"bgapi-raw{size}"))
     port = serial.Serial(dongle.port, timeout=0.5)
     try:
         messages = _raw_connect(port)
@@ -157,7 +131,7 @@ def _raw_connect(port: Any) -> List[codec.Packet]:
 
 def read_latency(directory: str, reads: int) -> Dict[str, float]:
     """char_read_handle round trips, and the simulator's own reply time for the same read."""
-    path = _world_file(load_world("heart-rate"), directory, "bgapi-reads")
+    path = world_file(load_world("heart-rate"), directory, "bgapi-reads")
     dongle, backend, device = _connected(path)
     try:
         for _ in range(50):
@@ -208,7 +182,7 @@ def raw_read_latency(path: str, reads: int) -> List[float]:
 
 def idle_cpu(directory: str, seconds: float) -> float:
     """The library's CPU use (% of a core) while connected and idle."""
-    dongle, backend, _ = _connected(_world_file(load_world("heart-rate"), directory, "bgapi-idle"))
+    dongle, backend, _ = _connected(world_file(load_world("heart-rate"), directory, "bgapi-idle"))
     try:
         cpu = time.process_time()
         time.sleep(seconds)

@@ -23,18 +23,18 @@ import sys
 import termios
 import threading
 import time
-from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import pygatt
 import pygatt.dispatch
+from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, stream_of, world_file
+from pygatt.backends.gatttool.parser import Notification
 from pygatt.backends.gatttool.process import PTY_COLUMNS, PTY_ROWS, Child
 from pygatt.backends.gatttool.session import GATTToolSession
 from pygatt.backends.gatttool.tools import ToolCommands
-from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World, load_world
+from pygatt.testing import Characteristic, Peripheral, Service, World, load_world
 
 ADDRESS = "C4:7C:8D:6A:3E:01"
-HR_VALUE_HANDLE = 0x0008
 HR_CCCD = 0x0009
 BATTERY_VALUE_HANDLE = 0x0010
 WRITE_HANDLE = 0x000D  # heart-rate control point (2a39), written with response
@@ -42,17 +42,6 @@ WRITE_HANDLE = 0x000D  # heart-rate control point (2a39), written with response
 
 #: What a notification carries at the default ATT MTU of 23.
 DEFAULT_PAYLOAD = 20
-
-
-def world_file(world: World, directory: str, name: str) -> str:
-    return str(world.write(Path(directory) / f"{name}.json"))
-
-
-def flood_world(count: int, size: int) -> World:
-    """The heart-rate world whose 2a37 sends ``count`` generated values as fast as the pty takes them."""
-    world = load_world("heart-rate")
-    world.peripherals[0].services[1].characteristics[0].notify = NotifyStream(interval_s=0, count=count, size=size)
-    return world
 
 
 def sized_world(characteristics: int) -> World:
@@ -206,41 +195,27 @@ def raw_discovery(tool: RawTool, counts: List[int]) -> float:
 def notifications(directory: str, count: int, size: int) -> Dict[str, Any]:
     """Notifications delivered to a callback, every value checked against the stream."""
     world = flood_world(count, size)
-    stream = world.peripherals[0].services[1].characteristics[0].notify
-    assert stream is not None
     backend, device = connected(world_file(world, directory, f"flood{size}"))
     try:
         device.discover_characteristics()
         if size > DEFAULT_PAYLOAD:
             device.exchange_mtu(247)  # a notification carries MTU - 3 bytes
-        got: List[bytes] = []
-        done = threading.Event()
-
-        def callback(handle: int, value: bytearray) -> None:
-            got.append(bytes(value))
-            if len(got) == count:
-                done.set()
-
-        cpu = time.process_time()
-        started = time.perf_counter()
-        device.subscribe_handle(HR_VALUE_HANDLE, callback)
-        done.wait(120)
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu
+        flood = collect_flood(device, count)
         dropped = backend.notifications_dropped
     finally:
         backend.stop()
-    wrong = sum(1 for n, value in enumerate(got) if value != stream.value(n))
+    got, elapsed = flood["got"], flood["seconds"]
+    stream = stream_of(world)
     return {
         "size": size,
         "count": count,
         "received": len(got),
         "lost": count - len(got),
         "dropped": dropped,
-        "wrong": wrong,
+        "wrong": sum(1 for n, value in enumerate(got) if value != stream.value(n)),
         "seconds": elapsed,
         "per_second": len(got) / elapsed,
-        "cpu_per_10k": cpu * 10_000 / count,
+        "cpu_per_10k": flood["cpu"] * 10_000 / count,
     }
 
 
@@ -291,9 +266,12 @@ def library_alone(count: int, size: int) -> float:
     def spawn(argv: Sequence[str], env: Dict[str, str], logfile: Optional[IO[str]]) -> Child:
         return ReplayChild(chunks)
 
+    def route(batch: List[Notification]) -> None:  # as GATTToolBackend does with a chunk's notifications
+        dispatcher.submit_batch(deliver, [(n.handle, n.value) for n in batch])
+
     session = GATTToolSession(
         ["replay"],
-        lambda batch: dispatcher.submit_batch(deliver, [(n.handle, n.value) for n in batch]),
+        route,
         lambda why: None,
         spawn=spawn,
     )

@@ -18,7 +18,7 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -70,7 +70,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "python": platform.python_version(),
         "load_average": os.getloadavg(),
     }
-    bgapi_steps: List[tuple] = [
+    bgapi_steps: List[Tuple[str, Callable[[str], Any]]] = [
         ("bgapi_throughput", lambda d: bgapi.throughput(d, flood)),
         ("bgapi_simulator_per_second", lambda d: bgapi.simulator_rate(d, flood)),
         ("bgapi_read", lambda d: bgapi.read_latency(d, 200 if quick else 2000)),
@@ -127,7 +127,7 @@ def report(r: Dict[str, Any], flood: int) -> None:
             print(f"{name:<{width}}  {value:>22}  {target}")
 
 
-def bgapi_rows(r: Dict[str, Any], flood: int) -> List[tuple]:
+def bgapi_rows(r: Dict[str, Any], flood: int) -> List[Tuple[str, str, str]]:
     bt, brd = r["bgapi_throughput"], r["bgapi_read"]
     return [
         ("BGAPI (simulated BLED112 on a pty)", "", ""),

@@ -33,3 +33,9 @@ def backend(fake_spawn: FakeFactory) -> Iterator[pygatt.GATTToolBackend]:
 @pytest.fixture
 def device(backend: pygatt.GATTToolBackend):
     return backend.connect(ADDRESS)
+
+
+@pytest.fixture
+def no_simulation_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --simulate the CLI must run the real programs (or the real port, or the real bus)."""
+    monkeypatch.delenv("PYGATT_SIMULATE", raising=False)

@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -37,7 +37,11 @@ from pygatt.exceptions import (
     ToolError,
 )
 from pygatt.testing import example_world_path
+from tests.cli_helpers import run
 from tests.helpers import wait_for
+
+# without --simulate the command runs the real BlueZ programs
+pytestmark = pytest.mark.usefixtures("no_simulation_from_the_environment")
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD: Dict[str, Any] = json.loads(example_world_path("heart-rate").read_text())
@@ -60,20 +64,6 @@ NAME = bytes.fromhex(characteristic("2a00")["value"])
 HEART_RATES: List[str] = characteristic("2a37")["notify"]["values"]
 NOTIFY_COUNT: int = characteristic("2a37")["notify"]["count"]
 CHARACTERISTIC_COUNT = sum(len(s["characteristics"]) for s in HR_DEVICE["services"])
-
-
-@pytest.fixture(autouse=True)
-def no_simulation_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without --simulate the CLI must run the real BlueZ programs."""
-    monkeypatch.delenv("PYGATT_SIMULATE", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    """``main(argv)`` in-process: (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def run_process(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:

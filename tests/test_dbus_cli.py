@@ -11,31 +11,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Tuple
 
 import pytest
 
-from pygatt.cli import main
 from pygatt.testing.dbus_bus import PrivateBus
+from tests.cli_helpers import HR, NAMELESS, run
 from tests.dbus_sim import requires_daemon
 
-pytestmark = [requires_daemon, pytest.mark.dbus]
+pytestmark = [requires_daemon, pytest.mark.dbus, pytest.mark.usefixtures("no_simulation_from_the_environment")]
 
 REPO = Path(__file__).resolve().parent.parent
-HR = "C4:7C:8D:6A:3E:01"
-NAMELESS = "5D:2B:9F:11:04:7E"
-
-
-@pytest.fixture(autouse=True)
-def no_simulation_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PYGATT_SIMULATE", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    capsys.readouterr()
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_scan_with_advertising_data(capsys: pytest.CaptureFixture[str]) -> None:
