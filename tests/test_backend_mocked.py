@@ -6,6 +6,7 @@ import io
 import threading
 import time
 import uuid
+from unittest import mock
 
 import pytest
 
@@ -539,3 +540,24 @@ def test_receive_notifications_delivers_a_chunk_in_order_and_stops_at_an_unsubsc
     device._callbacks[6] = (lambda h, v: got.append(("six", h, bytes(v))),)
     device.receive_notifications([(5, b"\x01"), (6, b"\x0a"), (5, b"\x02"), (5, b"\x03"), (6, b"\x0b"), (7, b"\x00")])
     assert got == [("first", 5, b"\x01"), ("six", 6, b"\x0a"), ("first", 5, b"\x02"), ("six", 6, b"\x0b")]
+
+
+def test_receive_notifications_goes_through_an_overridden_or_patched_receive_notification():
+    """pygatt 5.0.0's backends called receive_notification per value; code that overrides it still sees each."""
+
+    class Logging(pygatt.BLEDevice):
+        def __init__(self, address):
+            super().__init__(address)
+            self.seen = []
+
+        def receive_notification(self, handle, value):
+            self.seen.append((handle, bytes(value)))
+
+    device = Logging("C4:7C:8D:6A:3E:01")
+    device.receive_notifications([(5, b"\x01"), (6, b"\x02")])
+    assert device.seen == [(5, b"\x01"), (6, b"\x02")]
+
+    plain = pygatt.BLEDevice("C4:7C:8D:6A:3E:01")
+    with mock.patch.object(plain, "receive_notification") as patched:
+        plain.receive_notifications([(7, b"\x03")])
+    patched.assert_called_once_with(7, b"\x03")
