@@ -7,9 +7,15 @@ from typing import Iterator
 from unittest import mock
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import pygatt
 from tests.helpers import ADDRESS, FakeFactory
+
+# Property tests assert behaviour, never speed: hypothesis's per-example deadline (200 ms) and its
+# "too slow" health check would fail them whenever a shared 2-core machine is busy elsewhere.
+settings.register_profile("pygatt", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("pygatt")
 
 
 @pytest.fixture
