@@ -14,8 +14,8 @@ The reader is never blocked for long, because that would also hold back the
 answers a callback may be waiting for. But the reader and the callback thread
 share one GIL, and a reader with output always ready keeps winning it: in a
 flood the queue would fill and drop notifications the callback thread had the
-CPU to handle. So a batch that finds the queue over half full holds the reader
-back for at most :data:`THROTTLE_S` while the callback thread takes from the
+CPU to handle. So a notification (queued alone or in a batch) that finds the
+queue over half full holds the reader back for at most :data:`THROTTLE_S` while the callback thread takes from the
 queue -- and not at all while one batch of callbacks has run for more than
 :data:`STUCK_S` (a callback blocked, say, on a read whose answer the reader has
 yet to read).
@@ -105,7 +105,8 @@ class CallbackDispatcher:
             droppable: it may be dropped (and counted) when the queue is full.
 
         Returns:
-            False when the call was dropped (dispatcher stopped, or queue full).
+            False when the call was dropped (dispatcher stopped, or queue full). A droppable call
+            that finds the queue over half full holds the caller back as a batch does (see above).
         """
         generation = self._current
         if generation is None:
@@ -121,6 +122,8 @@ class CallbackDispatcher:
                 generation.droppable += 1
             generation.items.append((function, args, 1 if droppable else 0))
             generation.cond.notify()
+            if droppable and generation.droppable > self._max_pending // 2:
+                self._throttle(generation)
         return True
 
     def submit_many(

@@ -139,3 +139,23 @@ def test_a_batch_counts_each_value_and_keeps_what_fits() -> None:
         assert done.wait(5)
         assert dispatcher.submit_batch(seen.append, list(range(20, 30))) == 10  # the delivered values made room
     assert seen == [list(range(6)), list(range(6, 10)), list(range(20, 30))]
+
+
+def test_single_droppable_calls_are_throttled_like_batches() -> None:
+    """Backends that queue one notification per event (BGAPI, D-Bus) get the same flood protection."""
+    slow_seen: List[int] = []
+
+    def slow(n: int) -> None:  # slower than the producer: without the throttle the queue would overflow
+        slow_seen.append(n)
+        for _ in range(200):
+            pass
+
+    dispatcher = CallbackDispatcher(max_pending=1000)
+    dispatcher.start()
+    try:
+        for n in range(20_000):
+            dispatcher.submit(slow, n, droppable=True)
+    finally:
+        assert dispatcher.stop(30)
+    assert dispatcher.dropped == 0
+    assert slow_seen == list(range(20_000))
