@@ -114,3 +114,15 @@ def test_a_port_that_dies_is_reported_once(pty_transport: Opened) -> None:
     with pytest.raises(NotConnectedError, match="not open"):
         transport.write(b"\x00")
     assert not [t for t in threading.enumerate() if t.name == f"pygatt-bgapi-reader {pty.path}"]
+
+
+def test_drain_and_close_after_the_port_vanished_do_not_raise(pty_transport: Opened) -> None:
+    """A reset re-enumerates the dongle: its tty can vanish between the reset command and the drain.
+
+    pyserial then raises termios.error (not an OSError) from tcdrain; start() must go on to reopen.
+    """
+    pty, transport, _, lost = pty_transport
+    pty.close()
+    assert wait_for(lambda: len(lost) == 1)
+    transport.drain()
+    transport.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple, Type
 
 import serial
 
@@ -19,6 +19,20 @@ from pygatt.backends.bgapi import codec
 from pygatt.exceptions import NotConnectedError
 
 log = logging.getLogger(__name__)
+
+try:  # pyserial's POSIX ports call termios, whose error is not an OSError (none on Windows)
+    import termios
+
+    _TERMIOS_ERRORS: Tuple[Type[Exception], ...] = (termios.error,)
+except ImportError:  # pragma: no cover - Windows
+    _TERMIOS_ERRORS = ()
+
+#: What a port that vanished (a dongle reset, a pulled plug) raises from pyserial's calls.
+PORT_ERRORS: Tuple[Type[Exception], ...] = (serial.SerialException, OSError, *_TERMIOS_ERRORS)
+#: The same, or the port object already half torn down by close().
+_PORT_OR_CLOSED_ERRORS: Tuple[Type[Exception], ...] = (*PORT_ERRORS, AttributeError)
+#: What read() raises on a port closed under it: pyserial raises TypeError/ValueError then.
+_READ_ERRORS: Tuple[Type[Exception], ...] = (*PORT_ERRORS, TypeError, ValueError)
 
 BAUDRATE = 115200
 READ_TIMEOUT_S = 0.1  # how often the reader wakes on a silent line; also the idle gap that ends a partial frame
@@ -111,7 +125,7 @@ class SerialTransport:
         self._serial = open_serial(self.port_name)
         try:
             self._serial.reset_input_buffer()
-        except (serial.SerialException, OSError, AttributeError) as exc:
+        except _PORT_OR_CLOSED_ERRORS as exc:
             log.debug("Could not flush the input of %s: %s", self.port_name, exc)
         self._thread = threading.Thread(target=self._read_loop, name=f"pygatt-bgapi-reader {self.port_name}")
         self._thread.daemon = True
@@ -129,7 +143,7 @@ class SerialTransport:
                 raise NotConnectedError(f"BGAPI port {self.port_name} is not open ({self._lost_reason or 'closed'})")
             try:
                 self._serial.write(data)
-            except (serial.SerialException, OSError) as exc:
+            except PORT_ERRORS as exc:
                 reason = f"writing to {self.port_name} failed: {exc}"
                 self._lose(reason)
                 raise NotConnectedError(reason) from exc
@@ -141,7 +155,7 @@ class SerialTransport:
             return
         try:
             port.flush()
-        except (serial.SerialException, OSError, AttributeError) as exc:
+        except _PORT_OR_CLOSED_ERRORS as exc:
             log.debug("Flushing %s: %s", self.port_name, exc)
 
     def close(self) -> None:
@@ -153,7 +167,7 @@ class SerialTransport:
             if cancel is not None:
                 try:
                     cancel()
-                except (serial.SerialException, OSError, AttributeError) as exc:
+                except _PORT_OR_CLOSED_ERRORS as exc:
                     log.debug("cancel_read on %s: %s", self.port_name, exc)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -163,7 +177,7 @@ class SerialTransport:
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError) as exc:
+            except PORT_ERRORS as exc:
                 log.debug("Closing %s: %s", self.port_name, exc)
         self._thread = None
         log.debug("Closed BGAPI port %s", self.port_name)
@@ -192,7 +206,7 @@ class SerialTransport:
                     continue
                 self._deliver_all(self._decoder.feed(data))
                 self.bytes_received += len(data)  # counted once handled
-        except (serial.SerialException, OSError, TypeError, ValueError) as exc:
+        except _READ_ERRORS as exc:
             # pyserial raises TypeError/ValueError from read() on a port closed under it
             if not self._closing.is_set():
                 self._lose(f"reading from {self.port_name} failed: {exc}")
