@@ -126,3 +126,29 @@ def test_drain_and_close_after_the_port_vanished_do_not_raise(pty_transport: Ope
     assert wait_for(lambda: len(lost) == 1)
     transport.drain()
     transport.close()
+
+
+def test_a_port_whose_open_raises_termios_error_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyserial's open() flushes the new port with tcflush: on a tty vanishing after a reset that raises
+    termios.error, which must count as "not there yet", like a SerialException."""
+    import termios
+
+    from pygatt.backends.bgapi import ports
+
+    monkeypatch.setattr(ports, "OPEN_RETRY_DELAY_S", 0.0)
+    attempts: List[str] = []
+
+    class Flaky:
+        def __init__(self, port: str) -> None:
+            self.port = port
+
+        def open(self) -> None:
+            attempts.append(self.port)
+            if len(attempts) == 1:
+                raise termios.error(5, "Input/output error")
+
+        def close(self) -> None:
+            pass
+
+    opened = ports.open_first(lambda: ["/dev/ttyACM0"], Flaky, lambda t: None, lambda t: None)  # type: ignore[arg-type]
+    assert opened.port == "/dev/ttyACM0" and attempts == ["/dev/ttyACM0", "/dev/ttyACM0"]

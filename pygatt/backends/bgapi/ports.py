@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, Optional
-
-import serial
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, Type
 
 from pygatt.backends.bgapi import util
 from pygatt.backends.bgapi.exceptions import BGAPIError, DongleNotFoundError
+from pygatt.backends.bgapi.transport import PORT_ERRORS
 from pygatt.exceptions import NotConnectedError
 
 if TYPE_CHECKING:
     from pygatt.backends.bgapi.transport import SerialTransport
 
 log = logging.getLogger(__name__)
+
+#: Why a candidate port may fail to open or answer (pyserial's open() can raise termios.error too).
+_OPEN_ERRORS: Tuple[Type[Exception], ...] = (*PORT_ERRORS, ValueError, NotConnectedError, BGAPIError)
 
 MAX_CONNECTION_ATTEMPTS = 10
 OPEN_RETRY_DELAY_S = 0.25
@@ -118,7 +120,7 @@ def open_first(
             try:
                 transport.open()
                 ready(transport)
-            except (serial.SerialException, OSError, ValueError, NotConnectedError, BGAPIError) as exc:
+            except _OPEN_ERRORS as exc:
                 # a port still enumerating, or the old port dying under us just after a reset
                 errors.append(f"{port}: {exc}")
                 log.debug("Opening %s failed (attempt %d): %s", port, attempt, exc)
