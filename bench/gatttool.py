@@ -4,9 +4,9 @@ The library drives the simulated gatttool (``python -m pygatt.testing.sim gattto
 through a real pty, as it drives the real one. The *limit* is the same simulator on
 the same kind of pty (4096 columns, TERM=dumb) read by a bare ``os.read`` loop that
 only counts what it waits for: no decoding, no parsing, no threads. Both are measured
-in the same run: round trips and discoveries in turn, one sample each (both sides
-connected at once), floods one right after the other, so their ratio holds even on a
-noisy machine.
+in the same run: round trips and discoveries side by side, both sides connected at
+once and taking turns (50 reads or writes each, one discovery each); floods one right
+after the other. So their ratio holds even on a noisy machine.
 """
 
 from __future__ import annotations
