@@ -15,16 +15,16 @@ answers a callback may be waiting for. But the reader and the callback thread
 share one GIL, and a reader with output always ready keeps winning it: in a
 flood the queue would fill and drop notifications the callback thread had the
 CPU to handle. So a notification (queued alone or in a batch) that finds the
-queue over half full holds the reader back for at most :data:`THROTTLE_S` while the callback thread takes from the
-queue -- and not at all while one batch of callbacks has run for more than
-:data:`STUCK_S` (a callback blocked, say, on a read whose answer the reader has
-yet to read).
+queue over half full holds the reader back for at most :data:`THROTTLE_S` while
+the callback thread takes from the queue -- and not at all while one batch of
+callbacks has run for more than :data:`STUCK_S` (a callback blocked, say, on a
+read whose answer the reader has yet to read).
 
 For speed, a reader hands over the notifications of one chunk of output in one
 call (:meth:`CallbackDispatcher.submit_batch`, which also has them delivered by
-one call, or :meth:`CallbackDispatcher.submit_many`), and the callback thread takes up
-to :data:`RUN_BATCH` calls off the queue per lock round trip; both keep the
-order, and callbacks still run one at a time.
+one call, or :meth:`CallbackDispatcher.submit_many`), and the callback thread
+takes up to :data:`RUN_BATCH` calls off the queue per lock round trip; both keep
+the order, and callbacks still run one at a time.
 
 After :meth:`CallbackDispatcher.stop` returns, no queued callback runs; a
 callback already running when ``stop`` gave up waiting is left to finish on
