@@ -7,6 +7,7 @@ codec, command tracker, event routing, dispatcher); only the port is fake.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ from pygatt.exceptions import (
     WriteNotPermittedError,
 )
 from pygatt.util import uuid16_to_uuid
+from tests import helpers
 from tests.bgapi_fake import LONG_UUID, FakeDongle, FakePortInfo, FakeSerialPort, sample_peripheral
 
 PORT = "/dev/ttyFAKE0"
@@ -36,13 +38,7 @@ ADDRESS = "01:23:45:67:89:AB"
 SECOND = "11:22:33:44:55:66"
 
 
-def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
+wait_for = functools.partial(helpers.wait_for, timeout=5.0)  # a simulated dongle answers within milliseconds
 
 
 @pytest.fixture

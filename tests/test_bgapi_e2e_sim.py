@@ -9,9 +9,10 @@ same one the simulated gatttool serves.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from typing import Any, Iterator, List, Tuple
+from typing import Iterator, List, Tuple
 
 import pytest
 
@@ -21,6 +22,7 @@ from pygatt.backends.bgapi.exceptions import BGAPIError, ExpectedResponseTimeout
 from pygatt.exceptions import NotConnectedError, ReadNotPermittedError
 from pygatt.testing import load_world
 from pygatt.testing.sim.bgapi import SimulatedDongle
+from tests import helpers
 
 pytestmark = pytest.mark.simulator
 
@@ -28,13 +30,7 @@ HRM = "C4:7C:8D:6A:3E:01"
 OTHER = "5D:2B:9F:11:04:7E"
 
 
-def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
+wait_for = functools.partial(helpers.wait_for, timeout=5.0)  # a simulated dongle answers within milliseconds
 
 
 @pytest.fixture

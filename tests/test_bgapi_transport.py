@@ -4,10 +4,11 @@ stream, delivers the frames in it, and reports a dead port once.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
-from typing import Callable, Iterator, List, Tuple
+from typing import Iterator, List, Tuple
 
 import pytest
 import serial
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from pygatt.backends.bgapi import codec
 from pygatt.backends.bgapi.transport import SerialTransport
 from pygatt.exceptions import NotConnectedError
+from tests import helpers
 
 FRAMES = [
     codec.encode_event("attclient_attribute_value", connection=0, atthandle=3, type=1, value=bytes(range(20))),
@@ -25,13 +27,7 @@ FRAMES = [
 ]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
+wait_for = functools.partial(helpers.wait_for, timeout=5.0)  # a simulated dongle answers within milliseconds
 
 
 class Pty:
