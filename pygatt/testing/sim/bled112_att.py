@@ -148,6 +148,16 @@ class AttClient:
 
         self._answer(link, answer)
 
+    def _accessible(self, link: Connection, handle: int, writing: bool) -> Optional[Attribute]:
+        """The attribute at ``handle`` if it may be read (or written); else the procedure is
+        completed with the ATT error and None is returned."""
+        attribute = link.table.attributes.get(handle)
+        error = access_error(attribute, writing)
+        if error is not None or attribute is None:
+            self._complete(link, ATT_BASE + (error or ATT_INVALID_HANDLE), handle)
+            return None
+        return attribute
+
     def cmd_attclient_read_by_handle(self, connection: int, chrhandle: int) -> None:
         """One attribute value (type 0, up to 22 bytes), or completed with the ATT error."""
         link = self._start_procedure("attclient_read_by_handle", connection)
@@ -155,10 +165,9 @@ class AttClient:
             return
 
         def answer() -> None:
-            attribute = link.table.attributes.get(chrhandle)
-            error = access_error(attribute, writing=False)
-            if error is not None or attribute is None:
-                return self._complete(link, ATT_BASE + (error or ATT_INVALID_HANDLE), chrhandle)
+            attribute = self._accessible(link, chrhandle, writing=False)
+            if attribute is None:
+                return
             link.busy = False
             value = bytes(attribute.value[:MAX_READ])
             self.host.event("attclient_attribute_value", connection=link.handle, atthandle=chrhandle,
@@ -173,10 +182,9 @@ class AttClient:
             return
 
         def answer() -> None:
-            attribute = link.table.attributes.get(chrhandle)
-            error = access_error(attribute, writing=False)
-            if error is not None or attribute is None:
-                return self._complete(link, ATT_BASE + (error or ATT_INVALID_HANDLE), chrhandle)
+            attribute = self._accessible(link, chrhandle, writing=False)
+            if attribute is None:
+                return
             value = bytes(attribute.value)
             offset, kind = 0, VALUE_READ
             while True:  # Read, then Read Blob while a chunk fills the MTU
@@ -201,10 +209,9 @@ class AttClient:
             return
 
         def answer() -> None:
-            attribute = link.table.attributes.get(atthandle)
-            error = access_error(attribute, writing=True)
-            if error is not None or attribute is None:
-                return self._complete(link, ATT_BASE + (error or ATT_INVALID_HANDLE), atthandle)
+            attribute = self._accessible(link, atthandle, writing=True)
+            if attribute is None:
+                return
             self._store(link, attribute, data)
             self._complete(link, SUCCESS, atthandle)
 
