@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Tuple
 
 import serial
 
-from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, stream_of, world_file
+from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, idle_cpu_percent, stream_of, world_file
 from pygatt import BGAPIBackend
 from pygatt.backends.bgapi import codec
 from pygatt.testing import load_world
@@ -184,9 +184,7 @@ def idle_cpu(directory: str, seconds: float) -> float:
     """The library's CPU use (% of a core) while connected and idle."""
     dongle, backend, _ = _connected(world_file(load_world("heart-rate"), directory, "bgapi-idle"))
     try:
-        cpu = time.process_time()
-        time.sleep(seconds)
-        return (time.process_time() - cpu) / seconds * 100
+        return idle_cpu_percent(seconds)
     finally:
         backend.stop()
         dongle.close()

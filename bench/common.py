@@ -52,3 +52,10 @@ def collect_flood(device: Any, count: int, timeout: float = 120) -> Dict[str, An
     device.subscribe_handle(HR_VALUE_HANDLE, callback)
     done.wait(timeout)
     return {"got": got, "seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
+
+
+def idle_cpu_percent(seconds: float) -> float:
+    """This process's CPU use over ``seconds`` of sleep, in percent of a core (its threads' idle cost)."""
+    cpu = time.process_time()
+    time.sleep(seconds)
+    return (time.process_time() - cpu) / seconds * 100

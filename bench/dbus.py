@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pygatt  # noqa: E402
+from bench.common import idle_cpu_percent  # noqa: E402
 from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World  # noqa: E402
 from pygatt.testing.dbus_bus import PrivateBus, find_daemon  # noqa: E402
 
@@ -151,9 +152,7 @@ def idle_cpu(directory: str, seconds: float) -> float:
     with simulated_bluez(directory, bench_world(1)) as address, connected(address) as (_, device):
         device.subscribe(STREAM_UUID, callback=lambda handle, value: None)
         time.sleep(0.5)  # the one notification of the stream has come and gone
-        cpu = time.process_time()
-        time.sleep(seconds)
-        return (time.process_time() - cpu) / seconds * 100
+        return idle_cpu_percent(seconds)
 
 
 def rows(r: Dict[str, Any]) -> List[Tuple[str, str, str]]:

@@ -27,7 +27,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import pygatt
 import pygatt.dispatch
-from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, stream_of, world_file
+from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, idle_cpu_percent, stream_of, world_file
 from pygatt.backends.gatttool.parser import Notification
 from pygatt.backends.gatttool.process import PTY_COLUMNS, PTY_ROWS, Child
 from pygatt.backends.gatttool.session import GATTToolSession
@@ -387,9 +387,7 @@ def idle_cpu(directory: str, seconds: float) -> float:
     """Percent of a core the process uses while connected and idle."""
     backend, device = connected(world_file(load_world("heart-rate"), directory, "idle"))
     try:
-        cpu = time.process_time()
-        time.sleep(seconds)
-        return (time.process_time() - cpu) / seconds * 100
+        return idle_cpu_percent(seconds)
     finally:
         backend.stop()
 
