@@ -49,3 +49,22 @@ def test_heart_rate_example():
     proc = run_example(str(EXAMPLES / "heart_rate.py"), "Pulse HR", "3")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["heart rate: 72 bpm", "heart rate: 74 bpm", "heart rate: 76 bpm"]
+
+
+# -- the BGAPI example, against the simulated BLED112 ---------------------------------
+
+
+def test_bgapi_heart_rate_example() -> None:
+    proc = run_example(str(EXAMPLES / "bgapi_heart_rate.py"), "Pulse HR", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "Pulse HR: battery 90 %",
+        "heart rate: 72 bpm",
+        "heart rate: 74 bpm",
+        "heart rate: 76 bpm",
+    ]
+
+
+def test_bgapi_example_reports_a_missing_device() -> None:
+    proc = run_example(str(EXAMPLES / "bgapi_heart_rate.py"), "Nobody", "1")
+    assert proc.returncode == 1 and "No device named 'Nobody'" in proc.stderr
