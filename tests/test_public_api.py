@@ -374,29 +374,24 @@ def test_import_paths_name_the_same_object(paths):
     assert all(o is objects[0] for o in objects), f"{paths} are not one object"
 
 
-def test_gatttool_backend_signatures_on_an_instance():
-    """What ``inspect.signature(adapter.char_read)`` shows a user: 5.0.0's parameters, the device not among them."""
-    adapter = pygatt.GATTToolBackend()
-    for method, text in _GATTTOOL_BACKEND.items():
+def check_instance_signatures(label: str, instance: object, table: Dict[str, str]) -> None:
+    """Every method of ``table`` as ``inspect.signature`` shows it on ``instance``: 5.0.0's parameters."""
+    for method, text in table.items():
         if method == "__init__":
             continue
         check_parameters(
-            f"GATTToolBackend().{method}",
-            shown_parameters(getattr(adapter, method), drop_self=False),
-            expected_parameters(text),
+            f"{label}.{method}", shown_parameters(getattr(instance, method), drop_self=False), expected_parameters(text)
         )
+
+
+def test_gatttool_backend_signatures_on_an_instance():
+    """What ``inspect.signature(adapter.char_read)`` shows a user: 5.0.0's parameters, the device not among them."""
+    check_instance_signatures("GATTToolBackend()", pygatt.GATTToolBackend(), _GATTTOOL_BACKEND)
 
 
 def test_gatttool_device_signatures_on_an_instance():
     device = resolve("pygatt.backends.gatttool.device.GATTToolBLEDevice")("11:22:33:44:55:66", mock.MagicMock())
-    for method, text in _GATTTOOL_DEVICE.items():
-        if method == "__init__":
-            continue
-        check_parameters(
-            f"GATTToolBLEDevice(...).{method}",
-            shown_parameters(getattr(device, method), drop_self=False),
-            expected_parameters(text),
-        )
+    check_instance_signatures("GATTToolBLEDevice(...)", device, _GATTTOOL_DEVICE)
 
 
 # -- details beyond the listing --------------------------------------------------------------
