@@ -7,7 +7,7 @@ Against the simulated org.bluez on a private dbus-daemon (no radio here; see tes
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -183,6 +183,21 @@ def _uuid(short: str) -> Any:
     return characteristic_uuid(short)
 
 
+def connect_in_background(rig: Rig, address: str, timeout: float) -> Tuple[threading.Thread, List[BaseException]]:
+    """``rig.backend.connect(address)`` on a thread of its own; the list receives what it raised."""
+    outcome: List[BaseException] = []
+
+    def connect() -> None:
+        try:
+            rig.backend.connect(address, timeout=timeout)
+        except BaseException as exc:  # recorded and checked by the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=connect)
+    thread.start()
+    return thread, outcome
+
+
 @pytest.mark.parametrize("address, hung", [(HR, "Connect"), ("00:11:22:33:44:55", None)])
 def test_stop_ends_a_connect_in_flight(address: str, hung: Any) -> None:
     """A connect waiting for BlueZ (hung Connect) or for an unknown device to advertise ends with stop()."""
@@ -190,16 +205,7 @@ def test_stop_ends_a_connect_in_flight(address: str, hung: Any) -> None:
     try:
         if hung:
             rig.bluez.hang(hung)
-        outcome: List[BaseException] = []
-
-        def connect() -> None:
-            try:
-                rig.backend.connect(address, timeout=60)
-            except BaseException as exc:  # recorded and checked below
-                outcome.append(exc)
-
-        connecting = threading.Thread(target=connect)
-        connecting.start()
+        connecting, outcome = connect_in_background(rig, address, timeout=60)
         assert wait_for(lambda: bool(rig.bluez.calls_to(hung or "StartDiscovery")))
         rig.backend.stop()
         connecting.join(10)
@@ -220,16 +226,7 @@ def test_disconnect_returns_when_bluez_never_confirms(rig: Rig) -> None:
 
 def test_a_second_connect_while_one_is_in_flight_is_refused(rig: Rig) -> None:
     rig.bluez.hang("Connect")
-    outcome: List[BaseException] = []
-
-    def connect() -> None:
-        try:
-            rig.backend.connect(HR, timeout=2)
-        except BaseException as exc:  # recorded and checked below
-            outcome.append(exc)
-
-    first = threading.Thread(target=connect)
-    first.start()
+    first, outcome = connect_in_background(rig, HR, timeout=2)
     assert wait_for(lambda: bool(rig.bluez.calls_to("Connect")))
     with pytest.raises(exceptions.BLEError, match="being opened already"):
         rig.backend.connect(HR)
