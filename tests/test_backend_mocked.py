@@ -199,6 +199,40 @@ def test_discover_characteristics_fills_descriptors(device):
     assert str(hr) == "<Characteristic uuid=00002a37-0000-1000-8000-00805f9b34fb handle=6>"
 
 
+def test_discovery_sends_char_desc_as_the_end_marker_of_characteristics(device, fake_spawn):
+    device.discover_characteristics()
+    sent = fake_spawn.child.sent
+    start = sent.index("characteristics")
+    # three round trips: char-desc ends the first listing, one sec-level ends the second
+    assert sent[start:] == ["characteristics", "char-desc", "sec-level"]
+
+
+def test_discovery_of_nothing_sends_no_char_desc(device, fake_spawn):
+    fake_spawn.child.cmd_characteristics = lambda args: fake_spawn.child.error(
+        "Discover all characteristics failed: No attribute found within the given range", asynchronous=True
+    )
+    assert device.discover_characteristics() == {}
+    assert "char-desc" not in fake_spawn.child.sent
+
+
+def test_a_failed_char_desc_keeps_the_characteristics_and_falls_back_to_handle_plus_one(device, fake_spawn, caplog):
+    fake_spawn.child.cmd_char_desc = lambda args: fake_spawn.child.error(
+        "Discover descriptors failed: Request attribute has encountered an unlikely error", asynchronous=True
+    )
+    characteristics = device.discover_characteristics()
+    assert characteristics[HR].handle == 0x0006 and characteristics[HR].descriptors == {}
+    assert "Could not list descriptors" in caplog.text
+    device.subscribe(HR)
+    assert fake_spawn.child.sent[-1] == "char-write-req 0x0007 0100"
+    assert device.char_read_handle(0x000C) == bytearray(b"\x5a")  # the session is still in step
+
+
+def test_a_link_lost_during_char_desc_fails_the_discovery(device, fake_spawn):
+    fake_spawn.child.cmd_char_desc = lambda args: fake_spawn.child.remote_disconnect()
+    with pytest.raises(exceptions.NotConnectedError):
+        device.discover_characteristics()
+
+
 def test_discovery_happens_once_and_get_handle_accepts_any_spelling(device, fake_spawn):
     assert device.get_handle("00002A37-0000-1000-8000-00805F9B34FB") == 0x0006
     assert device.get_handle(HR) == 0x0006

@@ -68,6 +68,32 @@ def test_a_listing_asks_for_the_sync_marker_and_ends_at_its_answer():
     assert op.done and len(op.results) == 2
 
 
+def test_a_listing_ends_at_the_echo_of_the_command_sent_as_its_end_marker():
+    tracker = connected_tracker()
+    first = tracker.begin(commands.CHARACTERISTICS, 0.0)
+    line = p.CharacteristicFound(2, 0x02, 3, uuid.UUID(int=1))
+    feed(tracker, p.Other("characteristics"), UP, line)
+    assert first.wants_marker
+    first.marker_sent = True
+    second = tracker.begin(commands.CHAR_DESC, 0.0)
+    feed(tracker, line, UP)  # the rest of the first listing, printed before gatttool read the next line
+    assert not first.done and len(first.results) == 2
+    feed(tracker, p.Other("char-desc"))  # the next command's echo: the first listing is complete
+    assert first.done and len(first.results) == 2
+    assert second.echo_seen and not second.done
+    feed(tracker, UP, p.DescriptorFound(1, uuid.UUID(int=2)))
+    assert second.results == [p.DescriptorFound(1, uuid.UUID(int=2))] and second.wants_marker
+
+
+def test_an_echo_ends_only_listings_that_sent_their_marker():
+    tracker = connected_tracker()
+    first = tracker.begin(commands.CHARACTERISTICS, 0.0)
+    feed(tracker, p.Other("characteristics"), UP, p.CharacteristicFound(2, 0x02, 3, uuid.UUID(int=1)))
+    second = tracker.begin(commands.read_handle(3), 0.0)  # no marker was sent for the listing
+    feed(tracker, p.Other("char-read-hnd 0x0003"))
+    assert second.echo_seen and not first.done
+
+
 def test_an_empty_listing_is_an_answer_not_an_error():
     tracker = connected_tracker()
     op = tracker.begin(commands.CHAR_DESC, 0.0)

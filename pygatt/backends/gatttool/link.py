@@ -11,7 +11,6 @@ from typing import Any, Callable, Dict, List, Optional
 from pygatt.backends.backend import DEFAULT_ATT_MTU, Characteristic, GATTLink
 from pygatt.backends.gatttool import commands
 from pygatt.backends.gatttool.session import GATTToolSession
-from pygatt.deadline import Deadline
 from pygatt.exceptions import BLEError, NotConnectedError
 from pygatt.util import uuid16_to_uuid
 
@@ -63,30 +62,24 @@ class GATTToolLink(GATTLink):
         self.session.run(commands.write(handle, value, True), timeout)
 
     def discover(self, timeout: float) -> Dict[uuid.UUID, Characteristic]:
-        """``characteristics``, then ``char-desc`` for the descriptors."""
-        deadline = Deadline(timeout)
-        listing: List[Any] = self.session.run(commands.CHARACTERISTICS, timeout)
-        found = sorted(listing, key=lambda c: c.value_handle)
+        """``characteristics``, then ``char-desc`` for the descriptors (sent as the first listing's end marker)."""
+        listing, descriptors = self.session.run_listings(commands.CHARACTERISTICS, commands.CHAR_DESC, timeout)
         characteristics: Dict[uuid.UUID, Characteristic] = {}
         by_value_handle: List[Characteristic] = []
-        for line in found:
+        for line in sorted(listing, key=lambda c: c.value_handle):
             characteristic = Characteristic(line.uuid, line.value_handle)
             by_value_handle.append(characteristic)
             characteristics.setdefault(line.uuid, characteristic)
-        if by_value_handle:
-            self._add_descriptors(by_value_handle, deadline.remaining())
+        if isinstance(descriptors, BLEError):
+            log.warning("Could not list descriptors (%s); subscribing falls back to value handle + 1", descriptors)
+        elif descriptors is not None:
+            self._add_descriptors(by_value_handle, descriptors)
         log.debug("Discovered %d characteristics on %s", len(characteristics), self.address)
         return characteristics
 
-    def _add_descriptors(self, characteristics: List[Characteristic], timeout: float) -> None:
+    @staticmethod
+    def _add_descriptors(characteristics: List[Characteristic], descriptors: List[Any]) -> None:
         """Attach each ``char-desc`` descriptor to the characteristic whose value it follows."""
-        try:
-            descriptors = self.session.run(commands.CHAR_DESC, timeout)
-        except NotConnectedError:
-            raise
-        except BLEError as exc:
-            log.warning("Could not list descriptors (%s); subscribing falls back to value handle + 1", exc)
-            return
         by_handle = {c.handle: c for c in characteristics}
         owner: Optional[Characteristic] = None
         for descriptor in sorted(descriptors, key=lambda d: d.handle):

@@ -294,61 +294,138 @@ class GATTToolSession:
             NotificationTimeout: no answer within ``timeout``.
         """
         deadline = time.monotonic() + timeout
+        self._take_turn(command, timeout)
+        try:
+            op = self._begin(command)
+            results, _ = self._wait(op, deadline, timeout)
+            return command.result(results)
+        finally:
+            self._command_lock.release()
+
+    def run_listings(
+        self, first: Command[List[Any]], then: Command[List[Any]], timeout: float
+    ) -> Tuple[List[Any], Union[List[Any], BLEError, None]]:
+        """Run two listings back to back, ``then`` sent as the end marker of ``first``.
+
+        A listing has no end line (see :mod:`.tracker`): run alone, each needs a
+        sync marker after its first result, one more round trip. Here ``then`` is
+        that marker for ``first`` (gatttool reads it only after printing all of
+        ``first``, so its echo ends ``first``), and only ``then`` needs the sync
+        marker: three round trips instead of four. ``then`` is sent only when
+        ``first`` found something.
+
+        Args:
+            first: the first listing; its errors are raised.
+            then: the second listing; its error is returned, not raised.
+            timeout: seconds for both.
+
+        Returns:
+            ``first``'s results, and ``then``'s results, the error that ended it, or
+            None when it was not sent.
+
+        Raises:
+            BLEError: ``first`` failed (a NotificationTimeout when nothing came in time).
+        """
+        deadline = time.monotonic() + timeout
+        self._take_turn(first, timeout)
+        try:
+            op = self._begin(first)
+            results, follow = self._wait(op, deadline, timeout, then)
+            if follow is None:
+                return first.result(results), None
+            with self._cond:
+                self._waiting = follow
+            try:
+                more, _ = self._wait(follow, deadline, timeout)
+            except NotConnectedError:
+                raise
+            except BLEError as exc:
+                return first.result(results), exc
+            return first.result(results), then.result(more)
+        finally:
+            self._command_lock.release()
+
+    def _take_turn(self, command: Command[Any], timeout: float) -> None:
+        """Take the command lock (one command at a time), or time out."""
         if not self._command_lock.acquire(timeout=timeout):
             raise NotificationTimeout(
                 f"{command.describe()}: another command kept gatttool busy for {timeout} s", self.recent_output()
             )
-        try:
-            with self._cond:
-                op = self._tracker.begin(command, time.monotonic())
-                self._waiting = op
-            try:
-                self.send(command.line)
-            except BLEError:
-                with self._cond:
-                    self._tracker.cancel(op)
-                    self._waiting = None
-                raise
-            return command.result(self._wait(op, deadline, timeout))
-        finally:
-            self._command_lock.release()
 
-    def _wait(self, op: Operation, deadline: float, timeout: float) -> List[Any]:
-        """Wait for ``op`` to finish; then no one waits (``_waiting`` is cleared under the lock)."""
+    def _begin(self, command: Command[Any]) -> Operation:
+        """Register ``command`` as the one waited for, and send it."""
+        with self._cond:
+            op = self._tracker.begin(command, time.monotonic())
+            self._waiting = op
+        try:
+            self.send(command.line)
+        except BLEError:
+            with self._cond:
+                self._tracker.cancel(op)
+                self._waiting = None
+            raise
+        return op
+
+    def _wait(
+        self, op: Operation, deadline: float, timeout: float, then: Optional[Command[Any]] = None
+    ) -> Tuple[List[Any], Optional[Operation]]:
+        """Wait for ``op`` to finish; then no one waits (``_waiting`` is cleared under the lock).
+
+        Returns:
+            Its results, and the operation of ``then`` when ``then`` was sent as its end marker.
+        """
         with self._cond:
             try:
-                self._wait_locked(op, deadline, timeout)
+                follow = self._wait_locked(op, deadline, timeout, then)
+                if follow is not None and (op.error is not None or op.error_line is not None):
+                    self._tracker.abandon(follow, time.monotonic())  # raised below: nobody waits for it
             finally:
                 self._waiting = None
         if op.error is not None:
             raise op.error
         if op.error_line is not None:
             raise error_from_line(op.error_line, op.family.name, op.command.target, self.recent_output(500))
-        return op.results
+        return op.results, follow
 
-    def _wait_locked(self, op: Operation, deadline: float, timeout: float) -> None:
-        """The waiting loop, with ``_cond`` held: sends a listing's sync marker, raises on the deadline."""
-        while not op.done:
-            if op.wants_marker:
-                op.marker_sent = True
-                self._cond.release()  # never write to the pty while holding the reader's lock
-                try:
-                    self.send(SYNC_MARKER)
-                finally:
-                    self._cond.acquire()
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if op.family.listing and op.results:
-                    log.debug("%s: listing ended by the timeout", op.command.line)
-                    self._tracker.cancel(op)
-                    break
-                self._tracker.abandon(op, time.monotonic())
-                raise NotificationTimeout(
-                    f"Timed out after {timeout} s waiting for gatttool to answer {op.command.describe()!r}",
-                    self.recent_output(),
-                )
-            self._cond.wait(remaining)
+    def _wait_locked(
+        self, op: Operation, deadline: float, timeout: float, then: Optional[Command[Any]]
+    ) -> Optional[Operation]:
+        """The waiting loop, with ``_cond`` held: sends a listing's end marker, raises on the deadline.
+
+        The end marker is ``then`` (registered as a command of its own and returned) or the sync marker.
+        """
+        follow: Optional[Operation] = None
+        try:
+            while not op.done:
+                if op.wants_marker:
+                    op.marker_sent = True
+                    line = SYNC_MARKER
+                    if then is not None:
+                        follow = self._tracker.begin(then, time.monotonic())
+                        line = then.line
+                    self._cond.release()  # never write to the pty while holding the reader's lock
+                    try:
+                        self.send(line)
+                    finally:
+                        self._cond.acquire()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if op.family.listing and op.results:
+                        log.debug("%s: listing ended by the timeout", op.command.line)
+                        self._tracker.cancel(op)
+                        break
+                    self._tracker.abandon(op, time.monotonic())
+                    raise NotificationTimeout(
+                        f"Timed out after {timeout} s waiting for gatttool to answer {op.command.describe()!r}",
+                        self.recent_output(),
+                    )
+                self._cond.wait(remaining)
+        except BaseException:
+            if follow is not None:
+                self._tracker.abandon(follow, time.monotonic())  # nobody will wait for it
+            raise
+        return follow
 
     # -- connection helpers ----------------------------------------------------------
 

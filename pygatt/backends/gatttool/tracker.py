@@ -17,8 +17,10 @@ in flight and applies parsed output events (:mod:`.parser`) to them:
 **Listings** (``characteristics``, ``char-desc``, ``primary``) have no end line.
 gatttool prints a whole listing from one callback of its main loop and reads its
 input in another, so once the first result line has arrived, the caller sends
-``sec-level`` (which only prints ``sec-level: <level>``, synchronously): its
-answer comes after the last line of the listing and ends it.
+an end marker, which gatttool reads only after the last line of the listing:
+either ``sec-level`` (which only prints ``sec-level: <level>``, synchronously),
+whose answer ends the listing, or the next command the caller means to run
+anyway (a discovery's ``char-desc`` after ``characteristics``), whose echo ends it.
 
 The session feeds events from its reader thread under its lock and wakes the
 caller whose operation :attr:`Operation.done` became true.
@@ -192,6 +194,11 @@ class CommandTracker:
         if text.endswith(line) or (text.startswith("<") and len(text) > 8 and line.endswith(text[1:])):
             op.echo_seen = True
             self._absorb_extra_matches = False
+            for earlier in list(self.ops):
+                if earlier is op:
+                    break
+                if earlier.marker_sent and not earlier.done:
+                    self._finish(earlier)  # a listing whose end marker was this command: it is complete
 
     def _prompt(self, event: parser.Prompt) -> Optional[str]:
         self.prompt_seen = True
