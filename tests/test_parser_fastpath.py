@@ -83,11 +83,15 @@ def test_prompts_are_found_as_a_left_to_right_finditer_would(pieces: List[str]) 
 
 
 class ColdDecoder(p.OutputDecoder):
-    """A decoder that remembers no text: every notification start and every prompt is parsed and compared."""
+    """A decoder that remembers no text: every notification start and every prompt is parsed and compared,
+    and every other line takes the general path (prompts searched, text split at each ``\\r``)."""
 
     def _notification_head(self, text: str) -> Optional[p._Head]:
         self._heads.clear()
         return super()._notification_head(text)
+
+    def _async_line(self, line: str, events: List[p.Event]) -> bool:
+        return False
 
     def _line(self, line: str, events: List[p.Event]) -> None:
         self._last_prompt_text = None
@@ -95,7 +99,7 @@ class ColdDecoder(p.OutputDecoder):
 
 
 PROMPTS = ["", "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> ", "[C4:7C:8D:6A:3E:01][LE]> ", "[                 ][LE]> "]
-CLEARS = ["", "\r" + " " * 25 + "\r", "\r\x1b[K"]
+CLEARS = ["", "\r" + " " * 25 + "\r", "\r\x1b[K", "\r", " \r", "x\r", "\x1b[0;94m\r"]
 HEADS = [
     "Notification handle = 0x0008 value:",
     "Notification handle = 0x000e value:",
@@ -105,15 +109,19 @@ HEADS = [
     "handle: 0x0002, char properties: 0x12, char value handle: 0x0003, uuid: 00002a37-0000-1000-8000-00805f9b34fb",
     "handle: 0x0004, uuid: 00002902-0000-1000-8000-00805f9b34fb",
     "char-desc",
+    "Characteristic value was written successfully",
+    "Error: Characteristic value/descriptor read failed: Attribute can't be read",
+    "[C4:7C:8D:6A:3E:01][LE]> ",
+    "",
 ]
-VALUES = [" 01 ", " ff 00 ", "", " 0a", "  01 ", " 01  02 "]
-ENDS = ["\r\n", "\n", ""]
+VALUES = [" 01 ", " ff 00 ", "", " 0a", "  01 ", " 01  02 ", "\r ", "\x1b[0m", "]> "]
+ENDS = ["\r\n", "\n", "", "\r"]
 lines = st.tuples(*(st.sampled_from(choices) for choices in (PROMPTS, CLEARS, HEADS, VALUES, ENDS))).map("".join)
 
 
 @given(st.lists(st.lists(lines, max_size=6), max_size=8))
 def test_remembered_text_decodes_as_parsing_every_line_does(chunks: List[List[str]]) -> None:
-    """Notification starts are parsed once, redrawn prompts compared as text: the events are the same."""
+    """Line starts are parsed once, redrawn prompts compared as text: the events are the same."""
     warm, cold = p.OutputDecoder(), ColdDecoder()
     for chunk in chunks:
         text = "".join(chunk)

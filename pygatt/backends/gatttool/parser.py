@@ -341,6 +341,13 @@ NOTIFICATION_HEAD = re.compile(
 )
 
 
+#: The start of an asynchronous line up to its text: the prompt redrawn before it (the previous
+#: line's redraw), then gatttool's line clear (``\r``, spaces, ``\r``). Nothing else.
+LINE_HEAD = re.compile(
+    r"(?P<prompt>(?P<blue>\x1b\[0;94m)?\[(?P<address>[0-9A-Fa-f:]{17}| {17})\](?:\x1b\[0m)?\[(?:LE|BR)\]> )?[\r ]*"
+)
+
+
 def notification_value(text: str) -> Optional[bytes]:
     """The bytes of a notification's hex text (``"01 02 ff "``, an optional ``\\r`` at the end), or None.
 
@@ -386,6 +393,8 @@ def parse_line(text: str) -> Event:
 HEAD_CACHE_SIZE = 64
 #: A notification line's start, parsed: handle, indication, prompt text (or None), address, blue.
 _Head = Tuple[int, bool, Optional[str], str, bool]
+#: An asynchronous line's start, parsed: prompt text (or None), address, blue.
+_LineHead = Tuple[Optional[str], str, bool]
 
 #: Lines after which gatttool's prompt redraw carries no news (see ``OutputDecoder``). A discovery
 #: prints ~190 of them, each followed by a redraw: not reporting those redraws halves its events.
@@ -406,6 +415,7 @@ class OutputDecoder:
         self._only_notifications = False  # only quiet lines (notifications, listing lines) since the last prompt
         self._after_prompt = False  # nothing at all since the last prompt
         self._heads: Dict[str, Optional[_Head]] = {}  # notification line starts already parsed
+        self._line_heads: Dict[str, Optional[_LineHead]] = {}  # other line starts (prompt + clear) already parsed
 
     def feed(self, data: str) -> List[Event]:
         """Consume ``data`` and return the events of every complete piece in it."""
@@ -447,6 +457,8 @@ class OutputDecoder:
                     self._only_notifications = True
                     self._after_prompt = False
                     return
+        if self._async_line(line, events):
+            return
         # Prompts, left to right: the regex is tried only just before each "]> " (a prompt's end, which
         # never occurs inside one), not at every position of the line as finditer would.
         position = 0
@@ -468,6 +480,52 @@ class OutputDecoder:
             end = line.find("]> ", end + 3)
         if position < len(line):
             self._text(line[position:], events)
+
+    def _async_line(self, line: str, events: List[Event]) -> bool:
+        """The common shape of a line gatttool prints asynchronously (a listing's line, an answer):
+        ``[prompt]\\r<spaces>\\r<text>\\r``, its start parsed once. False: not that shape (``_line`` goes on).
+
+        Gives the events the general path below gives: the prompt as that path reports it, then the text.
+        """
+        cut = line.rfind("\r", 0, len(line) - 1)
+        if cut < 0:
+            return False
+        text = line[cut + 1 :]
+        if "]> " in text or "\x1b" in text or "\x01" in text or "\x02" in text:
+            return False  # a prompt or colours in the text: the general path sorts it out
+        head_text = line[: cut + 1]
+        try:
+            head = self._line_heads[head_text]
+        except KeyError:
+            head = self._line_head(head_text)
+        if head is None:
+            return False
+        prompt, address, blue = head
+        if prompt is not None:
+            if self._only_notifications and prompt == self._last_prompt_text:
+                self._only_notifications = False  # the same prompt redrawn after a quiet line
+                self._after_prompt = True
+            else:
+                self._prompt(address, blue, events)
+                self._last_prompt_text = prompt
+        text = text.strip()
+        if text:
+            event = parse_line(text)
+            events.append(event)
+            self._only_notifications = type(event) in QUIET_EVENTS and (self._only_notifications or self._after_prompt)
+            self._after_prompt = False
+        return True
+
+    def _line_head(self, text: str) -> Optional[_LineHead]:
+        """Parse and remember an asynchronous line's start (see ``_async_line``); None: not one."""
+        match = LINE_HEAD.fullmatch(text)
+        head: Optional[_LineHead] = None
+        if match is not None:
+            head = (match.group("prompt"), match.group("address"), match.group("blue") is not None)
+        if len(self._line_heads) >= HEAD_CACHE_SIZE:
+            self._line_heads.clear()
+        self._line_heads[text] = head
+        return head
 
     def _notification_head(self, text: str) -> Optional[_Head]:
         """What a notification line says before `` value:`` (``text``), or None if it is not one.
