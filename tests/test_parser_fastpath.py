@@ -93,6 +93,11 @@ class ColdDecoder(p.OutputDecoder):
     def _async_line(self, line: str, events: List[p.Event]) -> bool:
         return False
 
+    def feed(self, data: str) -> List[p.Event]:
+        self._prompts.clear()  # no prompt known as text, no echo remembered
+        self._others.clear()
+        return super().feed(data)
+
     def _line(self, line: str, events: List[p.Event]) -> None:
         self._last_prompt_text = None
         super()._line(line, events)

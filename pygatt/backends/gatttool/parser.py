@@ -416,6 +416,8 @@ class OutputDecoder:
         self._after_prompt = False  # nothing at all since the last prompt
         self._heads: Dict[str, Optional[_Head]] = {}  # notification line starts already parsed
         self._line_heads: Dict[str, Optional[_LineHead]] = {}  # other line starts (prompt + clear) already parsed
+        self._prompts: Dict[str, Tuple[str, bool]] = {}  # texts found to be exactly one prompt: (address, blue)
+        self._others: Dict[str, Other] = {}  # texts parsed as Other (command echoes, mostly)
 
     def feed(self, data: str) -> List[Event]:
         """Consume ``data`` and return the events of every complete piece in it."""
@@ -426,8 +428,12 @@ class OutputDecoder:
         for line in lines:
             self._line(line, events)
         if tail:
-            ends_with_prompt = tail.endswith("]> ") or ANSI_REGEX.sub("", tail).endswith("]> ")
-            if ends_with_prompt and PROMPT_REGEX.search(tail):
+            prompt = self._prompts.get(tail)
+            if prompt is not None:
+                # A prompt alone, seen before (after every command and answer): no regex needed.
+                self._redrawn(tail, prompt[0], prompt[1], events)
+                tail = ""
+            elif (tail.endswith("]> ") or ANSI_REGEX.sub("", tail).endswith("]> ")) and PROMPT_REGEX.search(tail):
                 # A prompt ends the output so far: nothing follows it until input.
                 self._line(tail, events)
                 tail = ""
@@ -469,13 +475,10 @@ class OutputDecoder:
                 if match.start() > position:
                     self._text(line[position : match.start()], events)
                 prompt = match.group()
-                if self._only_notifications and prompt == self._last_prompt_text:
-                    # the same prompt redrawn after a quiet line (a listing's): nothing new to report
-                    self._only_notifications = False
-                    self._after_prompt = True
-                else:
-                    self._prompt(match.group("address"), match.group("blue") is not None, events)
-                    self._last_prompt_text = prompt
+                address, blue = match.group("address"), match.group("blue") is not None
+                if prompt == line and len(self._prompts) < HEAD_CACHE_SIZE:
+                    self._prompts[prompt] = (address, blue)
+                self._redrawn(prompt, address, blue, events)
                 position = match.end()
             end = line.find("]> ", end + 3)
         if position < len(line):
@@ -502,15 +505,10 @@ class OutputDecoder:
             return False
         prompt, address, blue = head
         if prompt is not None:
-            if self._only_notifications and prompt == self._last_prompt_text:
-                self._only_notifications = False  # the same prompt redrawn after a quiet line
-                self._after_prompt = True
-            else:
-                self._prompt(address, blue, events)
-                self._last_prompt_text = prompt
+            self._redrawn(prompt, address, blue, events)
         text = text.strip()
         if text:
-            event = parse_line(text)
+            event = self._parse(text)
             events.append(event)
             self._only_notifications = type(event) in QUIET_EVENTS and (self._only_notifications or self._after_prompt)
             self._after_prompt = False
@@ -552,6 +550,28 @@ class OutputDecoder:
         self._heads[text] = head
         return head
 
+    def _redrawn(self, prompt: str, address: str, blue: bool, events: List[Event]) -> None:
+        """A prompt (its text, parsed): reported unless it is the same prompt redrawn after a quiet line."""
+        if self._only_notifications and prompt == self._last_prompt_text:
+            # the same prompt redrawn after a quiet line (a listing's): nothing new to report
+            self._only_notifications = False
+            self._after_prompt = True
+        else:
+            self._prompt(address, blue, events)
+            self._last_prompt_text = prompt
+
+    def _parse(self, text: str) -> Event:
+        """``parse_line(text)``; a text that parses as :class:`Other` (an echo) is remembered."""
+        known = self._others.get(text)
+        if known is not None:
+            return known
+        event = parse_line(text)
+        if isinstance(event, Other):
+            if len(self._others) >= HEAD_CACHE_SIZE:
+                self._others.clear()
+            self._others[text] = event
+        return event
+
     def _prompt(self, address: str, connected: bool, events: List[Event]) -> None:
         prompt = Prompt(address.strip() or None, connected)
         if not (self._only_notifications and prompt == self._last_prompt):
@@ -567,7 +587,7 @@ class OutputDecoder:
         for piece in text.split("\r"):
             piece = piece.strip()
             if piece:
-                event = parse_line(piece)
+                event = self._parse(piece)
                 events.append(event)
                 quiet = type(event) in QUIET_EVENTS
                 self._only_notifications = quiet and (self._only_notifications or self._after_prompt)

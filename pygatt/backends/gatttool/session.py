@@ -43,6 +43,32 @@ NotificationHandler = Callable[[List[parser.Notification]], None]
 LinkLostHandler = Callable[[str], None]
 
 
+class RecentOutput:
+    """The tail of gatttool's output, for error messages: appended on the reader thread, read anywhere.
+
+    Chunks are kept as they came and joined only when the kept text is twice the limit
+    (or when read), instead of copying the whole tail for every chunk.
+    """
+
+    def __init__(self, limit: int = RECENT_OUTPUT_CHARS) -> None:
+        self._limit = limit
+        self._chunks: List[str] = []
+        self._size = 0
+
+    def add(self, data: str) -> None:
+        """Keep ``data`` (reader thread only)."""
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > 2 * self._limit:
+            text = "".join(self._chunks)[-self._limit :]
+            self._chunks = [text]  # one assignment: a reader joining meanwhile sees the old list or this
+            self._size = len(text)
+
+    def text(self) -> str:
+        """The last ``limit`` characters (any thread: joining a list is atomic under the GIL)."""
+        return "".join(self._chunks)[-self._limit :]
+
+
 def _open_logfile(logfile: Union[str, os.PathLike[str], IO[str], None]) -> Tuple[Optional[IO[str]], bool]:
     """Return (file object, whether we opened it) for a path or an open file."""
     if logfile is None:
@@ -96,7 +122,7 @@ class GATTToolSession:
         self._cond = threading.Condition()
         self._command_lock = threading.Lock()
         self._waiting: Optional[Operation] = None
-        self._recent = ""  # the tail of gatttool's output, for error messages
+        self._recent = RecentOutput()  # the tail of gatttool's output, for error messages
         self._alive = False
         self._closing = False
         self.notifications_seen = 0  # every notification/indication line read, delivered or not
@@ -125,9 +151,7 @@ class GATTToolSession:
 
     def recent_output(self, limit: int = 2000) -> str:
         """The last ``limit`` characters gatttool printed, colours removed."""
-        with self._cond:
-            text = self._recent
-        return parser.ANSI_REGEX.sub("", text)[-limit:]
+        return parser.ANSI_REGEX.sub("", self._recent.text())[-limit:]
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -208,25 +232,18 @@ class GATTToolSession:
     # -- reader thread ------------------------------------------------------------------
 
     def _on_output(self, data: str) -> None:
+        self._recent.add(data)  # the reader is its only writer
         events = self._decoder.feed(data)
         notification = parser.Notification
-        notifications: List[parser.Notification] = []
-        others: List[parser.Event] = []
-        for event in events:
-            if type(event) is notification:
-                notifications.append(event)
-            else:
-                others.append(event)
-        if notifications:
+        others: List[parser.Event] = [event for event in events if type(event) is not notification]
+        if len(others) < len(events):
+            notifications = [event for event in events if type(event) is notification]
             self.notifications_seen += len(notifications)
             self._on_notifications(notifications)  # one hand-off per chunk, not per line
         if not others:
-            # Nothing for the tracker, so no lock: the reader is this attribute's only writer.
-            self._recent = (self._recent + data[-RECENT_OUTPUT_CHARS:])[-RECENT_OUTPUT_CHARS:]
-            return
+            return  # nothing for the tracker, so no lock (the common case of a flood)
         lost: Optional[str] = None
         with self._cond:
-            self._recent = (self._recent + data[-RECENT_OUTPUT_CHARS:])[-RECENT_OUTPUT_CHARS:]
             tracker = self._tracker
             starting = not tracker.prompt_seen
             for event in others:
@@ -253,7 +270,7 @@ class GATTToolSession:
             was_connected = self._tracker.connected
             self._tracker.connected = False
             why = "gatttool exited" if self._closing else "gatttool exited unexpectedly"
-            self._tracker.fail_all(NotConnectedError(f"{why}; last output: {self._recent[-300:]!r}"))
+            self._tracker.fail_all(NotConnectedError(f"{why}; last output: {self._recent.text()[-300:]!r}"))
             expected = self._tracker.expect_disconnect
             self._cond.notify_all()
         if was_connected and not self._closing and not expected:
