@@ -141,3 +141,17 @@ def test_the_remembered_line_starts_are_bounded() -> None:
     assert decoder.feed("Notification handle = 0xZZ value: 01 \r\n") == [
         p.Other("Notification handle = 0xZZ value: 01")
     ]
+
+
+def test_remembered_prompts_and_echoes_are_bounded_and_still_parsed() -> None:
+    decoder = p.OutputDecoder()
+    for n in range(300):
+        address = f"C4:7C:8D:6A:{n >> 8:02X}:{n & 0xFF:02X}"
+        events = decoder.feed(f"char-read-hnd 0x{n:04x}\r\n[{address}][LE]> ")
+        assert events == [p.Other(f"char-read-hnd 0x{n:04x}"), p.Prompt(address, False)]
+    assert len(decoder._others) <= p.HEAD_CACHE_SIZE and len(decoder._prompts) <= p.HEAD_CACHE_SIZE
+    # a remembered echo and prompt give the same events again
+    assert decoder.feed("char-read-hnd 0x0001\r\n[C4:7C:8D:6A:00:01][LE]> ") == [
+        p.Other("char-read-hnd 0x0001"),
+        p.Prompt("C4:7C:8D:6A:00:01", False),
+    ]
