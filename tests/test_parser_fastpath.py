@@ -93,6 +93,9 @@ class ColdDecoder(p.OutputDecoder):
     def _async_line(self, line: str, events: List[p.Event]) -> bool:
         return False
 
+    def _flood_run(self, text: str, events: List[p.Event]) -> int:
+        return 0
+
     def feed(self, data: str) -> List[p.Event]:
         self._prompts.clear()  # no prompt known as text, no echo remembered
         self._others.clear()
@@ -155,3 +158,40 @@ def test_remembered_prompts_and_echoes_are_bounded_and_still_parsed() -> None:
         p.Other("char-read-hnd 0x0001"),
         p.Prompt("C4:7C:8D:6A:00:01", False),
     ]
+
+
+FLOOD_PROMPT = "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> "
+FLOOD_LINES = [
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 01 02 \r\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: ff \r\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: \r\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 01  02 \r\n",  # not gatttool's framing
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 0g \r\n",  # not hex
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value:01 \r\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x000e value: 03 \r\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rIndication   handle = 0x0008 value: 04 \r\n",
+    f"[C4:7C:8D:6A:3E:01][LE]> \r{' ' * 36}\rNotification handle = 0x0008 value: 05 \r\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rCharacteristic value/descriptor: 06 \r\n",
+    "char-read-hnd 0x0010\r\n",
+    FLOOD_PROMPT,
+]
+
+
+@given(
+    st.lists(st.sampled_from(FLOOD_LINES), max_size=40).flatmap(
+        lambda lines: st.tuples(
+            st.just("".join(lines)), st.lists(st.integers(0, max(0, len("".join(lines)))), max_size=6)
+        )
+    )
+)
+def test_runs_of_notification_lines_decode_as_line_by_line(case: tuple) -> None:
+    """Runs of lines with the same start (split off in one go) give the events of parsing line by line,
+    however the output is cut into chunks."""
+    text, cuts = case
+    bounds = [0, *sorted(cuts), len(text)]
+    warm, cold = p.OutputDecoder(), ColdDecoder()
+    warm_events, cold_events = [], []
+    for start, end in zip(bounds, bounds[1:]):
+        warm_events += warm.feed(text[start:end])
+        cold_events += cold.feed(text[start:end])
+    assert warm_events == cold_events

@@ -418,16 +418,25 @@ class OutputDecoder:
         self._line_heads: Dict[str, Optional[_LineHead]] = {}  # other line starts (prompt + clear) already parsed
         self._prompts: Dict[str, Tuple[str, bool]] = {}  # texts found to be exactly one prompt: (address, blue)
         self._others: Dict[str, Other] = {}  # texts parsed as Other (command echoes, mostly)
+        # The last line was a notification: its start up to the value, handle, indication (see _flood_run).
+        self._flood: Optional[Tuple[str, int, bool]] = None
 
     def feed(self, data: str) -> List[Event]:
         """Consume ``data`` and return the events of every complete piece in it."""
         events: List[Event] = []
         text = self._pending + data
-        lines = text.split("\n")
-        tail = lines.pop()
-        for line in lines:
-            self._line(line, events)
+        position = 0
+        while True:
+            if self._flood is not None and text.startswith(self._flood[0], position):
+                position += self._flood_run(text[position:], events)
+            end = text.find("\n", position)
+            if end < 0:
+                break
+            self._line(text[position:end], events)
+            position = end + 1
+        tail = text[position:]
         if tail:
+            self._flood = None
             prompt = self._prompts.get(tail)
             if prompt is not None:
                 # A prompt alone, seen before (after every command and answer): no regex needed.
@@ -443,7 +452,37 @@ class OutputDecoder:
         self._pending = tail
         return events
 
+    def _flood_run(self, text: str, events: List[Event]) -> int:
+        """Decode the lines at the start of ``text`` that repeat the last notification line's start.
+
+        In a flood every line is that start (the same prompt redrawn, line clear, handle) and a
+        value, so one split finds the values and each needs only ``notification_value``. A line
+        that is anything else ends the run (so does the last line of the text, which may be
+        incomplete); ``_line`` takes it from there. The run gives the events ``_line`` would:
+        after the line that set ``_flood``, an identical start reports no prompt.
+
+        Returns:
+            Where the first line not decoded here starts.
+        """
+        assert self._flood is not None
+        start, handle, indication = self._flood
+        skip = len(start)
+        lines = text.split("\n" + start)
+        lines[0] = lines[0][skip:]
+        lines.pop()
+        offset = 0
+        for value_text in lines:
+            if "\n" in value_text:
+                break  # other lines between two notifications
+            value = notification_value(value_text)
+            if value is None:
+                break
+            events.append(Notification(handle, value, indication))
+            offset += skip + len(value_text) + 1
+        return offset
+
     def _line(self, line: str, events: List[Event]) -> None:
+        self._flood = None
         # "ication " is in both "Notification handle" and "Indication   handle": a substring test is
         # cheaper than a failing search on every other line (listings, answers, echoes).
         at = line.find(" value:") if "ication " in line else -1
@@ -462,6 +501,8 @@ class OutputDecoder:
                     events.append(Notification(handle, value, indication))
                     self._only_notifications = True
                     self._after_prompt = False
+                    if line[at + 7 : at + 8] == " ":  # gatttool's framing: lines starting the same may be split off
+                        self._flood = (line[: at + 8], handle, indication)
                     return
         if self._async_line(line, events):
             return
