@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from typing import IO, TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union, cast
 
 from pygatt.backends.gatttool import parser
 from pygatt.backends.gatttool.errors import error_from_line
@@ -237,7 +237,11 @@ class GATTToolSession:
         notification = parser.Notification
         others: List[parser.Event] = [event for event in events if type(event) is not notification]
         if len(others) < len(events):
-            notifications = [event for event in events if type(event) is notification]
+            notifications = (
+                [event for event in events if type(event) is notification]
+                if others
+                else cast("List[parser.Notification]", events)  # nothing but notifications: no copy
+            )
             self.notifications_seen += len(notifications)
             self._on_notifications(notifications)  # one hand-off per chunk, not per line
         if not others:
