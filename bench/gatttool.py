@@ -4,9 +4,9 @@ The library drives the simulated gatttool (``python -m pygatt.testing.sim gattto
 through a real pty, as it drives the real one. The *limit* is the same simulator on
 the same kind of pty (4096 columns, TERM=dumb) read by a bare ``os.read`` loop that
 only counts what it waits for: no decoding, no parsing, no threads. Both are measured
-in the same run: round trips and discoveries side by side, both sides connected at
-once and taking turns (50 reads or writes each, one discovery each); floods one right
-after the other. So their ratio holds even on a noisy machine.
+in the same run and side by side: both sides connected at once, to two simulators of
+the same world, and taking turns (50 reads or writes each, one discovery each, a tenth
+of a flood each). So their ratio holds even on a noisy machine.
 """
 
 from __future__ import annotations
@@ -286,6 +286,71 @@ def library_alone(count: int, size: int) -> float:
     return len(received) / elapsed
 
 
+def floods(directory: str, count: int, size: int, blocks: int = 10) -> Tuple[Dict[str, Any], Dict[str, float]]:
+    """Notifications delivered to a callback and read by the bare loop, in alternating blocks.
+
+    As for reads: the library and the bare loop are connected to two simulators of the
+    same world at once, and each takes ``count / blocks`` notifications in turn (subscribe,
+    take the stream, unsubscribe untimed), so a burst of someone else's load hits both
+    sides alike instead of whichever flood ran during it. Every value the library
+    delivers is checked against the stream; the rate is the total count over the total time.
+    """
+    block = max(1, count // blocks)
+    world = flood_world(block, size)
+    path = world_file(world, directory, f"floods{size}")
+    stream = stream_of(world)
+    backend, device = connected(path)
+    tool = RawTool(path)
+    library = {"seconds": 0.0, "cpu": 0.0, "received": 0, "wrong": 0}
+    limit = {"seconds": 0.0, "cpu": 0.0}
+    try:
+        device.discover_characteristics()
+        if size > DEFAULT_PAYLOAD:  # a notification carries MTU - 3 bytes
+            device.exchange_mtu(247)
+            tool.send("mtu 247")
+            tool.read_until(b"MTU was exchanged")
+            tool.settle()
+        for number in range(blocks + 1):  # the first block of each side warms up, untimed
+            flood = collect_flood(device, block)
+            device.unsubscribe_handle(HR_VALUE_HANDLE)
+            cpu = time.process_time()
+            started = time.perf_counter()
+            tool.send(f"char-write-req 0x{HR_CCCD:04x} 0100")
+            tool.read_until(b"Notification handle", block)
+            elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+            tool.send(f"char-write-req 0x{HR_CCCD:04x} 0000")
+            tool.settle()
+            if number == 0:
+                continue
+            got = flood["got"]
+            library["seconds"] += flood["seconds"]
+            library["cpu"] += flood["cpu"]
+            library["received"] += len(got)
+            library["wrong"] += sum(1 for n, value in enumerate(got) if value != stream.value(n))
+            limit["seconds"] += elapsed
+            limit["cpu"] += cpu
+        dropped = backend.notifications_dropped
+    finally:
+        tool.close()
+        backend.stop()
+    total = block * blocks
+    return (
+        {
+            "size": size,
+            "count": total,
+            "received": library["received"],
+            "lost": total - library["received"],
+            "dropped": dropped,
+            "wrong": library["wrong"],
+            "seconds": library["seconds"],
+            "per_second": library["received"] / library["seconds"],
+            "cpu_per_10k": library["cpu"] * 10_000 / total,
+        },
+        {"per_second": total / limit["seconds"], "cpu_per_10k": limit["cpu"] * 10_000 / total},
+    )
+
+
 def read_latencies(path: str, reads: int, block: int = 50) -> Tuple[Dict[str, float], Dict[str, float]]:
     """``char_read_handle`` round trips of the library and of the bare loop, in alternating blocks.
 
@@ -430,11 +495,6 @@ def flood_memory(directory: str, count: int) -> Dict[str, float]:
 Pair = Tuple[str, Callable[[], Tuple[Any, Any]]]
 
 
-def one_then_other(library: Callable[[], Any], limit: Callable[[], Any]) -> Callable[[], Tuple[Any, Any]]:
-    """A pair measured one side right after the other (floods and discovery cannot interleave)."""
-    return lambda: (library(), limit())
-
-
 def run(directory: str, quick: bool, rounds: int = 3, alone: bool = True, log: Any = sys.stderr) -> Dict[str, Any]:
     """Every gatttool measure beside its limit, each pair ``rounds`` times (the report takes the best round).
 
@@ -448,18 +508,8 @@ def run(directory: str, quick: bool, rounds: int = 3, alone: bool = True, log: A
     small = world_file(sized_world(4), directory, "chars4")
     big = world_file(sized_world(60), directory, "chars60")
     pairs: List[Pair] = [
-        (
-            "notify20",
-            one_then_other(
-                lambda: notifications(directory, flood, 20), lambda: raw_notifications(directory, flood, 20)
-            ),
-        ),
-        (
-            "notify244",
-            one_then_other(
-                lambda: notifications(directory, flood // 4, 244), lambda: raw_notifications(directory, flood // 4, 244)
-            ),
-        ),
+        ("notify20", lambda: floods(directory, flood, 20)),
+        ("notify244", lambda: floods(directory, flood // 4, 244)),
         ("read", lambda: read_latencies(heart, reads)),
         ("writes", lambda: writes_per_second(heart, reads)),
         ("discover4", lambda: discoveries(small, runs, 4)),
