@@ -96,6 +96,9 @@ class ColdDecoder(p.OutputDecoder):
     def _flood_run(self, text: str, events: List[p.Event]) -> int:
         return 0
 
+    def _listing_run(self, text: str, events: List[p.Event]) -> int:
+        return 0
+
     def feed(self, data: str) -> List[p.Event]:
         self._prompts.clear()  # no prompt known as text, no echo remembered
         self._others.clear()
@@ -195,3 +198,45 @@ def test_runs_of_notification_lines_decode_as_line_by_line(case: tuple) -> None:
         warm_events += warm.feed(text[start:end])
         cold_events += cold.feed(text[start:end])
     assert warm_events == cold_events
+
+
+LISTING_PIECES = [
+    "handle: ",
+    "0x",
+    "0002",
+    "1",
+    "fffff",
+    "zz",
+    ", ",
+    "char properties: ",
+    "0x12",
+    "char value handle: ",
+    ", uuid: ",
+    "uuid: ",
+    " uuid: ",
+    "start handle: ",
+    "end handle: ",
+    " \t value: ",
+    "01 02 ",
+    "00002902-0000-1000-8000-00805f9b34fb",
+    "0000B000-0000-1000-8000-00805F9B34FB",
+    "00002902-0000-1000-8000-00805f9b34f",
+    "Error: ",
+    "x",
+]
+
+
+@given(st.lists(st.sampled_from(LISTING_PIECES), max_size=12).map(lambda pieces: "handle: 0x" + "".join(pieces)))
+def test_listing_lines_parse_as_the_table_parses_them(text: str) -> None:
+    """Listing lines are matched directly; every text gets what the whole table gives it."""
+    assert p.parse_line(text) == p.parse_table_line(text)
+
+
+def test_listing_line_shortcut_gives_the_tables_events() -> None:
+    for text in (
+        "handle: 0x0002, char properties: 0x12, char value handle: 0x0003, uuid: 00002a37-0000-1000-8000-00805f9b34fb",
+        "handle: 0x0004, uuid: 00002902-0000-1000-8000-00805f9b34fb",
+        "handle: 0x0004, uuid: 00002902-0000-1000-8000-00805f9b34fbx",
+    ):
+        assert p.parse_line(text) == p.parse_table_line(text)
+    assert type(p.parse_line(LISTING_PIECES[0] + "0x0004, uuid: " + LISTING_PIECES[17])) is p.DescriptorFound

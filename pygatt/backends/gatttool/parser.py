@@ -370,12 +370,33 @@ def notification_value(text: str) -> Optional[bytes]:
     return value
 
 
+# A listing's lines, matched on their own (see parse_line): the same patterns as in LINE_PATTERNS.
+_CHARACTERISTIC_LINE = re.compile(
+    r"handle: " + _H + r", char properties: 0x([0-9a-fA-F]{1,2}), char value handle: " + _H + r", uuid: " + _UUID
+)
+_DESCRIPTOR_LINE = re.compile(r"handle: " + _H + r", uuid: " + _UUID)
+
+
 def parse_line(text: str) -> Event:
     """Parse one line of gatttool output with the prompt and colours removed.
 
     Never raises: a line that looks like a known shape but carries garbage (for
     example bad hex) becomes :class:`Other`.
     """
+    if text.startswith("handle: 0x"):
+        # A listing prints hundreds of these: matched directly, not through the table. No pattern
+        # before them in LINE_PATTERNS can match such a text, so the result is the table's.
+        match = _DESCRIPTOR_LINE.fullmatch(text)
+        if match is not None:
+            return DescriptorFound(int(match[1], 16), _uuid(match[2]))
+        match = _CHARACTERISTIC_LINE.fullmatch(text)
+        if match is not None:
+            return CharacteristicFound(int(match[1], 16), int(match[2], 16), int(match[3], 16), _uuid(match[4]))
+    return parse_table_line(text)
+
+
+def parse_table_line(text: str) -> Event:
+    """``parse_line`` through the table of every pattern (``LINE_REGEX``), with no shortcut."""
     match = LINE_REGEX.fullmatch(text)
     if match is None:
         return Other(text)
@@ -420,6 +441,7 @@ class OutputDecoder:
         self._others: Dict[str, Other] = {}  # texts parsed as Other (command echoes, mostly)
         # The last line was a notification: its start up to the value, handle, indication (see _flood_run).
         self._flood: Optional[Tuple[str, int, bool]] = None
+        self._listing: Optional[str] = None  # the last line was a listing line: its start (see _listing_run)
 
     def feed(self, data: str) -> List[Event]:
         """Consume ``data`` and return the events of every complete piece in it."""
@@ -429,6 +451,8 @@ class OutputDecoder:
         while True:
             if self._flood is not None and text.startswith(self._flood[0], position):
                 position += self._flood_run(text[position:], events)
+            elif self._listing is not None and text.startswith(self._listing, position):
+                position += self._listing_run(text[position:], events)
             end = text.find("\n", position)
             if end < 0:
                 break
@@ -436,7 +460,7 @@ class OutputDecoder:
             position = end + 1
         tail = text[position:]
         if tail:
-            self._flood = None
+            self._flood = self._listing = None
             prompt = self._prompts.get(tail)
             if prompt is not None:
                 # A prompt alone, seen before (after every command and answer): no regex needed.
@@ -482,7 +506,7 @@ class OutputDecoder:
         return offset
 
     def _line(self, line: str, events: List[Event]) -> None:
-        self._flood = None
+        self._flood = self._listing = None
         # "ication " is in both "Notification handle" and "Indication   handle": a substring test is
         # cheaper than a failing search on every other line (listings, answers, echoes).
         at = line.find(" value:") if "ication " in line else -1
@@ -551,9 +575,53 @@ class OutputDecoder:
         if text:
             event = self._parse(text)
             events.append(event)
-            self._only_notifications = type(event) in QUIET_EVENTS and (self._only_notifications or self._after_prompt)
+            quiet = type(event) in QUIET_EVENTS
+            self._only_notifications = quiet and (self._only_notifications or self._after_prompt)
             self._after_prompt = False
+            if quiet:
+                self._listing = head_text  # lines starting the same may be split off (see _listing_run)
         return True
+
+    def _listing_run(self, text: str, events: List[Event]) -> int:
+        """Decode the lines at the start of ``text`` that repeat the last listing line's start.
+
+        A listing prints each line after the same prompt redraw and line clear, so one split
+        finds the texts; each is parsed, and must be a listing line again (as ``_async_line``
+        would take it: one ``\\r`` at its end, no prompt, colours or notification in it). The
+        first line that is not ends the run (so does the last line of the text, which may be
+        incomplete); ``_line`` takes it from there. After the line that set ``_listing``, an
+        identical start reports no prompt, so the run gives the events ``_line`` would.
+
+        Returns:
+            Where the first line not decoded here starts.
+        """
+        assert self._listing is not None
+        start = self._listing
+        skip = len(start)
+        lines = text.split("\n" + start)
+        lines[0] = lines[0][skip:]
+        lines.pop()
+        offset = 0
+        for body in lines:
+            if (
+                "\n" in body
+                or body.find("\r", 0, len(body) - 1) >= 0
+                or "]> " in body
+                or "\x1b" in body
+                or "\x01" in body
+                or "\x02" in body
+                or "ication " in body
+            ):
+                break
+            content = body.strip()
+            if not content:
+                break
+            event = self._parse(content)
+            if type(event) not in QUIET_EVENTS:
+                break
+            events.append(event)
+            offset += skip + len(body) + 1
+        return offset
 
     def _line_head(self, text: str) -> Optional[_LineHead]:
         """Parse and remember an asynchronous line's start (see ``_async_line``); None: not one."""
