@@ -93,11 +93,11 @@ class ColdDecoder(p.OutputDecoder):
     def _async_line(self, line: str, events: List[p.Event]) -> bool:
         return False
 
-    def _flood_run(self, text: str, events: List[p.Event]) -> int:
-        return 0
+    def _flood_run(self, text: str, position: int, events: List[p.Event]) -> int:
+        return position
 
-    def _listing_run(self, text: str, events: List[p.Event]) -> int:
-        return 0
+    def _listing_run(self, text: str, position: int, events: List[p.Event]) -> int:
+        return position
 
     def feed(self, data: str) -> List[p.Event]:
         self._prompts.clear()  # no prompt known as text, no echo remembered
@@ -177,19 +177,31 @@ FLOOD_LINES = [
     f"{FLOOD_PROMPT}\r{' ' * 36}\rCharacteristic value/descriptor: 06 \r\n",
     "char-read-hnd 0x0010\r\n",
     FLOOD_PROMPT,
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rhandle: 0x0004, uuid: 00002902-0000-1000-8000-00805f9b34fb\r\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rhandle: 0x0002, char properties: 0x12, char value handle: 0x0003, "
+    "uuid: 00002a37-0000-1000-8000-00805f9b34fb\r\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rhandle: 0x0004, uuid: 00002902-0000-1000-8000-00805f9b34f\r\n",  # short UUID
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rhandle: 0x0005, uuid: x\rhandle: 0x0006\r\n",
+    f"\r{' ' * 36}\rhandle: 0x0007, uuid: 00002901-0000-1000-8000-00805f9b34fb\r\n",
 ]
 
 
+# Lines, each repeated 1-4 times in a row: runs of the same start are common.
+repeated_lines = st.lists(st.tuples(st.sampled_from(FLOOD_LINES), st.integers(1, 4)), max_size=15).map(
+    lambda items: [line for line, times in items for _ in range(times)]
+)
+
+
 @given(
-    st.lists(st.sampled_from(FLOOD_LINES), max_size=40).flatmap(
+    repeated_lines.flatmap(
         lambda lines: st.tuples(
             st.just("".join(lines)), st.lists(st.integers(0, max(0, len("".join(lines)))), max_size=6)
         )
     )
 )
 def test_runs_of_notification_lines_decode_as_line_by_line(case: tuple) -> None:
-    """Runs of lines with the same start (split off in one go) give the events of parsing line by line,
-    however the output is cut into chunks."""
+    """Runs of notification or listing lines with the same start (split off in one go) give the events
+    of parsing line by line, however the output is cut into chunks."""
     text, cuts = case
     bounds = [0, *sorted(cuts), len(text)]
     warm, cold = p.OutputDecoder(), ColdDecoder()
@@ -240,3 +252,29 @@ def test_listing_line_shortcut_gives_the_tables_events() -> None:
     ):
         assert p.parse_line(text) == p.parse_table_line(text)
     assert type(p.parse_line(LISTING_PIECES[0] + "0x0004, uuid: " + LISTING_PIECES[17])) is p.DescriptorFound
+
+
+def test_runs_longer_than_one_window_decode_as_line_by_line() -> None:
+    """A flood and a listing much longer than RUN_WINDOW, in one chunk and in odd-sized chunks."""
+    clear = "\r" + " " * 36 + "\r"
+    flood = "".join(
+        f"{FLOOD_PROMPT}{clear}Notification handle = 0x0008 value: "
+        + "".join(f"{(n + i) & 0xFF:02x} " for i in range(n % 250))
+        + "\r\n"
+        for n in range(600)
+    )
+    listing = "".join(
+        f"{FLOOD_PROMPT}{clear}handle: 0x{n:04x}, uuid: 0000{n:04x}-0000-1000-8000-00805f9b34fb\r\n"
+        for n in range(1, 600)
+    )
+    text = flood + "char-desc\r\n" + listing + FLOOD_PROMPT
+    assert len(flood) > 10 * p.RUN_WINDOW and len(listing) > 5 * p.RUN_WINDOW
+    expected = ColdDecoder().feed(text)
+    assert sum(type(e) is p.Notification for e in expected) == 600
+    assert sum(type(e) is p.DescriptorFound for e in expected) == 599
+    assert p.OutputDecoder().feed(text) == expected
+    warm: List[p.Event] = []
+    decoder = p.OutputDecoder()
+    for start in range(0, len(text), 4093):
+        warm += decoder.feed(text[start : start + 4093])
+    assert warm == expected

@@ -412,6 +412,10 @@ def parse_table_line(text: str) -> Event:
 
 #: Distinct notification line starts remembered (a flood has one per handle and prompt colour).
 HEAD_CACHE_SIZE = 64
+#: How much text one run of lines with the same start splits at once (see ``OutputDecoder._flood_run``):
+#: a pty hands over at most 4 KiB at a time; the bound keeps a run that ends early from costing the
+#: whole rest of a large chunk.
+RUN_WINDOW = 8192
 #: A notification line's start, parsed: handle, indication, prompt text (or None), address, blue.
 _Head = Tuple[int, bool, Optional[str], str, bool]
 #: An asynchronous line's start, parsed: prompt text (or None), address, blue.
@@ -450,9 +454,9 @@ class OutputDecoder:
         position = 0
         while True:
             if self._flood is not None and text.startswith(self._flood[0], position):
-                position += self._flood_run(text[position:], events)
+                position = self._flood_run(text, position, events)
             elif self._listing is not None and text.startswith(self._listing, position):
-                position += self._listing_run(text[position:], events)
+                position = self._listing_run(text, position, events)
             end = text.find("\n", position)
             if end < 0:
                 break
@@ -476,14 +480,15 @@ class OutputDecoder:
         self._pending = tail
         return events
 
-    def _flood_run(self, text: str, events: List[Event]) -> int:
-        """Decode the lines at the start of ``text`` that repeat the last notification line's start.
+    def _flood_run(self, text: str, position: int, events: List[Event]) -> int:
+        """Decode the lines from ``position`` on that repeat the last notification line's start.
 
         In a flood every line is that start (the same prompt redrawn, line clear, handle) and a
-        value, so one split finds the values and each needs only ``notification_value``. A line
-        that is anything else ends the run (so does the last line of the text, which may be
-        incomplete); ``_line`` takes it from there. The run gives the events ``_line`` would:
-        after the line that set ``_flood``, an identical start reports no prompt.
+        value, so one split of the next :data:`RUN_WINDOW` characters finds the values, and each
+        needs only ``notification_value``. A line that is anything else ends the run (so does the
+        last line of the window, which may be cut; ``feed`` starts the next window there);
+        ``_line`` takes it from there. The run gives the events ``_line`` would: after the line
+        that set ``_flood``, an identical start reports no prompt.
 
         Returns:
             Where the first line not decoded here starts.
@@ -491,10 +496,9 @@ class OutputDecoder:
         assert self._flood is not None
         start, handle, indication = self._flood
         skip = len(start)
-        lines = text.split("\n" + start)
+        lines = text[position : position + RUN_WINDOW].split("\n" + start)
         lines[0] = lines[0][skip:]
         lines.pop()
-        offset = 0
         for value_text in lines:
             if "\n" in value_text:
                 break  # other lines between two notifications
@@ -502,8 +506,8 @@ class OutputDecoder:
             if value is None:
                 break
             events.append(Notification(handle, value, indication))
-            offset += skip + len(value_text) + 1
-        return offset
+            position += skip + len(value_text) + 1
+        return position
 
     def _line(self, line: str, events: List[Event]) -> None:
         self._flood = self._listing = None
@@ -582,15 +586,16 @@ class OutputDecoder:
                 self._listing = head_text  # lines starting the same may be split off (see _listing_run)
         return True
 
-    def _listing_run(self, text: str, events: List[Event]) -> int:
-        """Decode the lines at the start of ``text`` that repeat the last listing line's start.
+    def _listing_run(self, text: str, position: int, events: List[Event]) -> int:
+        """Decode the lines from ``position`` on that repeat the last listing line's start.
 
-        A listing prints each line after the same prompt redraw and line clear, so one split
-        finds the texts; each is parsed, and must be a listing line again (as ``_async_line``
-        would take it: one ``\\r`` at its end, no prompt, colours or notification in it). The
-        first line that is not ends the run (so does the last line of the text, which may be
-        incomplete); ``_line`` takes it from there. After the line that set ``_listing``, an
-        identical start reports no prompt, so the run gives the events ``_line`` would.
+        A listing prints each line after the same prompt redraw and line clear, so one split of
+        the next :data:`RUN_WINDOW` characters finds the texts; each is parsed and must be a
+        listing line again (as ``_async_line`` would take it: one ``\\r`` at its end, no prompt,
+        colours or notification in it). The first line that is not ends the run (so does the
+        last line of the window, which may be cut); ``_line`` takes it from there. After the line
+        that set ``_listing``, an identical start reports no prompt, so the run gives the events
+        ``_line`` would.
 
         Returns:
             Where the first line not decoded here starts.
@@ -598,10 +603,9 @@ class OutputDecoder:
         assert self._listing is not None
         start = self._listing
         skip = len(start)
-        lines = text.split("\n" + start)
+        lines = text[position : position + RUN_WINDOW].split("\n" + start)
         lines[0] = lines[0][skip:]
         lines.pop()
-        offset = 0
         for body in lines:
             if (
                 "\n" in body
@@ -620,8 +624,8 @@ class OutputDecoder:
             if type(event) not in QUIET_EVENTS:
                 break
             events.append(event)
-            offset += skip + len(body) + 1
-        return offset
+            position += skip + len(body) + 1
+        return position
 
     def _line_head(self, text: str) -> Optional[_LineHead]:
         """Parse and remember an asynchronous line's start (see ``_async_line``); None: not one."""
