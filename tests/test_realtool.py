@@ -18,7 +18,7 @@ import pytest
 
 import pygatt
 from pygatt import exceptions
-from pygatt.testing import NotifyStream
+from pygatt.testing import Characteristic, NotifyStream, Peripheral, Service, World
 from pygatt.testing.att import pdu
 from pygatt.testing.world import layout
 from tests.realtool_support import (
@@ -191,6 +191,39 @@ def test_discovery_finds_every_characteristic_with_its_value_handle_and_cccd(dev
     assert found[full("ff03")].descriptors[cccd] == rig.handle("ff03") + 1
     assert found[uuid.UUID(CUSTOM_128)].descriptors[full("2901")] == rig.handle(CUSTOM_128) + 1
     assert device.get_handle(full("ff02")) == rig.handle("ff02")
+
+
+def test_discovery_of_a_large_device_pages_both_listings(rig_factory, shim_library):
+    """60 characteristics (128-bit and 16-bit UUIDs, CCCDs, user descriptions): both listings take
+    many ATT requests, and ``char-desc``, sent once the first characteristic line arrived, ends
+    ``characteristics`` with its echo; the real gatttool prints each listing whole before it."""
+    services = []
+    for s in range(6):
+        characteristics = []
+        for c in range(10):
+            n = s * 10 + c
+            short = f"{0xB000 + n:04x}"
+            name = short if n % 3 else f"{0xC0DE0000 + n:08x}-1234-5678-9abc-def012345678"
+            characteristics.append(
+                Characteristic(name, ["read", "notify"] if n % 2 else ["read"], value="01", cccd=bool(n % 2))
+            )
+        services.append(Service(f"{0xA000 + s:04x}", characteristics))
+    world = World(peripherals=[Peripheral(address=ADDRESS, name="Big", services=services)])
+    big = rig_factory(world)
+    lib = pygatt.GATTToolBackend(tools=big.tools)
+    lib.start(reset_on_start=False)
+    try:
+        device = lib.connect(ADDRESS)
+        for _ in range(3):
+            found = device.discover_characteristics()
+            expected = {uuid.UUID(u): h for _d, _p, h, u in layout(world.peripherals[0]).characteristics}
+            assert {u: c.handle for u, c in found.items()} == expected and len(expected) == 60
+            with_cccd = [c for c in found.values() if full("2902") in c.descriptors]
+            assert len(with_cccd) == 30 and all(c.descriptors[full("2902")] == c.handle + 1 for c in with_cccd)
+        opcodes = big.opcodes()
+        assert opcodes.count(pdu.READ_BY_TYPE_REQ) > 3 * 20 and opcodes.count(pdu.FIND_INFO_REQ) > 3 * 20
+    finally:
+        lib.stop()
 
 
 # -- notifications and indications ---------------------------------------------------------------------
