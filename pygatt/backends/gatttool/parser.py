@@ -576,14 +576,8 @@ class OutputDecoder:
         if prompt is not None:
             self._redrawn(prompt, address, blue, events)
         text = text.strip()
-        if text:
-            event = self._parse(text)
-            events.append(event)
-            quiet = type(event) in QUIET_EVENTS
-            self._only_notifications = quiet and (self._only_notifications or self._after_prompt)
-            self._after_prompt = False
-            if quiet:
-                self._listing = head_text  # lines starting the same may be split off (see _listing_run)
+        if text and self._piece(text, events):
+            self._listing = head_text  # lines starting the same may be split off (see _listing_run)
         return True
 
     def _listing_run(self, text: str, position: int, events: List[Event]) -> int:
@@ -700,11 +694,16 @@ class OutputDecoder:
         for piece in text.split("\r"):
             piece = piece.strip()
             if piece:
-                event = self._parse(piece)
-                events.append(event)
-                quiet = type(event) in QUIET_EVENTS
-                self._only_notifications = quiet and (self._only_notifications or self._after_prompt)
-                self._after_prompt = False
+                self._piece(piece, events)
+
+    def _piece(self, text: str, events: List[Event]) -> bool:
+        """One piece of text (stripped, not empty) parsed and reported; True when it is a quiet line."""
+        event = self._parse(text)
+        events.append(event)
+        quiet = type(event) in QUIET_EVENTS
+        self._only_notifications = quiet and (self._only_notifications or self._after_prompt)
+        self._after_prompt = False
+        return quiet
 
 
 # -- hcitool lescan -------------------------------------------------------------
