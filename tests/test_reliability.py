@@ -306,6 +306,25 @@ def test_stop_during_a_connect_ends_it_and_leaves_no_process(fake_spawn):
     assert all(not c.alive for c in fake_spawn.children)
 
 
+def test_stop_during_a_read_wakes_the_caller_at_once(fake_spawn):
+    backend = pygatt.GATTToolBackend()
+    backend.start(reset_on_start=False)
+    device = backend.connect(ADDRESS)
+    fake_spawn.child.answer = False  # the peripheral never answers the read
+    errors = []
+    thread = threading.Thread(
+        target=lambda: errors.append(
+            pytest.raises(exceptions.NotConnectedError, device.char_read_handle, 0x000C, timeout=30)
+        )
+    )
+    thread.start()
+    assert wait_for(lambda: "char-read-hnd 0x000c" in fake_spawn.child.sent)
+    started = time.monotonic()
+    backend.stop()
+    thread.join(3)
+    assert not thread.is_alive() and time.monotonic() - started < 2 and len(errors) == 1
+
+
 def test_failed_start_leaves_no_thread(tmp_path):
     threads = set(threading.enumerate())
     backend = pygatt.GATTToolBackend(tools=ToolCommands(gatttool=[str(tmp_path / "no-such-gatttool")]))

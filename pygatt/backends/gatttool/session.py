@@ -122,6 +122,11 @@ class GATTToolSession:
         self._cond = threading.Condition()
         self._command_lock = threading.Lock()
         self._waiting: Optional[Operation] = None
+        # The caller waiting for ``_waiting`` blocks on this lock (held while nobody woke it). Released,
+        # always under ``_cond``, when its command completes, wants its end marker, or the session ends.
+        # One lock serves every command: they run one at a time. Cheaper to wake than a Condition.
+        self._wake = threading.Lock()
+        self._wake.acquire()
         self._recent = RecentOutput()  # the tail of gatttool's output, for error messages
         self._alive = False
         self._closing = False
@@ -213,6 +218,7 @@ class GATTToolSession:
         with self._cond:
             self._tracker.fail_all(NotConnectedError("The gatttool session was closed"))
             self._cond.notify_all()
+            self._wake_waiter()
         self._close_logfile()
 
     def _wait_dead(self, timeout: float) -> None:
@@ -259,14 +265,17 @@ class GATTToolSession:
                 if why is not None:
                     lost = why
             waiting = self._waiting
-            if (
-                lost is not None
-                or (starting and tracker.prompt_seen)
-                or (waiting is not None and (waiting.done or waiting.wants_marker))
-            ):
+            if waiting is not None and (waiting.done or waiting.wants_marker):
+                self._wake_waiter()
+            if lost is not None or (starting and tracker.prompt_seen):
                 self._cond.notify_all()
         if lost is not None and not self._closing:
             self._on_link_lost(lost)
+
+    def _wake_waiter(self) -> None:
+        """Wake the caller waiting for a command (call with ``_cond`` held, so wakes never race)."""
+        if self._wake.locked():
+            self._wake.release()
 
     def _on_exit(self) -> None:
         with self._cond:
@@ -277,6 +286,7 @@ class GATTToolSession:
             self._tracker.fail_all(NotConnectedError(f"{why}; last output: {self._recent.text()[-300:]!r}"))
             expected = self._tracker.expect_disconnect
             self._cond.notify_all()
+            self._wake_waiter()
         if was_connected and not self._closing and not expected:
             self._on_link_lost(why)
 
@@ -378,6 +388,7 @@ class GATTToolSession:
         with self._cond:
             op = self._tracker.begin(command, time.monotonic())
             self._waiting = op
+            self._wake.acquire(blocking=False)  # armed: a wake left over from the last command is dropped
         try:
             self.send(command.line)
         except BLEError:
@@ -441,7 +452,11 @@ class GATTToolSession:
                         f"Timed out after {timeout} s waiting for gatttool to answer {op.command.describe()!r}",
                         self.recent_output(),
                     )
-                self._cond.wait(remaining)
+                self._cond.release()
+                try:
+                    self._wake.acquire(timeout=remaining)
+                finally:
+                    self._cond.acquire()
         except BaseException:
             if follow is not None:
                 self._tracker.abandon(follow, time.monotonic())  # nobody will wait for it
