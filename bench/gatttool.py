@@ -126,28 +126,6 @@ class RawTool:
         os.close(self.fd)
 
 
-def raw_notifications(directory: str, count: int, size: int) -> Dict[str, float]:
-    """Notifications per second the simulator prints, and the CPU a bare loop spends reading them."""
-    tool = RawTool(world_file(flood_world(count, size), directory, f"raw{size}"))
-    try:
-        marker = b"Notification handle"
-        if (
-            size > DEFAULT_PAYLOAD
-        ):  # a notification carries MTU - 3 bytes: raise the MTU first, as the library side does
-            tool.send("mtu 247")
-            tool.read_until(b"MTU was exchanged")
-            tool.settle()
-        cpu = time.process_time()
-        started = time.perf_counter()
-        tool.send(f"char-write-req 0x{HR_CCCD:04x} 0100")
-        tool.read_until(marker, count)
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu
-        return {"per_second": count / elapsed, "cpu_per_10k": cpu * 10_000 / count}
-    finally:
-        tool.close()
-
-
 def raw_read(tool: RawTool) -> None:
     """One ``char-read-hnd`` by the bare loop: written, then read up to its answer's line."""
     tool.send(f"char-read-hnd 0x{BATTERY_VALUE_HANDLE:04x}")
@@ -190,33 +168,6 @@ def raw_discovery(tool: RawTool, counts: List[int]) -> float:
 
 
 # -- the library -------------------------------------------------------------------------
-
-
-def notifications(directory: str, count: int, size: int) -> Dict[str, Any]:
-    """Notifications delivered to a callback, every value checked against the stream."""
-    world = flood_world(count, size)
-    backend, device = connected(world_file(world, directory, f"flood{size}"))
-    try:
-        device.discover_characteristics()
-        if size > DEFAULT_PAYLOAD:
-            device.exchange_mtu(247)  # a notification carries MTU - 3 bytes
-        flood = collect_flood(device, count)
-        dropped = backend.notifications_dropped
-    finally:
-        backend.stop()
-    got, elapsed = flood["got"], flood["seconds"]
-    stream = stream_of(world)
-    return {
-        "size": size,
-        "count": count,
-        "received": len(got),
-        "lost": count - len(got),
-        "dropped": dropped,
-        "wrong": sum(1 for n, value in enumerate(got) if value != stream.value(n)),
-        "seconds": elapsed,
-        "per_second": len(got) / elapsed,
-        "cpu_per_10k": flood["cpu"] * 10_000 / count,
-    }
 
 
 class ReplayChild(Child):
@@ -536,8 +487,8 @@ def sizes(directory: str, quick: bool) -> List[Dict[str, Any]]:
     points = []
     for size in (1, 20, 60, 120, 244):
         print(f"... gatttool size {size}", file=sys.stderr, flush=True)
-        point = notifications(directory, n, size)
-        point["limit"] = raw_notifications(directory, n, size)["per_second"]
+        point, limit = floods(directory, n, size, blocks=5)
+        point["limit"] = limit["per_second"]
         point["library_alone"] = library_alone(n, size)
         points.append(point)
     return points
