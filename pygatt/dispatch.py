@@ -108,23 +108,7 @@ class CallbackDispatcher:
             False when the call was dropped (dispatcher stopped, or queue full). A droppable call
             that finds the queue over half full holds the caller back as a batch does (see above).
         """
-        generation = self._current
-        if generation is None:
-            log.debug("Dispatcher %s is stopped; dropping call to %r", self._name, function)
-            return False
-        with generation.cond:
-            if generation.stopping:
-                return False
-            if droppable:
-                if generation.droppable >= self._max_pending:
-                    self._count_drops(1)
-                    return False
-                generation.droppable += 1
-            generation.items.append((function, args, 1 if droppable else 0))
-            generation.cond.notify()
-            if droppable and generation.droppable > self._max_pending // 2:
-                self._throttle(generation)
-        return True
+        return self.submit_many(function, (args,), droppable) == 1
 
     def submit_many(
         self, function: Callable[..., Any], calls: Sequence[Tuple[Any, ...]], droppable: bool = False
