@@ -516,11 +516,7 @@ class BLEDevice:
             handle: the value handle the notification came from.
             value: the notified value.
         """
-        for callback in self._callbacks.get(handle, ()):
-            try:
-                callback(handle, bytearray(value))  # each callback gets its own copy
-            except Exception:
-                log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)
+        _deliver(self._callbacks.get(handle, ()), handle, value)
 
     def receive_notifications(self, notifications: Sequence[Tuple[int, BytesLike]]) -> None:
         """:meth:`receive_notification` for each ``(handle, value)``, in order, in one call.
@@ -540,11 +536,16 @@ class BLEDevice:
             return
         callbacks_of = self._callbacks.get
         for handle, value in notifications:
-            for callback in callbacks_of(handle, ()):
-                try:
-                    callback(handle, bytearray(value))
-                except Exception:
-                    log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)
+            _deliver(callbacks_of(handle, ()), handle, value)
+
+
+def _deliver(callbacks: Tuple[NotificationCallback, ...], handle: int, value: BytesLike) -> None:
+    """Call each callback with its own copy of ``value``; one that raises is logged, the others still run."""
+    for callback in callbacks:
+        try:
+            callback(handle, bytearray(value))
+        except Exception:
+            log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)
 
 
 def validate_mtu(mtu: object) -> int:
