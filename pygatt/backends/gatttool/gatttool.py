@@ -340,10 +340,6 @@ class GATTToolBackend(BLEBackend):
             NotConnectedError: the device is not connected through this backend, or none is.
             BLEError: no device given and several are connected.
         """
-        if args and not kwargs and not known and isinstance(args[0], GATTToolBLEDevice):
-            with self._lock:  # the common case: a connected device calling its backend
-                if args[0] in self._links:
-                    return args[0], args[1:]
         given: Any = None
         for name in ("device", "connected_device"):
             if name in kwargs:
@@ -353,14 +349,15 @@ class GATTToolBackend(BLEBackend):
         if given is None and args and isinstance(args[0], BLEDevice):
             given, args = args[0], args[1:]
         with self._lock:
-            candidates = list(self._options if known else self._links)
+            candidates = self._options if known else self._links
             if given is not None:
-                if given in candidates:
-                    return given, args
-                if isinstance(given, GATTToolBLEDevice) and given.backend is self:
-                    raise NotConnectedError(f"Device {given.address} is not connected")
+                if isinstance(given, GATTToolBLEDevice):
+                    if given in candidates:  # the common case: a connected device calling its backend
+                        return given, args
+                    if given.backend is self:
+                        raise NotConnectedError(f"Device {given.address} is not connected")
                 raise NotConnectedError(f"{given!r} is not a device connected through this backend")
-            devices = candidates
+            devices = list(candidates)
         if not devices:
             what = "was" if known else "is"
             raise NotConnectedError(f"{method}(): no device {what} connected through this backend")
