@@ -93,10 +93,7 @@ class ColdDecoder(p.OutputDecoder):
     def _async_line(self, line: str, events: List[p.Event]) -> bool:
         return False
 
-    def _flood_run(self, text: str, position: int, events: List[p.Event]) -> int:
-        return position
-
-    def _listing_run(self, text: str, position: int, events: List[p.Event]) -> int:
+    def _repeated_lines(self, text: str, position: int, events: List[p.Event]) -> int:
         return position
 
     def feed(self, data: str) -> List[p.Event]:

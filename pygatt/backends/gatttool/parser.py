@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union, cast
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 # -- events -----------------------------------------------------------------
 
@@ -412,7 +412,7 @@ def parse_table_line(text: str) -> Event:
 
 #: Distinct notification line starts remembered (a flood has one per handle and prompt colour).
 HEAD_CACHE_SIZE = 64
-#: How much text one run of lines with the same start splits at once (see ``OutputDecoder._flood_run``):
+#: How much text one run of lines with the same start splits at once (see ``OutputDecoder._repeated_lines``):
 #: a pty hands over at most 4 KiB at a time; the bound keeps a run that ends early from costing the
 #: whole rest of a large chunk.
 RUN_WINDOW = 8192
@@ -424,6 +424,34 @@ _LineHead = Tuple[Optional[str], str, bool]
 #: Lines after which gatttool's prompt redraw carries no news (see ``OutputDecoder``). A discovery
 #: prints ~190 of them, each followed by a redraw: not reporting those redraws halves its events.
 QUIET_EVENTS = frozenset({Notification, CharacteristicFound, DescriptorFound, ServiceFound, IncludedFound})
+
+
+Cached = TypeVar("Cached")
+#: Decodes the rest of a line whose start repeats the last line's, or None when it is not such a line.
+LineRest = Callable[[str], Optional[Event]]
+
+
+def _remember(cache: Dict[str, Cached], key: str, value: Cached) -> Cached:
+    """Keep ``value`` under ``key``, forgetting everything once :data:`HEAD_CACHE_SIZE` are kept."""
+    if len(cache) >= HEAD_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _plain(text: str) -> bool:
+    """No prompt end, colour or readline marker in ``text``: its meaning does not depend on them."""
+    return "]> " not in text and "\x1b" not in text and "\x01" not in text and "\x02" not in text
+
+
+def _notification_rest(handle: int, indication: bool) -> LineRest:
+    """The rest of a notification line of ``handle`` after ``value: ``: its value, checked."""
+
+    def rest(text: str) -> Optional[Event]:
+        value = notification_value(text)
+        return None if value is None else Notification(handle, value, indication)
+
+    return rest
 
 
 class OutputDecoder:
@@ -443,9 +471,9 @@ class OutputDecoder:
         self._line_heads: Dict[str, Optional[_LineHead]] = {}  # other line starts (prompt + clear) already parsed
         self._prompts: Dict[str, Tuple[str, bool]] = {}  # texts found to be exactly one prompt: (address, blue)
         self._others: Dict[str, Other] = {}  # texts parsed as Other (command echoes, mostly)
-        # The last line was a notification: its start up to the value, handle, indication (see _flood_run).
-        self._flood: Optional[Tuple[str, int, bool]] = None
-        self._listing: Optional[str] = None  # the last line was a listing line: its start (see _listing_run)
+        # The last line was a notification or a listing line: its start, and how to decode the rest of a
+        # line that starts the same (see _repeated_lines).
+        self._repeat: Optional[Tuple[str, LineRest]] = None
 
     def feed(self, data: str) -> List[Event]:
         """Consume ``data`` and return the events of every complete piece in it."""
@@ -453,10 +481,8 @@ class OutputDecoder:
         text = self._pending + data
         position = 0
         while True:
-            if self._flood is not None and text.startswith(self._flood[0], position):
-                position = self._flood_run(text, position, events)
-            elif self._listing is not None and text.startswith(self._listing, position):
-                position = self._listing_run(text, position, events)
+            if self._repeat is not None and text.startswith(self._repeat[0], position):
+                position = self._repeated_lines(text, position, events)
             end = text.find("\n", position)
             if end < 0:
                 break
@@ -464,7 +490,7 @@ class OutputDecoder:
             position = end + 1
         tail = text[position:]
         if tail:
-            self._flood = self._listing = None
+            self._repeat = None
             prompt = self._prompts.get(tail)
             if prompt is not None:
                 # A prompt alone, seen before (after every command and answer): no regex needed.
@@ -480,37 +506,38 @@ class OutputDecoder:
         self._pending = tail
         return events
 
-    def _flood_run(self, text: str, position: int, events: List[Event]) -> int:
-        """Decode the lines from ``position`` on that repeat the last notification line's start.
+    def _repeated_lines(self, text: str, position: int, events: List[Event]) -> int:
+        """Decode the lines from ``position`` on that repeat the last line's start (``_repeat``).
 
-        In a flood every line is that start (the same prompt redrawn, line clear, handle) and a
-        value, so one split of the next :data:`RUN_WINDOW` characters finds the values, and each
-        needs only ``notification_value``. A line that is anything else ends the run (so does the
-        last line of the window, which may be cut; ``feed`` starts the next window there);
-        ``_line`` takes it from there. The run gives the events ``_line`` would: after the line
-        that set ``_flood``, an identical start reports no prompt.
+        In a flood every line is the same start (prompt redrawn, line clear, handle, ``value:``)
+        and a value; in a listing, the same prompt redraw and line clear and a listing line. So
+        one split of the next :data:`RUN_WINDOW` characters finds the rests, each decoded on its
+        own. A line that is anything else ends the run (so does the last line of the window,
+        which may be cut; ``feed`` starts the next window there), and ``_line`` takes it from
+        there. After the line that set ``_repeat``, an identical start reports no prompt, so the
+        run gives the events ``_line`` would.
 
         Returns:
             Where the first line not decoded here starts.
         """
-        assert self._flood is not None
-        start, handle, indication = self._flood
+        assert self._repeat is not None
+        start, decode = self._repeat
         skip = len(start)
         lines = text[position : position + RUN_WINDOW].split("\n" + start)
         lines[0] = lines[0][skip:]
         lines.pop()
-        for value_text in lines:
-            if "\n" in value_text:
-                break  # other lines between two notifications
-            value = notification_value(value_text)
-            if value is None:
+        for rest in lines:
+            if "\n" in rest:
+                break  # other lines in between
+            event = decode(rest)
+            if event is None:
                 break
-            events.append(Notification(handle, value, indication))
-            position += skip + len(value_text) + 1
+            events.append(event)
+            position += skip + len(rest) + 1
         return position
 
     def _line(self, line: str, events: List[Event]) -> None:
-        self._flood = self._listing = None
+        self._repeat = None
         # "ication " is in both "Notification handle" and "Indication   handle": a substring test is
         # cheaper than a failing search on every other line (listings, answers, echoes).
         at = line.find(" value:") if "ication " in line else -1
@@ -530,7 +557,7 @@ class OutputDecoder:
                     self._only_notifications = True
                     self._after_prompt = False
                     if line[at + 7 : at + 8] == " ":  # gatttool's framing: lines starting the same may be split off
-                        self._flood = (line[: at + 8], handle, indication)
+                        self._repeat = (line[: at + 8], _notification_rest(handle, indication))
                     return
         if self._async_line(line, events):
             return
@@ -545,8 +572,8 @@ class OutputDecoder:
                     self._text(line[position : match.start()], events)
                 prompt = match.group()
                 address, blue = match.group("address"), match.group("blue") is not None
-                if prompt == line and len(self._prompts) < HEAD_CACHE_SIZE:
-                    self._prompts[prompt] = (address, blue)
+                if prompt == line:
+                    _remember(self._prompts, prompt, (address, blue))
                 self._redrawn(prompt, address, blue, events)
                 position = match.end()
             end = line.find("]> ", end + 3)
@@ -563,7 +590,7 @@ class OutputDecoder:
         if cut < 0:
             return False
         text = line[cut + 1 :]
-        if "]> " in text or "\x1b" in text or "\x01" in text or "\x02" in text:
+        if not _plain(text):
             return False  # a prompt or colours in the text: the general path sorts it out
         head_text = line[: cut + 1]
         try:
@@ -577,49 +604,19 @@ class OutputDecoder:
             self._redrawn(prompt, address, blue, events)
         text = text.strip()
         if text and self._piece(text, events):
-            self._listing = head_text  # lines starting the same may be split off (see _listing_run)
+            self._repeat = (head_text, self._listing_rest)  # lines starting the same may be split off
         return True
 
-    def _listing_run(self, text: str, position: int, events: List[Event]) -> int:
-        """Decode the lines from ``position`` on that repeat the last listing line's start.
-
-        A listing prints each line after the same prompt redraw and line clear, so one split of
-        the next :data:`RUN_WINDOW` characters finds the texts; each is parsed and must be a
-        listing line again (as ``_async_line`` would take it: one ``\\r`` at its end, no prompt,
-        colours or notification in it). The first line that is not ends the run (so does the
-        last line of the window, which may be cut); ``_line`` takes it from there. After the line
-        that set ``_listing``, an identical start reports no prompt, so the run gives the events
-        ``_line`` would.
-
-        Returns:
-            Where the first line not decoded here starts.
-        """
-        assert self._listing is not None
-        start = self._listing
-        skip = len(start)
-        lines = text[position : position + RUN_WINDOW].split("\n" + start)
-        lines[0] = lines[0][skip:]
-        lines.pop()
-        for body in lines:
-            if (
-                "\n" in body
-                or body.find("\r", 0, len(body) - 1) >= 0
-                or "]> " in body
-                or "\x1b" in body
-                or "\x01" in body
-                or "\x02" in body
-                or "ication " in body
-            ):
-                break
-            content = body.strip()
-            if not content:
-                break
-            event = self._parse(content)
-            if type(event) not in QUIET_EVENTS:
-                break
-            events.append(event)
-            position += skip + len(body) + 1
-        return position
+    def _listing_rest(self, text: str) -> Optional[Event]:
+        """The rest of a line after a listing line's start: a listing line again, as ``_async_line``
+        would take it (one ``\\r`` at its end, no prompt, colours or notification in it), or None."""
+        if text.find("\r", 0, len(text) - 1) >= 0 or not _plain(text) or "ication " in text:
+            return None
+        content = text.strip()
+        if not content:
+            return None
+        event = self._parse(content)
+        return event if type(event) in QUIET_EVENTS else None
 
     def _line_head(self, text: str) -> Optional[_LineHead]:
         """Parse and remember an asynchronous line's start (see ``_async_line``); None: not one."""
@@ -627,10 +624,7 @@ class OutputDecoder:
         head: Optional[_LineHead] = None
         if match is not None:
             head = (match.group("prompt"), match.group("address"), match.group("blue") is not None)
-        if len(self._line_heads) >= HEAD_CACHE_SIZE:
-            self._line_heads.clear()
-        self._line_heads[text] = head
-        return head
+        return _remember(self._line_heads, text, head)
 
     def _notification_head(self, text: str) -> Optional[_Head]:
         """What a notification line says before `` value:`` (``text``), or None if it is not one.
@@ -652,10 +646,7 @@ class OutputDecoder:
                 match.group("address"),
                 match.group("blue") is not None,
             )
-        if len(self._heads) >= HEAD_CACHE_SIZE:
-            self._heads.clear()
-        self._heads[text] = head
-        return head
+        return _remember(self._heads, text, head)
 
     def _redrawn(self, prompt: str, address: str, blue: bool, events: List[Event]) -> None:
         """A prompt (its text, parsed): reported unless it is the same prompt redrawn after a quiet line."""
@@ -674,9 +665,7 @@ class OutputDecoder:
             return known
         event = parse_line(text)
         if isinstance(event, Other):
-            if len(self._others) >= HEAD_CACHE_SIZE:
-                self._others.clear()
-            self._others[text] = event
+            _remember(self._others, text, event)
         return event
 
     def _prompt(self, address: str, connected: bool, events: List[Event]) -> None:
