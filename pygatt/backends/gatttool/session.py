@@ -409,8 +409,6 @@ class GATTToolSession:
         with self._cond:
             try:
                 follow = self._wait_locked(op, deadline, timeout, then)
-                if follow is not None and (op.error is not None or op.error_line is not None):
-                    self._tracker.abandon(follow, time.monotonic())  # raised below: nobody waits for it
             finally:
                 self._waiting = None
         if op.error is not None:
@@ -461,6 +459,9 @@ class GATTToolSession:
             if follow is not None:
                 self._tracker.abandon(follow, time.monotonic())  # nobody will wait for it
             raise
+        if follow is not None and (op.error is not None or op.error_line is not None):
+            self._tracker.abandon(follow, time.monotonic())  # the caller raises op's error: nobody waits for it
+            return None
         return follow
 
     # -- connection helpers ----------------------------------------------------------
