@@ -38,6 +38,10 @@ def plot(points: List[Dict[str, Any]], path: str) -> None:
     sizes = [p["size"] for p in points]
     axis.plot(sizes, [p["library_alone"] for p in points], marker="s", label="library alone (replayed output)")
     axis.plot(sizes, [p["limit"] for p in points], marker="^", label="transport limit (simulator, bare os.read loop)")
+    if all("floor" in p for p in points):
+        axis.plot(
+            sizes, [p["floor"] for p in points], marker="v", label="floor (the bare loop on the library's threads)"
+        )
     axis.plot(sizes, [p["per_second"] for p in points], marker="o", label="end to end, delivered to the callback")
     axis.set_xlabel("notification value size (bytes)")
     axis.set_ylabel("notifications / s")
@@ -53,9 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke test)")
     parser.add_argument("--plot", metavar="PNG", help="also measure several sizes and plot throughput vs size")
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
-    parser.add_argument(
-        "--rounds", type=int, help="library/limit rounds per GATTTool measure (default 3; 1 with --quick)"
-    )
+    parser.add_argument("--rounds", type=int, help="rounds per GATTTool measure (default 5; 1 with --quick)")
     parser.add_argument(
         "--backend",
         choices=("all", "gatttool", "bgapi", "dbus"),
@@ -101,22 +103,24 @@ def report(r: Dict[str, Any], flood: int) -> None:
     print("load average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}".format(*r["load_average"]))
     print("load average (1/5/15 min) after:  {:.2f} {:.2f} {:.2f}".format(*r["load_average_after"]))
     if "gatttool" in r:
-        table = [("GATTTool backend", "library", "limit", "ratio", "target"), *gatttool.rows(r["gatttool"])]
+        table = [gatttool.HEADER, *gatttool.rows(r["gatttool"])]
         for point in r.get("gatttool_sizes", []):
+            floor = point.get("floor")
             table.append(
                 (
                     f"   at {point['size']} B (library alone {point['library_alone']:,.0f}/s)",
                     f"{point['per_second']:,.0f}",
                     f"{point['limit']:,.0f}",
                     f"{point['per_second'] / point['limit']:.2f}",
+                    "" if floor is None else f"{floor:,.0f}",
+                    "" if floor is None else f"{floor / point['limit']:.2f}",
                     "",
                 )
             )
-        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        widths = [max(len(row[i]) for row in table) for i in range(len(gatttool.HEADER))]
         for row in table:
-            print(
-                f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]:>{widths[3]}}  {row[4]}"
-            )
+            cells = [f"{row[0]:<{widths[0]}}", *(f"{cell:>{width}}" for cell, width in zip(row[1:-1], widths[1:-1]))]
+            print("  ".join(cells), " ", row[-1])
     rows = bgapi_rows(r, flood) if "bgapi_throughput" in r else []
     if "dbus_throughput" in r:
         rows += dbus.rows(r)
