@@ -32,6 +32,7 @@ import sys
 import termios
 import threading
 import time
+import timeit
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import pygatt
@@ -345,6 +346,60 @@ def library_alone(count: int, size: int) -> float:
     return len(received) / elapsed
 
 
+def recorded_answer(tool: RawTool, line: str, marker: bytes) -> str:
+    """What the simulator prints for ``line``: the echo up to the prompt after the answer, as text."""
+    tool.send(line)
+    found = b""
+    while marker not in found or not found.endswith(b"]> "):
+        found += os.read(tool.fd, 65536)
+    return found.decode()
+
+
+def commands_alone(path: str, count: int) -> Dict[str, float]:
+    """The library's own work per read and per write, hot: µs per call, best of 5 loops of ``count``.
+
+    The round-trip counterpart of :func:`library_alone`. A backend connected through the simulator has
+    its gatttool's input replaced by a stand-in that hands the answer the simulator printed for the same
+    command (recorded once, verbatim) straight to the session's output handler, on the caller's thread.
+    So one call is everything the library does for a command -- the public API's checks, the command,
+    the tracker, the decoder, the result -- with no pty, no simulator and no thread hand-off. (The bench
+    reaches into the session for this; the library has no reason to offer it.)
+    """
+    backend, device = connected(path)
+    tool = RawTool(path)
+    try:
+        read_line = f"char-read-hnd 0x{BATTERY_VALUE_HANDLE:04x}"
+        write_line = f"char-write-req 0x{WRITE_HANDLE:04x} 01"
+        answers = {
+            read_line: recorded_answer(tool, read_line, b"descriptor: "),
+            write_line: recorded_answer(tool, write_line, b"successfully"),
+        }
+        process = backend._link(device).session._process  # private: this is a measurement harness
+        assert process is not None
+        output = backend._link(device).session._on_output
+        process.send = lambda line: output(answers[line])  # type: ignore[method-assign]
+
+        def read() -> None:
+            device.char_read_handle(BATTERY_VALUE_HANDLE)
+
+        def write() -> None:
+            device.char_write_handle(WRITE_HANDLE, b"\x01", wait_for_response=True)
+
+        result = {}
+        try:
+            for name, call in (("read_us", read), ("write_us", write)):
+                for _ in range(count // 10):
+                    call()
+                best = min(timeit.repeat(call, number=count, repeat=5))
+                result[name] = best / count * 1e6
+        finally:
+            del process.send  # gatttool's own input again, for the disconnect and exit
+        return result
+    finally:
+        tool.close()
+        backend.stop()
+
+
 def floods(
     directory: str, count: int, size: int, blocks: int = 10
 ) -> Tuple[Dict[str, Any], Dict[str, float], Dict[str, float]]:
@@ -627,6 +682,7 @@ def run(directory: str, quick: bool, rounds: int = 5, alone: bool = True, log: A
     print("... gatttool library alone, idle CPU, memory", file=log, flush=True)
     if alone:  # needs this version's session interface (not for measuring an older pygatt)
         results["library_alone20"] = library_alone(flood, 20)
+        results["commands_alone"] = commands_alone(heart, 2000 if quick else 20000)
     results["idle_cpu_percent"] = idle_cpu(directory, 2 if quick else 10)
     results["flood_memory"] = flood_memory(directory, flood)
     return results
@@ -702,6 +758,19 @@ def rows(r: Dict[str, Any]) -> List[Row]:
         out.append((f"   lost / wrong (all {len(r[name])} rounds)", f"{lost} / {wrong}", "", "", "", "", "0 / 0"))
     if "library_alone20" in r:
         out.append(("library alone, replayed 20 B (notif/s)", f"{r['library_alone20']:,.0f}", "", "", "", "", ""))
+    if "commands_alone" in r:
+        alone = r["commands_alone"]
+        out.append(
+            (
+                "library alone, per read / write (µs, hot)",
+                f"{alone['read_us']:.1f} / {alone['write_us']:.1f}",
+                "",
+                "",
+                "",
+                "",
+                "reported",
+            )
+        )
     for key, label, target in (("median_ms", "median", "<= 1.5x"), ("p99_ms", "p99", "")):
         library, limit, ratio = compare(r, "read", key)
         floor, floor_ratio = floor_columns(r, "read", key, False, "{:.3f}")
