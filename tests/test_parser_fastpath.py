@@ -98,7 +98,9 @@ class ColdDecoder(p.OutputDecoder):
 
     def feed(self, data: str) -> List[p.Event]:
         self._prompts.clear()  # no prompt known as text, no echo remembered
-        self._others.clear()
+        self._parsed.clear()
+        self._lines.clear()
+        self._prompt_events.clear()
         return super().feed(data)
 
     def _line(self, line: str, events: List[p.Event]) -> None:
@@ -152,7 +154,8 @@ def test_remembered_prompts_and_echoes_are_bounded_and_still_parsed() -> None:
         address = f"C4:7C:8D:6A:{n >> 8:02X}:{n & 0xFF:02X}"
         events = decoder.feed(f"char-read-hnd 0x{n:04x}\r\n[{address}][LE]> ")
         assert events == [p.Other(f"char-read-hnd 0x{n:04x}"), p.Prompt(address, False)]
-    assert len(decoder._others) <= p.HEAD_CACHE_SIZE and len(decoder._prompts) <= p.HEAD_CACHE_SIZE
+    caches = (decoder._parsed, decoder._lines, decoder._prompts, decoder._prompt_events)
+    assert all(len(cache) <= p.HEAD_CACHE_SIZE for cache in caches)
     # a remembered echo and prompt give the same events again
     assert decoder.feed("char-read-hnd 0x0001\r\n[C4:7C:8D:6A:00:01][LE]> ") == [
         p.Other("char-read-hnd 0x0001"),
@@ -238,6 +241,15 @@ LISTING_PIECES = [
 @given(st.lists(st.sampled_from(LISTING_PIECES), max_size=12).map(lambda pieces: "handle: 0x" + "".join(pieces)))
 def test_listing_lines_parse_as_the_table_parses_them(text: str) -> None:
     """Listing lines are matched directly; every text gets what the whole table gives it."""
+    assert p.parse_line(text) == p.parse_table_line(text)
+
+
+READ_PIECES = ["", " ", "  ", "5a", "5A", "0", "01 ", "ff", "zz", "\r", "\t", "Error: x", ":"]
+
+
+@given(st.lists(st.sampled_from(READ_PIECES), max_size=8).map(lambda pieces: p.READ_ANSWER + "".join(pieces)))
+def test_read_answers_parse_as_the_table_parses_them(text: str) -> None:
+    """The answer to a read is matched directly; every text gets what the whole table gives it."""
     assert p.parse_line(text) == p.parse_table_line(text)
 
 

@@ -377,12 +377,24 @@ _CHARACTERISTIC_LINE = re.compile(
 _DESCRIPTOR_LINE = re.compile(r"handle: " + _H + r", uuid: " + _UUID)
 
 
+#: How ``char-read-hnd`` answers, before the value's hex (the table's ``read_value`` pattern).
+READ_ANSWER = "Characteristic value/descriptor:"
+
+
 def parse_line(text: str) -> Event:
     """Parse one line of gatttool output with the prompt and colours removed.
 
     Never raises: a line that looks like a known shape but carries garbage (for
     example bad hex) becomes :class:`Other`.
     """
+    if text.startswith(READ_ANSWER):
+        # The answer to every read: its hex goes to the check ``notification_value`` makes, which accepts
+        # what the table's pattern accepts, plus a final "\r" the pattern does not (left to the table).
+        rest = text[len(READ_ANSWER) :]
+        rest = rest[1:] if rest[:1] == " " else rest
+        value = notification_value(rest) if rest[-1:] != "\r" else None
+        if value is not None:
+            return ReadValue(value)
     if text.startswith("handle: 0x"):
         # A listing prints hundreds of these: matched directly, not through the table. No pattern
         # before them in LINE_PATTERNS can match such a text, so the result is the table's.
@@ -426,12 +438,13 @@ _LineHead = Tuple[Optional[str], str, bool]
 QUIET_EVENTS = frozenset({Notification, CharacteristicFound, DescriptorFound, ServiceFound, IncludedFound})
 
 
+Key = TypeVar("Key")
 Cached = TypeVar("Cached")
 #: Decodes the rest of a line whose start repeats the last line's, or None when it is not such a line.
 LineRest = Callable[[str], Optional[Event]]
 
 
-def _remember(cache: Dict[str, Cached], key: str, value: Cached) -> Cached:
+def _remember(cache: Dict[Key, Cached], key: Key, value: Cached) -> Cached:
     """Keep ``value`` under ``key``, forgetting everything once :data:`HEAD_CACHE_SIZE` are kept."""
     if len(cache) >= HEAD_CACHE_SIZE:
         cache.clear()
@@ -470,7 +483,9 @@ class OutputDecoder:
         self._heads: Dict[str, Optional[_Head]] = {}  # notification line starts already parsed
         self._line_heads: Dict[str, Optional[_LineHead]] = {}  # other line starts (prompt + clear) already parsed
         self._prompts: Dict[str, Tuple[str, bool]] = {}  # texts found to be exactly one prompt: (address, blue)
-        self._others: Dict[str, Other] = {}  # texts parsed as Other (command echoes, mostly)
+        self._prompt_events: Dict[Tuple[str, bool], Prompt] = {}  # the Prompt of an address and colour
+        self._parsed: Dict[str, Event] = {}  # texts parsed before (echoes, acknowledgements, repeated answers)
+        self._lines: Dict[str, Event] = {}  # whole lines that were one such text and no prompt (echoes)
         # The last line was a notification or a listing line: its start, and how to decode the rest of a
         # line that starts the same (see _repeated_lines).
         self._repeat: Optional[Tuple[str, LineRest]] = None
@@ -538,6 +553,10 @@ class OutputDecoder:
 
     def _line(self, line: str, events: List[Event]) -> None:
         self._repeat = None
+        known = self._lines.get(line)
+        if known is not None:  # a line seen before that was one text and no prompt (a command's echo)
+            self._report(known, events)
+            return
         # "ication " is in both "Notification handle" and "Indication   handle": a substring test is
         # cheaper than a failing search on every other line (listings, answers, echoes).
         at = line.find(" value:") if "ication " in line else -1
@@ -577,7 +596,12 @@ class OutputDecoder:
                 self._redrawn(prompt, address, blue, events)
                 position = match.end()
             end = line.find("]> ", end + 3)
-        if position < len(line):
+        if position == 0:
+            before = len(events)
+            self._text(line, events)
+            if len(events) == before + 1 and type(events[-1]) not in QUIET_EVENTS:
+                _remember(self._lines, line, events[-1])  # state-free: no notification, prompt or line start
+        elif position < len(line):
             self._text(line[position:], events)
 
     def _async_line(self, line: str, events: List[Event]) -> bool:
@@ -659,17 +683,23 @@ class OutputDecoder:
             self._last_prompt_text = prompt
 
     def _parse(self, text: str) -> Event:
-        """``parse_line(text)``; a text that parses as :class:`Other` (an echo) is remembered."""
-        known = self._others.get(text)
+        """``parse_line(text)``, remembered: an echo, an acknowledgement or a repeated answer is parsed once.
+
+        Events are immutable, so a remembered one is handed out again. Listing lines and notifications
+        (:data:`QUIET_EVENTS`: a discovery prints each line once) are not kept.
+        """
+        known = self._parsed.get(text)
         if known is not None:
             return known
         event = parse_line(text)
-        if isinstance(event, Other):
-            _remember(self._others, text, event)
+        if type(event) not in QUIET_EVENTS:
+            _remember(self._parsed, text, event)
         return event
 
     def _prompt(self, address: str, connected: bool, events: List[Event]) -> None:
-        prompt = Prompt(address.strip() or None, connected)
+        prompt = self._prompt_events.get((address, connected))
+        if prompt is None:  # events are immutable: one Prompt per address and colour is handed out again
+            prompt = _remember(self._prompt_events, (address, connected), Prompt(address.strip() or None, connected))
         if not (self._only_notifications and prompt == self._last_prompt):
             events.append(prompt)
         self._last_prompt = prompt
@@ -687,7 +717,10 @@ class OutputDecoder:
 
     def _piece(self, text: str, events: List[Event]) -> bool:
         """One piece of text (stripped, not empty) parsed and reported; True when it is a quiet line."""
-        event = self._parse(text)
+        return self._report(self._parse(text), events)
+
+    def _report(self, event: Event, events: List[Event]) -> bool:
+        """Report the event of one piece of text; True when it is a quiet line."""
         events.append(event)
         quiet = type(event) in QUIET_EVENTS
         self._only_notifications = quiet and (self._only_notifications or self._after_prompt)

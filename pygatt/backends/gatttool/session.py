@@ -119,11 +119,15 @@ class GATTToolSession:
         self._process: Optional[GatttoolProcess] = None
         self._logfile: Optional[IO[str]] = None
         self._own_logfile = False
-        self._cond = threading.Condition()
+        # One lock guards the tracker, ``_waiting`` and the life-cycle flags; ``_cond`` waits on the same
+        # lock (for the first prompt and for the process's end). A plain lock: ``with`` on it costs less
+        # than on a Condition, and nothing here takes it twice.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._command_lock = threading.Lock()
         self._waiting: Optional[Operation] = None
         # The caller waiting for ``_waiting`` blocks on this lock (held while nobody woke it). Released,
-        # always under ``_cond``, when its command completes, wants its end marker, or the session ends.
+        # always under ``_lock``, when its command completes, wants its end marker, or the session ends.
         # One lock serves every command: they run one at a time. Cheaper to wake than a Condition.
         self._wake = threading.Lock()
         self._wake.acquire()
@@ -184,7 +188,7 @@ class GATTToolSession:
             self._close_logfile()
             raise
         deadline = time.monotonic() + timeout
-        with self._cond:
+        with self._lock:
             while not self._tracker.prompt_seen and self._alive:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -215,7 +219,7 @@ class GATTToolSession:
                 process.kill()
                 self._wait_dead(timeout / 2)
             process.close()
-        with self._cond:
+        with self._lock:
             self._tracker.fail_all(NotConnectedError("The gatttool session was closed"))
             self._cond.notify_all()
             self._wake_waiter()
@@ -223,7 +227,7 @@ class GATTToolSession:
 
     def _wait_dead(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        with self._cond:
+        with self._lock:
             while self._alive:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -253,7 +257,7 @@ class GATTToolSession:
         if not others:
             return  # nothing for the tracker, so no lock (the common case of a flood)
         lost: Optional[str] = None
-        with self._cond:
+        with self._lock:
             tracker = self._tracker
             starting = not tracker.prompt_seen
             for event in others:
@@ -273,12 +277,12 @@ class GATTToolSession:
             self._on_link_lost(lost)
 
     def _wake_waiter(self) -> None:
-        """Wake the caller waiting for a command (call with ``_cond`` held, so wakes never race)."""
+        """Wake the caller waiting for a command (call with ``_lock`` held, so wakes never race)."""
         if self._wake.locked():
             self._wake.release()
 
     def _on_exit(self) -> None:
-        with self._cond:
+        with self._lock:
             self._alive = False
             was_connected = self._tracker.connected
             self._tracker.connected = False
@@ -364,7 +368,7 @@ class GATTToolSession:
             results, follow = self._wait(op, deadline, timeout, then)
             if follow is None:
                 return first.result(results), None
-            with self._cond:
+            with self._lock:
                 self._waiting = follow
             try:
                 more, _ = self._wait(follow, deadline, timeout)
@@ -385,14 +389,14 @@ class GATTToolSession:
 
     def _begin(self, command: Command[Any]) -> Operation:
         """Register ``command`` as the one waited for, and send it."""
-        with self._cond:
+        with self._lock:
             op = self._tracker.begin(command, time.monotonic())
             self._waiting = op
             self._wake.acquire(blocking=False)  # armed: a wake left over from the last command is dropped
         try:
             self.send(command.line)
         except BLEError:
-            with self._cond:
+            with self._lock:
                 self._tracker.cancel(op)
                 self._waiting = None
             raise
@@ -406,7 +410,7 @@ class GATTToolSession:
         Returns:
             Its results, and the operation of ``then`` when ``then`` was sent as its end marker.
         """
-        with self._cond:
+        with self._lock:
             try:
                 follow = self._wait_locked(op, deadline, timeout, then)
             finally:
@@ -420,7 +424,7 @@ class GATTToolSession:
     def _wait_locked(
         self, op: Operation, deadline: float, timeout: float, then: Optional[Command[Any]]
     ) -> Optional[Operation]:
-        """The waiting loop, with ``_cond`` held: sends a listing's end marker, raises on the deadline.
+        """The waiting loop, with ``_lock`` held: sends a listing's end marker, raises on the deadline.
 
         The end marker is ``then`` (registered as a command of its own and returned) or the sync marker.
         """
@@ -433,11 +437,11 @@ class GATTToolSession:
                     if then is not None:
                         follow = self._tracker.begin(then, time.monotonic())
                         line = then.line
-                    self._cond.release()  # never write to the pty while holding the reader's lock
+                    self._lock.release()  # never write to the pty while holding the reader's lock
                     try:
                         self.send(line)
                     finally:
-                        self._cond.acquire()
+                        self._lock.acquire()
                     continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -450,11 +454,11 @@ class GATTToolSession:
                         f"Timed out after {timeout} s waiting for gatttool to answer {op.command.describe()!r}",
                         self.recent_output(),
                     )
-                self._cond.release()
+                self._lock.release()
                 try:
                     self._wake.acquire(timeout=remaining)
                 finally:
-                    self._cond.acquire()
+                    self._lock.acquire()
         except BaseException:
             if follow is not None:
                 self._tracker.abandon(follow, time.monotonic())  # nobody will wait for it
@@ -468,7 +472,7 @@ class GATTToolSession:
 
     def expect_disconnect(self, expected: bool) -> None:
         """Mark a coming disconnect as asked for (no ``on_link_lost`` for it)."""
-        with self._cond:
+        with self._lock:
             if expected:
                 self._tracker.closing_link()
             else:
@@ -476,7 +480,7 @@ class GATTToolSession:
 
     def connection_reset(self) -> None:
         """Forget every abandoned command (a new link starts with a clean slate)."""
-        with self._cond:
+        with self._lock:
             self._tracker.start_link()
 
 

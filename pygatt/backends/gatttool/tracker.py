@@ -54,6 +54,7 @@ class Operation:
 
     Attributes:
         command: what was sent.
+        family: how gatttool answers it (the command's family).
         results: the result events collected.
         error: the exception to raise (set by the tracker, or by the session).
         error_line: the gatttool error line that ended it, turned into an exception by the session.
@@ -63,10 +64,21 @@ class Operation:
         marker_sent: the listing's sync marker was sent.
     """
 
-    __slots__ = ("abandoned_at", "command", "done", "echo_seen", "error", "error_line", "marker_sent", "results")
+    __slots__ = (
+        "abandoned_at",
+        "command",
+        "done",
+        "echo_seen",
+        "error",
+        "error_line",
+        "family",
+        "marker_sent",
+        "results",
+    )
 
     def __init__(self, command: Command[Any]) -> None:
         self.command = command
+        self.family: Family = command.family  # read on every output line: a slot, not a property
         self.results: List[Any] = []
         self.error: Optional[BLEError] = None
         self.error_line: Optional[parser.ErrorLine] = None
@@ -74,11 +86,6 @@ class Operation:
         self.abandoned_at: Optional[float] = None
         self.echo_seen = False
         self.marker_sent = False
-
-    @property
-    def family(self) -> Family:
-        """How gatttool answers this command."""
-        return self.command.family
 
     @property
     def wants_marker(self) -> bool:
