@@ -395,16 +395,25 @@ def parse_line(text: str) -> Event:
         value = notification_value(rest) if rest[-1:] != "\r" else None
         if value is not None:
             return ReadValue(value)
-    if text.startswith("handle: 0x"):
-        # A listing prints hundreds of these: matched directly, not through the table. No pattern
-        # before them in LINE_PATTERNS can match such a text, so the result is the table's.
-        match = _DESCRIPTOR_LINE.fullmatch(text)
-        if match is not None:
-            return DescriptorFound(int(match[1], 16), _uuid(match[2]))
+    event = listing_line(text)
+    return parse_table_line(text) if event is None else event
+
+
+def listing_line(text: str) -> Optional[Event]:
+    """A line of ``characteristics`` or ``char-desc``, matched directly, or None: not one.
+
+    A listing prints hundreds of these, so they skip the table. No pattern before theirs in
+    :data:`LINE_PATTERNS` can match such a text, so what this returns is what the table gives.
+    """
+    if not text.startswith("handle: 0x"):
+        return None
+    if ", char properties: " in text:
         match = _CHARACTERISTIC_LINE.fullmatch(text)
         if match is not None:
             return CharacteristicFound(int(match[1], 16), int(match[2], 16), int(match[3], 16), _uuid(match[4]))
-    return parse_table_line(text)
+        return None
+    match = _DESCRIPTOR_LINE.fullmatch(text)
+    return None if match is None else DescriptorFound(int(match[1], 16), _uuid(match[2]))
 
 
 def parse_table_line(text: str) -> Event:
@@ -634,6 +643,12 @@ class OutputDecoder:
     def _listing_rest(self, text: str) -> Optional[Event]:
         """The rest of a line after a listing line's start: a listing line again, as ``_async_line``
         would take it (one ``\\r`` at its end, no prompt, colours or notification in it), or None."""
+        if text[-1:] == "\r":
+            # The common case, matched at once: a listing line has no \r, prompt, colour or space at its
+            # ends, and is never remembered by _parse, so the checks below would all pass.
+            event = listing_line(text[:-1])
+            if event is not None:
+                return event
         if text.find("\r", 0, len(text) - 1) >= 0 or not _plain(text) or "ication " in text:
             return None
         content = text.strip()

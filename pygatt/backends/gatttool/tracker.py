@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import TYPE_CHECKING, Any, Deque, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional
 
 from pygatt.backends.gatttool import parser
 from pygatt.exceptions import BLEError, NotConnectedError
@@ -109,6 +109,15 @@ class CommandTracker:
         # After char-read-uuid answered, its further matches are still to come;
         # they all precede the echo of the next command (gatttool is single-threaded).
         self._absorb_extra_matches = False
+        # What each kind of event does; any other kind is a command's result (see apply).
+        self._handlers: Dict[type, Callable[[Any], Optional[str]]] = {
+            parser.Prompt: self._prompt,
+            parser.ErrorLine: self._error,
+            parser.LinkLost: self._link_gone,
+            parser.Usage: self._usage,
+            parser.Other: self._other,
+            parser.SecLevel: self._sec_level,
+        }
 
     # -- commands -------------------------------------------------------------------
 
@@ -166,36 +175,29 @@ class CommandTracker:
         Returns:
             Why the link went down when this event says it went down unasked, else None.
         """
-        kind = type(event)
-        if kind is parser.Prompt:
-            return self._prompt(event)  # type: ignore[arg-type]
-        if kind is parser.ErrorLine:
-            return self._error(event)  # type: ignore[arg-type]
-        if kind is parser.LinkLost:
-            log.info("gatttool reports the link is gone: %s", event.text)  # type: ignore[union-attr]
-            return self._link_down("remote device disconnected")
-        if kind is parser.Usage:
-            op = self._live_op()
-            if op is not None:
-                op.error = BLEError(f"{op.command.describe()} was refused: {event.text}")  # type: ignore[union-attr]
-                self._finish(op)
-            return None
-        if kind is parser.Other:
-            self._other(event.text)  # type: ignore[union-attr]
-            return None
-        if kind is parser.SecLevel:
-            for op in self.ops:
-                if op.marker_sent and not op.done:
-                    self._finish(op)  # the listing's sync marker answered: the listing is complete
-                    return None
-            return None
-        self._result(event)
-        return None
+        return self._handlers.get(type(event), self._result)(event)
 
-    def _other(self, text: str) -> None:
+    def _link_gone(self, event: parser.LinkLost) -> Optional[str]:
+        log.info("gatttool reports the link is gone: %s", event.text)
+        return self._link_down("remote device disconnected")
+
+    def _usage(self, event: parser.Usage) -> None:
+        op = self._live_op()
+        if op is not None:
+            op.error = BLEError(f"{op.command.describe()} was refused: {event.text}")
+            self._finish(op)
+
+    def _sec_level(self, event: parser.SecLevel) -> None:
+        for op in self.ops:
+            if op.marker_sent and not op.done:
+                self._finish(op)  # the listing's sync marker answered: the listing is complete
+                return
+
+    def _other(self, event: parser.Other) -> None:
         op = self._live_op()
         if op is None:
             return
+        text = event.text
         line = op.command.line
         # readline echoes the line, or, past the terminal's width, "<" + the tail that fits
         if text.endswith(line) or (text.startswith("<") and len(text) > 8 and line.endswith(text[1:])):
@@ -240,6 +242,7 @@ class CommandTracker:
         return lost
 
     def _result(self, event: parser.Event) -> None:
+        """A result line (a value, an acknowledgement, a listing's line): the oldest command of its family's."""
         kind = type(event)
         if kind is parser.Connected:
             self.connected = True
