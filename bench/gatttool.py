@@ -50,6 +50,8 @@ BATTERY_VALUE_HANDLE = 0x0010
 WRITE_HANDLE = 0x000D  # heart-rate control point (2a39), written with response
 
 
+#: The most one ``os.read`` of a pty returns (the terminal's input buffer holds 4 KiB).
+PTY_READ = 4095
 #: What a notification carries at the default ATT MTU of 23.
 DEFAULT_PAYLOAD = 20
 
@@ -346,58 +348,87 @@ def library_alone(count: int, size: int) -> float:
     return len(received) / elapsed
 
 
-def recorded_answer(tool: RawTool, line: str, marker: bytes) -> str:
-    """What the simulator prints for ``line``: the echo up to the prompt after the answer, as text."""
+def recorded_output(tool: RawTool, line: str, quiet: float = 0.2) -> str:
+    """What the simulator prints for ``line``, verbatim: everything until it is quiet for ``quiet`` seconds."""
     tool.send(line)
     found = b""
-    while marker not in found or not found.endswith(b"]> "):
+    while select.select([tool.fd], [], [], quiet)[0]:
         found += os.read(tool.fd, 65536)
     return found.decode()
 
 
-def commands_alone(path: str, count: int) -> Dict[str, float]:
-    """The library's own work per read and per write, hot: µs per call, best of 5 loops of ``count``.
+def replayed_calls(
+    path: str, lines: Sequence[str], calls: Callable[[Any], Dict[str, Callable[[], Any]]], count: int
+) -> Dict[str, float]:
+    """The library's own work per call, hot: µs per call, best of 15 loops of ``count``.
 
-    The round-trip counterpart of :func:`library_alone`. A backend connected through the simulator has
-    its gatttool's input replaced by a stand-in that hands the answer the simulator printed for the same
-    command (recorded once, verbatim) straight to the session's output handler, on the caller's thread.
-    So one call is everything the library does for a command -- the public API's checks, the command,
-    the tracker, the decoder, the result -- with no pty, no simulator and no thread hand-off. (The bench
-    reaches into the session for this; the library has no reason to offer it.)
+    The round-trip counterpart of :func:`library_alone`. What the simulator prints for each of
+    ``lines`` is recorded once, verbatim; then a backend connected through the simulator has its
+    gatttool's input replaced by a stand-in that hands that output (in pty-sized chunks) straight to
+    the session's output handler, on the caller's thread. So a call is everything the library does
+    for it -- the public API's checks, the commands, the tracker, the decoder, the result -- with no
+    pty, no simulator and no thread hand-off. (The bench reaches into the session for this; the
+    library has no reason to offer it.)
+
+    Args:
+        path: the world file.
+        lines: every command line the calls send.
+        calls: given the connected device, the calls to time, by name.
+        count: calls per loop.
     """
     backend, device = connected(path)
     tool = RawTool(path)
     try:
-        read_line = f"char-read-hnd 0x{BATTERY_VALUE_HANDLE:04x}"
-        write_line = f"char-write-req 0x{WRITE_HANDLE:04x} 01"
-        answers = {
-            read_line: recorded_answer(tool, read_line, b"descriptor: "),
-            write_line: recorded_answer(tool, write_line, b"successfully"),
-        }
-        process = backend._link(device).session._process  # private: this is a measurement harness
+        answers = {line: recorded_output(tool, line) for line in lines}
+        session = backend._link(device).session  # private: this is a measurement harness
+        process, output = session._process, session._on_output
         assert process is not None
-        output = backend._link(device).session._on_output
-        process.send = lambda line: output(answers[line])  # type: ignore[method-assign]
 
-        def read() -> None:
-            device.char_read_handle(BATTERY_VALUE_HANDLE)
+        def answer(line: str) -> None:
+            text = answers[line]
+            for start in range(0, len(text), PTY_READ):
+                output(text[start : start + PTY_READ])
 
-        def write() -> None:
-            device.char_write_handle(WRITE_HANDLE, b"\x01", wait_for_response=True)
-
+        process.send = answer  # type: ignore[method-assign]
         result = {}
         try:
-            for name, call in (("read_us", read), ("write_us", write)):
-                for _ in range(count // 10):
+            for name, call in calls(device).items():
+                for _ in range(max(1, count // 10)):
                     call()
-                best = min(timeit.repeat(call, number=count, repeat=5))
-                result[name] = best / count * 1e6
+                # many short loops: the best of them is the one no burst of outside load fell into
+                result[name] = min(timeit.repeat(call, number=count, repeat=15)) / count * 1e6
         finally:
             del process.send  # gatttool's own input again, for the disconnect and exit
         return result
     finally:
         tool.close()
         backend.stop()
+
+
+def commands_alone(path: str, count: int) -> Dict[str, float]:
+    """µs per ``char_read_handle`` and per ``char_write_handle(..., wait_for_response=True)``, hot."""
+    read_line = f"char-read-hnd 0x{BATTERY_VALUE_HANDLE:04x}"
+    write_line = f"char-write-req 0x{WRITE_HANDLE:04x} 01"
+    return replayed_calls(
+        path,
+        [read_line, write_line],
+        lambda device: {
+            "read_us": lambda: device.char_read_handle(BATTERY_VALUE_HANDLE),
+            "write_us": lambda: device.char_write_handle(WRITE_HANDLE, b"\x01", wait_for_response=True),
+        },
+        count,
+    )
+
+
+def discovery_alone(path: str, count: int) -> float:
+    """µs per ``discover_characteristics``, hot: its three commands' output replayed (see replayed_calls)."""
+    result = replayed_calls(
+        path,
+        ["characteristics", "char-desc", "sec-level"],
+        lambda device: {"discover_us": device.discover_characteristics},
+        count,
+    )
+    return result["discover_us"]
 
 
 def floods(
@@ -682,7 +713,11 @@ def run(directory: str, quick: bool, rounds: int = 5, alone: bool = True, log: A
     print("... gatttool library alone, idle CPU, memory", file=log, flush=True)
     if alone:  # needs this version's session interface (not for measuring an older pygatt)
         results["library_alone20"] = library_alone(flood, 20)
-        results["commands_alone"] = commands_alone(heart, 2000 if quick else 20000)
+        results["commands_alone"] = commands_alone(heart, 500 if quick else 3000)
+        results["discovery_alone"] = {
+            "chars4_us": discovery_alone(small, 20 if quick else 200),
+            "chars60_us": discovery_alone(big, 5 if quick else 20),
+        }
     results["idle_cpu_percent"] = idle_cpu(directory, 2 if quick else 10)
     results["flood_memory"] = flood_memory(directory, flood)
     return results
@@ -764,6 +799,19 @@ def rows(r: Dict[str, Any]) -> List[Row]:
             (
                 "library alone, per read / write (µs, hot)",
                 f"{alone['read_us']:.1f} / {alone['write_us']:.1f}",
+                "",
+                "",
+                "",
+                "",
+                "reported",
+            )
+        )
+    if "discovery_alone" in r:
+        alone = r["discovery_alone"]
+        out.append(
+            (
+                "library alone, per discovery of 4 / 60 (µs, hot)",
+                f"{alone['chars4_us']:.0f} / {alone['chars60_us']:.0f}",
                 "",
                 "",
                 "",
