@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Deque, Dict, List, Optional
 
 from pygatt.backends.gatttool import parser
 from pygatt.exceptions import BLEError, NotConnectedError
@@ -109,15 +109,6 @@ class CommandTracker:
         # After char-read-uuid answered, its further matches are still to come;
         # they all precede the echo of the next command (gatttool is single-threaded).
         self._absorb_extra_matches = False
-        # What each kind of event does; any other kind is a command's result (see apply).
-        self._handlers: Dict[type, Callable[[Any], Optional[str]]] = {
-            parser.Prompt: self._prompt,
-            parser.ErrorLine: self._error,
-            parser.LinkLost: self._link_gone,
-            parser.Usage: self._usage,
-            parser.Other: self._other,
-            parser.SecLevel: self._sec_level,
-        }
 
     # -- commands -------------------------------------------------------------------
 
@@ -175,7 +166,11 @@ class CommandTracker:
         Returns:
             Why the link went down when this event says it went down unasked, else None.
         """
-        return self._handlers.get(type(event), self._result)(event)
+        handler = self._HANDLERS.get(type(event))
+        if handler is None:  # any other kind is a command's result
+            self._result(event)
+            return None
+        return handler(self, event)
 
     def _link_gone(self, event: parser.LinkLost) -> Optional[str]:
         log.info("gatttool reports the link is gone: %s", event.text)
@@ -300,3 +295,13 @@ class CommandTracker:
         for op in list(self.ops):
             if op.abandoned_at is not None and now - op.abandoned_at > ABANDONED_LIFETIME_S:
                 self.ops.remove(op)
+
+    #: What the tracker does with each kind of event that is not a command's result (see apply).
+    _HANDLERS: ClassVar[Dict[type, Callable[[CommandTracker, Any], Optional[str]]]] = {
+        parser.Prompt: _prompt,
+        parser.ErrorLine: _error,
+        parser.LinkLost: _link_gone,
+        parser.Usage: _usage,
+        parser.Other: _other,
+        parser.SecLevel: _sec_level,
+    }
