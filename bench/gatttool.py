@@ -228,7 +228,8 @@ class ThreadedTool(RawTool):
             self._tail = text[-(len(marker) - 1) :] if len(marker) > 1 else b""
             if found:
                 self._seen += found
-                self._chunks.put(found)  # one hand-off per chunk, as the library's notifications
+                if self._consumer_target:  # a flood: one hand-off per chunk, as the library's notifications
+                    self._chunks.put(found)
                 target = self._target
                 if target is not None and self._seen >= target:
                     self._target = None
@@ -253,7 +254,11 @@ class ThreadedTool(RawTool):
             raise TimeoutError(f"no {marker!r} after {line!r}")
 
     def flood(self, line: str, count: int, marker: bytes = b"Notification handle") -> None:
-        """Send ``line`` and wait until the consumer thread was handed ``count`` markers."""
+        """Send ``line`` and wait until the consumer thread was handed ``count`` markers.
+
+        Only during a flood does the reader hand chunks over: the library wakes its callback
+        thread for notifications, never for a command's answer.
+        """
         self._marker = marker
         self._consumed = 0
         self._consumer_target = count
