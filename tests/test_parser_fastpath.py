@@ -105,7 +105,16 @@ class ColdDecoder(p.OutputDecoder):
 
     def _line(self, line: str, events: List[p.Event]) -> None:
         self._last_prompt_text = None
+        self._lines.clear()  # no line remembered, even within one chunk
         super()._line(line, events)
+
+    def _parse(self, text: str) -> p.Event:
+        self._parsed.clear()  # every text parsed, even one seen earlier in the same chunk
+        return super()._parse(text)
+
+    def _prompt(self, address: str, connected: bool, events: List[p.Event]) -> None:
+        self._prompt_events.clear()  # a new Prompt for every prompt
+        super()._prompt(address, connected, events)
 
 
 PROMPTS = ["", "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> ", "[C4:7C:8D:6A:3E:01][LE]> ", "[                 ][LE]> "]
