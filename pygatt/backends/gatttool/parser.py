@@ -626,10 +626,7 @@ class OutputDecoder:
         if not _plain(text):
             return False  # a prompt or colours in the text: the general path sorts it out
         head_text = line[: cut + 1]
-        try:
-            head = self._line_heads[head_text]
-        except KeyError:
-            head = self._line_head(head_text)
+        head = self._line_head(head_text)
         if head is None:
             return False
         prompt, address, blue = head
@@ -658,7 +655,11 @@ class OutputDecoder:
         return event if type(event) in QUIET_EVENTS else None
 
     def _line_head(self, text: str) -> Optional[_LineHead]:
-        """Parse and remember an asynchronous line's start (see ``_async_line``); None: not one."""
+        """An asynchronous line's start (see ``_async_line``), parsed once and remembered; None: not one."""
+        try:
+            return self._line_heads[text]
+        except KeyError:
+            pass
         match = LINE_HEAD.fullmatch(text)
         head: Optional[_LineHead] = None
         if match is not None:
