@@ -158,11 +158,7 @@ def listing_lines(tool: RawTool) -> List[int]:
     for command in ("characteristics", "char-desc"):
         tool.send(command)
         tool.settle(0.3)
-        tool.send(command)
-        seen = b""
-        while select.select([tool.fd], [], [], 0.3)[0]:
-            seen += os.read(tool.fd, 65536)
-        counts.append(seen.count(b"uuid: "))
+        counts.append(recorded_output(tool, command, quiet=0.3).count("uuid: "))
         tool.buffer = b""
     return counts
 
@@ -466,24 +462,30 @@ def floods(
             tool.settle()
             floor_tool.round_trip("mtu 247", b"MTU was exchanged")
             floor_tool.settle()
+        subscribe = f"char-write-req 0x{HR_CCCD:04x} 0100"
+
+        def limit_flood() -> None:
+            tool.send(subscribe)
+            tool.read_until(b"Notification handle", block)
+
+        def floor_flood() -> None:
+            floor_tool.flood(subscribe, block)
+
+        sides = ((limit, tool, limit_flood), (floor, floor_tool, floor_flood))
         for number in range(blocks + 1):  # the first block of each side warms up, untimed
             flood = collect_flood(device, block)
             device.unsubscribe_handle(HR_VALUE_HANDLE)
-            cpu = time.process_time()
-            started = time.perf_counter()
-            tool.send(f"char-write-req 0x{HR_CCCD:04x} 0100")
-            tool.read_until(b"Notification handle", block)
-            elapsed = time.perf_counter() - started
-            cpu = time.process_time() - cpu
-            tool.send(f"char-write-req 0x{HR_CCCD:04x} 0000")
-            tool.settle()
-            floor_cpu = time.process_time()
-            started = time.perf_counter()
-            floor_tool.flood(f"char-write-req 0x{HR_CCCD:04x} 0100", block)
-            floor_elapsed = time.perf_counter() - started
-            floor_cpu = time.process_time() - floor_cpu
-            floor_tool.send(f"char-write-req 0x{HR_CCCD:04x} 0000")
-            floor_tool.settle()
+            for totals, side, take in sides:
+                cpu = time.process_time()
+                started = time.perf_counter()
+                take()
+                elapsed = time.perf_counter() - started
+                cpu = time.process_time() - cpu
+                side.send(f"char-write-req 0x{HR_CCCD:04x} 0000")
+                side.settle()
+                if number:
+                    totals["seconds"] += elapsed
+                    totals["cpu"] += cpu
             if number == 0:
                 continue
             got = flood["got"]
@@ -491,10 +493,6 @@ def floods(
             library["cpu"] += flood["cpu"]
             library["received"] += len(got)
             library["wrong"] += sum(1 for n, value in enumerate(got) if value != stream.value(n))
-            limit["seconds"] += elapsed
-            limit["cpu"] += cpu
-            floor["seconds"] += floor_elapsed
-            floor["cpu"] += floor_cpu
         dropped = backend.notifications_dropped
     finally:
         floor_tool.close()
