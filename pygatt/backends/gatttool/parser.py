@@ -497,7 +497,8 @@ class OutputDecoder:
         self._lines: Dict[str, Event] = {}  # whole lines that were one such text and no prompt (echoes)
         # The last line was a notification or a listing line: its start, and how to decode the rest of a
         # line that starts the same (see _repeated_lines).
-        self._repeat: Optional[Tuple[str, LineRest]] = None
+        # (A notification line also keeps its handle and kind, for the run's fast path.)
+        self._repeat: Optional[Tuple[str, LineRest, Optional[Tuple[int, bool]]]] = None
 
     def feed(self, data: str) -> List[Event]:
         """Consume ``data`` and return the events of every complete piece in it."""
@@ -535,29 +536,55 @@ class OutputDecoder:
 
         In a flood every line is the same start (prompt redrawn, line clear, handle, ``value:``)
         and a value; in a listing, the same prompt redraw and line clear and a listing line. So
-        one split of the next :data:`RUN_WINDOW` characters finds the rests, each decoded on its
-        own. A line that is anything else ends the run (so does the last line of the window,
-        which may be cut; ``feed`` starts the next window there), and ``_line`` takes it from
-        there. After the line that set ``_repeat``, an identical start reports no prompt, so the
-        run gives the events ``_line`` would.
+        the next :data:`RUN_WINDOW` characters are split into lines at once, and each line that
+        starts the same has its rest decoded on its own. A line that is anything else ends the
+        run (so does the last line of the window, which may be cut; ``feed`` starts the next
+        window there), and ``_line`` takes it from there. After the line that set ``_repeat``,
+        an identical start reports no prompt, so the run gives the events ``_line`` would.
+
+        A notification's value in gatttool's own framing (``"%02x "`` per byte, then ``\\r``) is
+        taken here at once; any other rest goes to the run's decoder.
 
         Returns:
             Where the first line not decoded here starts.
         """
         assert self._repeat is not None
-        start, decode = self._repeat
+        start, decode, notifying = self._repeat
         skip = len(start)
-        lines = text[position : position + RUN_WINDOW].split("\n" + start)
-        lines[0] = lines[0][skip:]
-        lines.pop()
-        for rest in lines:
-            if "\n" in rest:
-                break  # other lines in between
-            event = decode(rest)
+        lines = text[position : position + RUN_WINDOW].split("\n")
+        lines.pop()  # the last piece may be cut
+        append = events.append
+        if notifying is not None:
+            handle, indication = notifying
+            fromhex = bytes.fromhex
+            new = tuple.__new__
+            notification = Notification
+            for line in lines:
+                if not line.startswith(start):
+                    break
+                rest = line[skip:]
+                try:
+                    value = fromhex(rest)
+                except ValueError:
+                    break  # not a value: _line sorts the line out
+                size = len(value)
+                if len(rest) == 3 * size + 1 and rest[-1] == "\r" and rest[2::3] == " " * size:
+                    append(new(notification, (handle, value, indication)))
+                else:
+                    event = decode(rest)  # other spacing, or no final \r
+                    if event is None:
+                        break
+                    append(event)
+                position += len(line) + 1
+            return position
+        for line in lines:
+            if not line.startswith(start):
+                break
+            event = decode(line[skip:])
             if event is None:
                 break
-            events.append(event)
-            position += skip + len(rest) + 1
+            append(event)
+            position += len(line) + 1
         return position
 
     def _line(self, line: str, events: List[Event]) -> None:
@@ -585,7 +612,7 @@ class OutputDecoder:
                     self._only_notifications = True
                     self._after_prompt = False
                     if line[at + 7 : at + 8] == " ":  # gatttool's framing: lines starting the same may be split off
-                        self._repeat = (line[: at + 8], _notification_rest(handle, indication))
+                        self._repeat = (line[: at + 8], _notification_rest(handle, indication), (handle, indication))
                     return
         if self._async_line(line, events):
             return
@@ -634,7 +661,7 @@ class OutputDecoder:
             self._redrawn(prompt, address, blue, events)
         text = text.strip()
         if text and self._piece(text, events):
-            self._repeat = (head_text, self._listing_rest)  # lines starting the same may be split off
+            self._repeat = (head_text, self._listing_rest, None)  # lines starting the same may be split off
         return True
 
     def _listing_rest(self, text: str) -> Optional[Event]:
