@@ -72,3 +72,44 @@ def test_a_process_that_ignores_exit_is_killed_and_reaped():
     except ProcessLookupError:
         alive = False
     assert not alive
+
+
+def _child_that_printed(tmp_path, size: int):
+    """A child that printed ``size`` characters (no line breaks) and is still running, with all of it
+    already in the pty: it touches a file once its output is written. (A pty nobody reads holds
+    about 12 KB here before its writer blocks.)"""
+    done = tmp_path / "printed"
+    script = f"head -c {size} /dev/zero | tr '\\0' x; touch {done}; sleep 10"
+    child = spawn_on_pty(["sh", "-c", script], dict(os.environ), None)
+    deadline = time.monotonic() + 10
+    while not done.exists():
+        assert time.monotonic() < deadline, "the child did not print in time"
+        time.sleep(0.02)
+    return child
+
+
+def test_a_large_read_takes_what_else_the_pty_already_holds(tmp_path):
+    """A pty hands over at most ~4 KiB per read; after one that large, the reader gathers the rest."""
+    child = _child_that_printed(tmp_path, 9_000)
+    try:
+        assert child.read(65536) == "x" * 9_000
+    finally:
+        child.close()
+
+
+def test_gathering_stops_at_the_size_asked_for(tmp_path):
+    child = _child_that_printed(tmp_path, 9_000)
+    try:
+        first = child.read(6000)
+        assert first == "x" * len(first) and 4096 < len(first) <= 6000
+        assert first + read_exactly(child, 9_000 - len(first)) == "x" * 9_000
+    finally:
+        child.close()
+
+
+def read_exactly(child, count: int, deadline_s: float = 5.0) -> str:
+    text = ""
+    deadline = time.monotonic() + deadline_s
+    while len(text) < count and time.monotonic() < deadline:
+        text += child.read(65536)
+    return text
