@@ -12,6 +12,7 @@ Nothing here is asserted: the unit tests never time anything.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -26,6 +27,12 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from bench import bgapi, dbus, gatttool  # noqa: E402
 
 # -- the run ---------------------------------------------------------------------------
+
+
+def plotting_available() -> bool:
+    """Whether matplotlib, which ``--plot`` draws with, is installed (found, not imported: loading it
+    before the flood would add its memory to the flood's RSS figures)."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def plot(points: List[Dict[str, Any]], path: str) -> None:
@@ -65,6 +72,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="which backend to measure (default all)",
     )
     args = parser.parse_args(argv)
+    if args.plot and not plotting_available():  # say so now, not after minutes of measuring
+        parser.error("--plot needs matplotlib: pip install '.[bench]'")
     quick = args.quick
     flood = 10_000 if quick else 100_000
     results: Dict[str, Any] = {
