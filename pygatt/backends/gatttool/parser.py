@@ -434,8 +434,8 @@ def parse_table_line(text: str) -> Event:
 #: Distinct notification line starts remembered (a flood has one per handle and prompt colour).
 HEAD_CACHE_SIZE = 64
 #: How much text one run of lines with the same start splits at once (see ``OutputDecoder._repeated_lines``):
-#: a pty hands over at most 4 KiB at a time; the bound keeps a run that ends early from costing the
-#: whole rest of a large chunk.
+#: the reader hands over up to 64 KiB in a flood (see ``process``); the bound keeps a run that ends
+#: early from costing the whole rest of a large chunk.
 RUN_WINDOW = 8192
 #: A notification line's start, parsed: handle, indication, prompt text (or None), address, blue.
 _Head = Tuple[int, bool, Optional[str], str, bool]
