@@ -223,6 +223,17 @@ def test_runs_of_notification_lines_decode_as_line_by_line(case: tuple) -> None:
     assert warm_events == cold_events
 
 
+def test_a_run_meeting_a_line_that_is_no_gatttool_value_decodes_as_line_by_line() -> None:
+    """In a run of notification lines, a value that is not hex, one spaced by a tab (hex to
+    ``bytes.fromhex``, but no value to the line pattern) and one with no final \\r leave the fast
+    path; the events are still those of parsing line by line."""
+    framed, not_hex, tab, unterminated = FLOOD_LINES[0], FLOOD_LINES[4], FLOOD_LINES[5], FLOOD_LINES[6]
+    text = framed * 3 + not_hex + framed * 2 + tab + framed + unterminated + framed + FLOOD_PROMPT
+    expected = ColdDecoder().feed(text)
+    assert sum(type(e) is p.Notification for e in expected) == 8  # 0g and the tab: Other
+    assert p.OutputDecoder().feed(text) == expected
+
+
 LISTING_PIECES = [
     "handle: ",
     "0x",

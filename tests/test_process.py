@@ -74,12 +74,12 @@ def test_a_process_that_ignores_exit_is_killed_and_reaped():
     assert not alive
 
 
-def _child_that_printed(tmp_path, size: int):
-    """A child that printed ``size`` characters (no line breaks) and is still running, with all of it
-    already in the pty: it touches a file once its output is written. (A pty nobody reads holds
-    about 12 KB here before its writer blocks.)"""
+def _child_that_printed(tmp_path, size: int, then: str = "sleep 10"):
+    """A child that printed ``size`` characters (no line breaks) and then runs ``then`` (by default it
+    is still running), with all of it already in the pty: it touches a file once its output is
+    written. (A pty nobody reads holds about 12 KB here before its writer blocks.)"""
     done = tmp_path / "printed"
-    script = f"head -c {size} /dev/zero | tr '\\0' x; touch {done}; sleep 10"
+    script = f"head -c {size} /dev/zero | tr '\\0' x; touch {done}; {then}"
     child = spawn_on_pty(["sh", "-c", script], dict(os.environ), None)
     deadline = time.monotonic() + 10
     while not done.exists():
@@ -103,6 +103,18 @@ def test_gathering_stops_at_the_size_asked_for(tmp_path):
         first = child.read(6000)
         assert first == "x" * len(first) and 4096 < len(first) <= 6000
         assert first + read_exactly(child, 9_000 - len(first)) == "x" * 9_000
+    finally:
+        child.close()
+
+
+def test_gathering_up_to_the_end_of_the_output_keeps_it_and_the_end_is_reported_next(tmp_path):
+    """The child printed and exited: gathering reads until the pty reports its other side closed
+    (EIO), keeps what it gathered, and the next read reports the end."""
+    child = _child_that_printed(tmp_path, 9_000, then="exit 0")
+    try:
+        assert child.wait(5)
+        assert child.read(65536) == "x" * 9_000
+        assert child.read(65536) == ""
     finally:
         child.close()
 
