@@ -21,14 +21,16 @@ callbacks has run for more than :data:`STUCK_S` (a callback blocked, say, on a
 read whose answer the reader has yet to read).
 
 For speed, a reader hands over the notifications of one chunk of output in one
-call (:meth:`CallbackDispatcher.submit_batch`, which also has them delivered by
-one call, or :meth:`CallbackDispatcher.submit_many`), and the callback thread
-takes up to :data:`RUN_BATCH` calls off the queue per lock round trip; both keep
-the order, and callbacks still run one at a time.
+call (:meth:`CallbackDispatcher.submit_batch`, which has them delivered by one
+call per :data:`BATCH_CALL_VALUES` values, or :meth:`CallbackDispatcher.submit_many`),
+and the callback thread takes up to :data:`RUN_BATCH` calls off the queue per
+lock round trip; both keep the order, and callbacks still run one at a time.
 
 After :meth:`CallbackDispatcher.stop` returns, no queued callback runs; a
 callback already running when ``stop`` gave up waiting is left to finish on
-its own (logged).
+its own (logged). A batch's values are queued as several calls so that
+``stop`` can discard between them: a chunk of output can carry thousands of
+notifications, and one call delivering them all could not be stopped.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ DEFAULT_MAX_PENDING = 10_000
 DROP_LOG_EVERY = 10_000
 #: How many queued calls the callback thread takes per lock round trip (they no longer count as waiting).
 RUN_BATCH = 64
+#: The most values one call queued by ``submit_batch`` carries (``stop`` discards between calls).
+BATCH_CALL_VALUES = 32
 #: The longest a batch of notifications holds the reader back when the queue is over half full.
 THROTTLE_S = 0.002
 #: Seconds after which a batch of callbacks counts as stuck (the reader is then not held back for it).
@@ -54,6 +58,14 @@ STUCK_S = 0.05
 
 # (function, arguments, how many notifications it carries: 0 for control work, never dropped)
 _Item = Tuple[Callable[..., Any], Tuple[Any, ...], int]
+
+
+def _calls_of(function: Callable[[Sequence[Any]], Any], values: Sequence[Any]) -> List[_Item]:
+    """``function`` over ``values`` as queued calls of at most :data:`BATCH_CALL_VALUES` values each."""
+    return [
+        (function, (values[at : at + BATCH_CALL_VALUES],), min(BATCH_CALL_VALUES, len(values) - at))
+        for at in range(0, len(values), BATCH_CALL_VALUES)
+    ]
 
 
 class _Generation:
@@ -128,7 +140,8 @@ class CallbackDispatcher:
         return self._queue(calls, droppable, lambda kept: [(function, args, weight) for args in kept])
 
     def submit_batch(self, function: Callable[[Sequence[Any]], Any], values: Sequence[Any]) -> int:
-        """Queue one call ``function(values)`` that handles several notifications at once.
+        """Queue calls ``function(some_values)`` that each handle up to :data:`BATCH_CALL_VALUES`
+        notifications at once, in order.
 
         The queue counts each value as one notification: when it is full, the first values
         that fit are kept and the rest dropped (and counted), as :meth:`submit_many` does.
@@ -140,7 +153,7 @@ class CallbackDispatcher:
         Returns:
             How many values were queued.
         """
-        return self._queue(values, True, lambda kept: [(function, (kept,), len(kept))] if kept else [])
+        return self._queue(values, True, lambda kept: _calls_of(function, kept))
 
     def _queue(self, values: Sequence[Any], droppable: bool, items: Callable[[Sequence[Any]], Sequence[_Item]]) -> int:
         """Keep what fits of ``values``, queue ``items(kept)``; return how many values were kept."""

@@ -9,7 +9,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 
-from pygatt.dispatch import RUN_BATCH, CallbackDispatcher
+from pygatt.dispatch import BATCH_CALL_VALUES, RUN_BATCH, CallbackDispatcher
 
 
 @contextlib.contextmanager
@@ -118,6 +118,44 @@ def test_stop_with_discard_runs_nothing_more_of_a_batch_taken_off_the_queue() ->
     release.set()
     stopper.join(5)
     assert seen == [0]
+
+
+def test_a_large_batch_runs_as_calls_of_bounded_size_in_order() -> None:
+    dispatcher = CallbackDispatcher()
+    dispatcher.start()
+    seen: List[List[int]] = []
+    try:
+        assert dispatcher.submit_batch(seen.append, list(range(3 * BATCH_CALL_VALUES + 5))) == 3 * BATCH_CALL_VALUES + 5
+    finally:
+        assert dispatcher.stop(5)
+    assert [len(call) for call in seen] == [BATCH_CALL_VALUES] * 3 + [5]
+    assert [n for call in seen for n in call] == list(range(3 * BATCH_CALL_VALUES + 5))
+
+
+def test_stop_with_discard_runs_no_more_of_a_large_batch_than_the_call_under_way() -> None:
+    """A chunk of output can carry thousands of notifications: stop() must not wait for them all
+    (a slow callback would keep running long after stop() gave up waiting)."""
+    dispatcher = CallbackDispatcher()
+    dispatcher.start()
+    entered, release = threading.Event(), threading.Event()
+    seen: List[int] = []
+
+    def deliver(values: List[int]) -> None:
+        if values[0] == 0:
+            entered.set()
+            release.wait(5)
+        seen.extend(values)
+
+    dispatcher.submit_batch(deliver, list(range(5000)))
+    assert entered.wait(5)
+    stopper = threading.Thread(target=dispatcher.stop, args=(5, True))
+    stopper.start()
+    while dispatcher.pending():  # stop() clears the queue before it waits for the thread
+        pass
+    release.set()
+    stopper.join(5)
+    assert not stopper.is_alive()
+    assert seen == list(range(BATCH_CALL_VALUES))
 
 
 def test_a_stopped_dispatcher_queues_nothing() -> None:
