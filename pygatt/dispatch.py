@@ -147,7 +147,7 @@ class CallbackDispatcher:
         that fit are kept and the rest dropped (and counted), as :meth:`submit_many` does.
 
         Args:
-            function: what to call on the callback thread, with the list of values kept.
+            function: what to call on the callback thread, with each slice of the values kept.
             values: the notifications, in order.
 
         Returns:
