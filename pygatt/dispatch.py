@@ -29,7 +29,7 @@ lock round trip; both keep the order, and callbacks still run one at a time.
 After :meth:`CallbackDispatcher.stop` returns, no queued callback runs; a
 callback already running when ``stop`` gave up waiting is left to finish on
 its own (logged). A batch's values are queued as several calls so that
-``stop`` can discard between them: a chunk of output can carry thousands of
+``stop`` can discard between them: a chunk of output can carry hundreds of
 notifications, and one call delivering them all could not be stopped.
 """
 

@@ -133,7 +133,7 @@ def test_a_large_batch_runs_as_calls_of_bounded_size_in_order() -> None:
 
 
 def test_stop_with_discard_runs_no_more_of_a_large_batch_than_the_call_under_way() -> None:
-    """A chunk of output can carry thousands of notifications: stop() must not wait for them all
+    """A chunk of output can carry hundreds of notifications: stop() must not wait for them all
     (a slow callback would keep running long after stop() gave up waiting)."""
     dispatcher = CallbackDispatcher()
     dispatcher.start()
