@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from typing import Iterator, List, Tuple
 
 import pytest
@@ -97,6 +98,23 @@ def test_room_comes_back_as_callbacks_run() -> None:
     assert dispatcher.dropped == 0
 
 
+def stop_discarding_while_held(
+    dispatcher: CallbackDispatcher, entered: threading.Event, release: threading.Event
+) -> None:
+    """Once the first queued call has ``entered`` (and waits for ``release``), stop ``dispatcher``
+    with discard on another thread, let that call finish once the queue is cleared, and check
+    that stop() returned."""
+    assert entered.wait(5)
+    stopper = threading.Thread(target=dispatcher.stop, args=(5, True))
+    stopper.start()
+    deadline = time.monotonic() + 5
+    while dispatcher.pending():  # stop() clears the queue before it waits for the thread
+        assert time.monotonic() < deadline, "stop() did not clear the queue"
+    release.set()
+    stopper.join(5)
+    assert not stopper.is_alive()
+
+
 def test_stop_with_discard_runs_nothing_more_of_a_batch_taken_off_the_queue() -> None:
     dispatcher = CallbackDispatcher()
     dispatcher.start()
@@ -110,13 +128,7 @@ def test_stop_with_discard_runs_nothing_more_of_a_batch_taken_off_the_queue() ->
         seen.append(n)
 
     dispatcher.submit_many(first, [(n,) for n in range(RUN_BATCH * 2)], droppable=True)
-    assert entered.wait(5)
-    stopper = threading.Thread(target=dispatcher.stop, args=(5, True))
-    stopper.start()
-    while dispatcher.pending():  # stop() clears the queue before it waits for the thread
-        pass
-    release.set()
-    stopper.join(5)
+    stop_discarding_while_held(dispatcher, entered, release)
     assert seen == [0]
 
 
@@ -147,14 +159,7 @@ def test_stop_with_discard_runs_no_more_of_a_large_batch_than_the_call_under_way
         seen.extend(values)
 
     dispatcher.submit_batch(deliver, list(range(5000)))
-    assert entered.wait(5)
-    stopper = threading.Thread(target=dispatcher.stop, args=(5, True))
-    stopper.start()
-    while dispatcher.pending():  # stop() clears the queue before it waits for the thread
-        pass
-    release.set()
-    stopper.join(5)
-    assert not stopper.is_alive()
+    stop_discarding_while_held(dispatcher, entered, release)
     assert seen == list(range(BATCH_CALL_VALUES))
 
 
