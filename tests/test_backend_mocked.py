@@ -199,20 +199,34 @@ def test_discover_characteristics_fills_descriptors(device):
     assert str(hr) == "<Characteristic uuid=00002a37-0000-1000-8000-00805f9b34fb handle=6>"
 
 
-def test_discovery_sends_char_desc_as_the_end_marker_of_characteristics(device, fake_spawn):
+def test_discovery_takes_two_round_trips_and_no_sync_marker(device, fake_spawn):
     device.discover_characteristics()
     sent = fake_spawn.child.sent
-    start = sent.index("characteristics")
-    # three round trips: char-desc ends the first listing, one sec-level ends the second
-    assert sent[start:] == ["characteristics", "char-desc", "sec-level"]
+    start = sent.index("char-desc")
+    # characteristics ends char-desc with its echo, and ends itself with the last declaration char-desc listed
+    assert sent[start:] == ["char-desc", "characteristics"]
+    assert device.char_read_handle(0x000C) == bytearray(b"\x5a")  # the session is still in step
 
 
-def test_discovery_of_nothing_sends_no_char_desc(device, fake_spawn):
-    fake_spawn.child.cmd_characteristics = lambda args: fake_spawn.child.error(
-        "Discover all characteristics failed: No attribute found within the given range", asynchronous=True
+def test_a_characteristic_char_desc_did_not_declare_is_found_through_the_sync_marker(device, fake_spawn):
+    fake_spawn.child.hidden_from_desc.add(0x0005)  # Heart Rate Measurement's declaration
+    characteristics = device.discover_characteristics()
+    assert set(characteristics) == {uuid16_to_uuid(n) for n in (0x2A00, 0x2A37, 0x2A38, 0x2A19)}
+    assert characteristics[HR].handle == 0x0006
+    assert fake_spawn.child.sent[-1] == "sec-level"
+
+
+def test_discovery_of_nothing_lists_the_characteristics_alone(device, fake_spawn):
+    nothing = lambda what: (
+        lambda args: fake_spawn.child.error(  # noqa: E731
+            f"Discover {what} failed: No attribute found within the given range", asynchronous=True
+        )
     )
+    fake_spawn.child.cmd_char_desc = nothing("descriptors")
+    fake_spawn.child.cmd_characteristics = nothing("all characteristics")
     assert device.discover_characteristics() == {}
-    assert "char-desc" not in fake_spawn.child.sent
+    sent = fake_spawn.child.sent
+    assert sent[sent.index("char-desc") :] == ["char-desc", "characteristics"]
 
 
 def test_a_failed_char_desc_keeps_the_characteristics_and_falls_back_to_handle_plus_one(device, fake_spawn, caplog):
@@ -222,6 +236,8 @@ def test_a_failed_char_desc_keeps_the_characteristics_and_falls_back_to_handle_p
     characteristics = device.discover_characteristics()
     assert characteristics[HR].handle == 0x0006 and characteristics[HR].descriptors == {}
     assert "Could not list descriptors" in caplog.text
+    sent = fake_spawn.child.sent
+    assert sent[sent.index("char-desc") :] == ["char-desc", "characteristics", "sec-level"]  # listed alone
     device.subscribe(HR)
     assert fake_spawn.child.sent[-1] == "char-write-req 0x0007 0100"
     assert device.char_read_handle(0x000C) == bytearray(b"\x5a")  # the session is still in step

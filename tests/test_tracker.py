@@ -85,6 +85,81 @@ def test_a_listing_ends_at_the_echo_of_the_command_sent_as_its_end_marker():
     assert second.results == [p.DescriptorFound(1, uuid.UUID(int=2))] and second.wants_marker
 
 
+DECLARATION = commands.CHARACTERISTIC_DECLARATION
+
+
+def descriptor_listing_then_characteristics(tracker: CommandTracker, *handles: int):
+    """char-desc listing a declaration at each of ``handles`` (each followed by its value), ended by
+    the echo of ``characteristics`` sent as its end marker; returns both operations."""
+    desc = tracker.begin(commands.CHAR_DESC, 0.0)
+    feed(tracker, p.Other("char-desc"), UP, p.DescriptorFound(1, uuid.UUID(int=0x2800)))
+    assert desc.wants_marker
+    desc.marker_sent = True
+    chars = tracker.begin(commands.CHARACTERISTICS_AFTER_DESC, 0.0)
+    for handle in handles:
+        feed(tracker, p.DescriptorFound(handle, DECLARATION), p.DescriptorFound(handle + 1, uuid.UUID(int=handle)))
+    feed(tracker, p.Other("characteristics"), UP)
+    assert desc.done and len(desc.results) == 1 + 2 * len(handles)
+    return desc, chars
+
+
+def characteristic(handle: int) -> p.CharacteristicFound:
+    return p.CharacteristicFound(handle, 0x02, handle + 1, uuid.UUID(int=handle))
+
+
+def test_characteristics_after_char_desc_ends_at_the_last_declaration_char_desc_listed():
+    tracker = connected_tracker()
+    _desc, chars = descriptor_listing_then_characteristics(tracker, 2, 5, 9)
+    assert chars.expected == {2, 5, 9}
+    feed(tracker, characteristic(2), UP, characteristic(5), UP)
+    assert not chars.done and chars.wants_marker
+    feed(tracker, characteristic(9))
+    assert chars.done and [c.handle for c in chars.results] == [2, 5, 9] and not chars.marker_sent
+    assert not tracker.ops
+
+
+def test_a_characteristic_char_desc_did_not_list_falls_back_to_the_sync_marker():
+    tracker = connected_tracker()
+    _desc, chars = descriptor_listing_then_characteristics(tracker, 2, 9)
+    feed(tracker, characteristic(2), UP, characteristic(5), UP, characteristic(9), UP)
+    assert chars.expected is None and not chars.done and chars.wants_marker  # 5 was not foreseen
+    chars.marker_sent = True
+    feed(tracker, p.Other("sec-level"), p.SecLevel("low"), UP)
+    assert chars.done and [c.handle for c in chars.results] == [2, 5, 9]
+
+
+def test_a_sync_marker_answered_after_the_listing_completed_is_nobody_s():
+    tracker = connected_tracker()
+    _desc, chars = descriptor_listing_then_characteristics(tracker, 2, 5)
+    feed(tracker, characteristic(2), UP)
+    chars.marker_sent = True  # the first chunk had one line: the session sent the marker
+    feed(tracker, characteristic(5), UP)
+    assert chars.done
+    read = tracker.begin(commands.read_handle(3), 0.0)
+    feed(tracker, p.Other("sec-level"), p.SecLevel("low"), UP)  # the marker's late answer
+    assert not read.done and not read.echo_seen
+    feed(tracker, p.Other("char-read-hnd 0x0003"), UP, p.ReadValue(b"\x07"))
+    assert read.done and read.results == [p.ReadValue(b"\x07")]
+
+
+def test_no_declaration_listed_leaves_the_end_to_the_sync_marker():
+    tracker = connected_tracker()
+    _desc, chars = descriptor_listing_then_characteristics(tracker)
+    assert chars.expected is None
+    feed(tracker, characteristic(2), UP)
+    assert chars.wants_marker and not chars.done
+
+
+def test_plain_characteristics_foresees_nothing_even_after_char_desc():
+    tracker = connected_tracker()
+    desc = tracker.begin(commands.CHAR_DESC, 0.0)
+    feed(tracker, p.Other("char-desc"), UP, p.DescriptorFound(2, DECLARATION))
+    desc.marker_sent = True
+    chars = tracker.begin(commands.CHARACTERISTICS, 0.0)
+    feed(tracker, p.Other("characteristics"), UP, characteristic(2))
+    assert desc.done and chars.expected is None and not chars.done
+
+
 def test_an_echo_ends_only_listings_that_sent_their_marker():
     tracker = connected_tracker()
     first = tracker.begin(commands.CHARACTERISTICS, 0.0)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Generic, List, Optional, Sequence, Tuple, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Generic, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from pygatt.backends.gatttool import parser
+from pygatt.util import uuid16_to_uuid
 
 if TYPE_CHECKING:
     import uuid
@@ -84,6 +85,15 @@ def _mtu(results: Sequence[Any]) -> int:
     return int(results[0].mtu)
 
 
+#: The attribute type of a characteristic declaration: one per line of ``characteristics``.
+CHARACTERISTIC_DECLARATION = uuid16_to_uuid(0x2803)
+
+
+def _declarations(descriptors: Sequence[Any]) -> FrozenSet[int]:
+    """The handles of the characteristic declarations in a ``char-desc`` listing."""
+    return frozenset(d.handle for d in descriptors if d.uuid == CHARACTERISTIC_DECLARATION)
+
+
 @dataclass(frozen=True)
 class Command(Generic[T]):
     """One line for gatttool and how to read its answer.
@@ -93,12 +103,16 @@ class Command(Generic[T]):
         line: the text sent (no line break).
         target: the handle or UUID it is about, for messages.
         result: turns the family's result events into the caller's value.
+        expected_from: for a listing sent as the end marker of the listing before it: given that
+            listing's results, the handles of the result lines that complete this one (see
+            :mod:`.tracker`). None: only the sync marker can end it.
     """
 
     family: Family
     line: str
     target: Optional[str] = None
     result: Callable[[Sequence[Any]], T] = field(default=_nothing)  # type: ignore[assignment]
+    expected_from: Optional[Callable[[Sequence[Any]], FrozenSet[int]]] = None
 
     def __post_init__(self) -> None:
         line = self.line
@@ -149,6 +163,11 @@ def sec_level(level: str) -> Command[None]:
 
 
 CHARACTERISTICS: Command[List[Any]] = Command(CHARACTERISTICS_FAMILY, "characteristics", result=_all)
+#: ``characteristics`` sent right after ``char-desc`` (as its end marker): it is complete once it has
+#: listed every characteristic declaration ``char-desc`` listed (one line per 0x2803 attribute).
+CHARACTERISTICS_AFTER_DESC: Command[List[Any]] = Command(
+    CHARACTERISTICS_FAMILY, "characteristics", result=_all, expected_from=_declarations
+)
 CHAR_DESC: Command[List[Any]] = Command(CHAR_DESC_FAMILY, "char-desc", result=_all)
 PRIMARY: Command[List[Any]] = Command(PRIMARY_FAMILY, "primary", result=_all)
 DISCONNECT: Command[None] = Command(DISCONNECT_FAMILY, "disconnect")

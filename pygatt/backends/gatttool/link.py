@@ -5,19 +5,22 @@ fulfilled by one ``gatttool -I`` process that holds one connection.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from pygatt.backends.backend import DEFAULT_ATT_MTU, Characteristic, GATTLink
 from pygatt.backends.gatttool import commands
 from pygatt.backends.gatttool.session import GATTToolSession
-from pygatt.exceptions import BLEError, NotConnectedError
+from pygatt.exceptions import BLEError, NotConnectedError, NotificationTimeout
 from pygatt.util import uuid16_to_uuid
 
 log = logging.getLogger(__name__)
 
 #: Service and characteristic declarations (0x2800-0x2803): they end a characteristic's descriptors.
 DECLARATION_UUIDS = frozenset(uuid16_to_uuid(n) for n in range(0x2800, 0x2804))
+#: The least time given to listing the characteristics alone after ``char-desc`` used up the rest.
+MIN_TIMEOUT_S = 0.5
 
 
 class GATTToolLink(GATTLink):
@@ -62,17 +65,35 @@ class GATTToolLink(GATTLink):
         self.session.run(commands.write(handle, value, True), timeout)
 
     def discover(self, timeout: float) -> Dict[uuid.UUID, Characteristic]:
-        """``characteristics``, then ``char-desc`` for the descriptors (sent as the first listing's end marker)."""
-        listing, descriptors = self.session.run_listings(commands.CHARACTERISTICS, commands.CHAR_DESC, timeout)
+        """``char-desc``, then ``characteristics`` (sent as the first listing's end marker).
+
+        Two round trips: ``char-desc`` lists every characteristic declaration, so
+        ``characteristics`` ends with the last line of one (see :mod:`.tracker`), and needs
+        no sync marker. When ``char-desc`` fails or finds nothing, the characteristics are
+        listed alone and subscribing falls back to the value handle + 1.
+        """
+        deadline = time.monotonic() + timeout
+        descriptors: Optional[List[Any]] = None
+        listing: Union[List[Any], BLEError, None] = None
+        try:
+            descriptors, listing = self.session.run_listings(
+                commands.CHAR_DESC, commands.CHARACTERISTICS_AFTER_DESC, timeout
+            )
+        except (NotConnectedError, NotificationTimeout):
+            raise
+        except BLEError as exc:
+            log.warning("Could not list descriptors (%s); subscribing falls back to value handle + 1", exc)
+        if listing is None:
+            listing = self.session.run(commands.CHARACTERISTICS, max(deadline - time.monotonic(), MIN_TIMEOUT_S))
+        elif isinstance(listing, BLEError):
+            raise listing
         characteristics: Dict[uuid.UUID, Characteristic] = {}
         by_value_handle: List[Characteristic] = []
         for line in sorted(listing, key=lambda c: c.value_handle):
             characteristic = Characteristic(line.uuid, line.value_handle)
             by_value_handle.append(characteristic)
             characteristics.setdefault(line.uuid, characteristic)
-        if isinstance(descriptors, BLEError):
-            log.warning("Could not list descriptors (%s); subscribing falls back to value handle + 1", descriptors)
-        elif descriptors is not None:
+        if descriptors:
             self._add_descriptors(by_value_handle, descriptors)
         log.debug("Discovered %d characteristics on %s", len(characteristics), self.address)
         return characteristics

@@ -346,7 +346,9 @@ class GATTToolSession:
         sync marker after its first result, one more round trip. Here ``then`` is
         that marker for ``first`` (gatttool reads it only after printing all of
         ``first``, so its echo ends ``first``), and only ``then`` needs the sync
-        marker: three round trips instead of four. ``then`` is sent only when
+        marker: three round trips instead of four -- or two, when ``then`` knows
+        from ``first``'s results which lines complete it
+        (:attr:`~.commands.Command.expected_from`). ``then`` is sent only when
         ``first`` found something.
 
         Args:

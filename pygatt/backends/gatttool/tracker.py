@@ -20,7 +20,16 @@ input in another, so once the first result line has arrived, the caller sends
 an end marker, which gatttool reads only after the last line of the listing:
 either ``sec-level`` (which only prints ``sec-level: <level>``, synchronously),
 whose answer ends the listing, or the next command the caller means to run
-anyway (a discovery's ``char-desc`` after ``characteristics``), whose echo ends it.
+anyway (a discovery's ``characteristics`` after ``char-desc``), whose echo ends it.
+
+A listing can also know its own end: ``char-desc`` lists every attribute, so the
+characteristic declarations (0x2803) among its lines are exactly the lines
+``characteristics`` will print. A listing sent as the end marker of the one
+before it may take, when that one ends, the handles of the result lines it
+waits for (:attr:`~.commands.Command.expected_from`); it is complete with the
+last of them, with no sync marker to wait for. A line it did not expect makes
+it fall back to the sync marker; a marker sent before the last line arrived
+is answered later and finds no listing waiting for it.
 
 The session feeds events from its reader thread under its lock and wakes the
 caller whose operation :attr:`Operation.done` became true.
@@ -30,7 +39,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Deque, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Deque, Dict, List, Optional, Set
 
 from pygatt.backends.gatttool import parser
 from pygatt.exceptions import BLEError, NotConnectedError
@@ -62,6 +71,7 @@ class Operation:
         abandoned_at: when the caller gave up waiting (its late answer is swallowed).
         echo_seen: gatttool echoed the command line.
         marker_sent: the listing's sync marker was sent.
+        expected: a listing's result handles still to come, when known (see the module docstring).
     """
 
     __slots__ = (
@@ -71,6 +81,7 @@ class Operation:
         "echo_seen",
         "error",
         "error_line",
+        "expected",
         "family",
         "marker_sent",
         "results",
@@ -86,6 +97,7 @@ class Operation:
         self.abandoned_at: Optional[float] = None
         self.echo_seen = False
         self.marker_sent = False
+        self.expected: Optional[Set[int]] = None
 
     @property
     def wants_marker(self) -> bool:
@@ -203,6 +215,15 @@ class CommandTracker:
                     break
                 if earlier.marker_sent and not earlier.done:
                     self._finish(earlier)  # a listing whose end marker was this command: it is complete
+                    self._foresee(op, earlier)
+
+    @staticmethod
+    def _foresee(op: Operation, ended: Operation) -> None:
+        """``op`` ended the listing ``ended``: the result lines ``op`` waits for, when ``ended`` tells."""
+        expected_from = op.command.expected_from
+        if expected_from is not None and op.family.listing and ended.error_line is None and ended.error is None:
+            expected = set(expected_from(ended.results))
+            op.expected = expected or None  # nothing foreseen: the sync marker ends it
 
     def _prompt(self, event: parser.Prompt) -> Optional[str]:
         self.prompt_seen = True
@@ -249,9 +270,23 @@ class CommandTracker:
                 op.results.append(event)
                 if not op.family.listing or op.abandoned_at is not None:
                     self._finish(op)
+                elif op.expected is not None:
+                    self._expected_result(op, event.handle)
                 return
         if kind is not parser.ConnectAttempt:
             log.debug("Output with no command waiting for it: %r", event)
+
+    def _expected_result(self, op: Operation, handle: int) -> None:
+        """A listing with foreseen results got the line of ``handle``: complete after the last one."""
+        expected = op.expected
+        assert expected is not None
+        if handle not in expected:
+            log.debug("%s listed 0x%04x, which the listing before did not: its end marker ends it", op, handle)
+            op.expected = None
+            return
+        expected.discard(handle)
+        if not expected:
+            self._finish(op)  # every line foreseen has come: no end marker to wait for
 
     def _owner(self, family: Optional[str]) -> Optional[Operation]:
         """The operation an error line belongs to: the oldest of its family, or the live one."""
