@@ -425,7 +425,7 @@ def discovery_alone(path: str, count: int) -> float:
     """µs per ``discover_characteristics``, hot: its three commands' output replayed (see replayed_calls)."""
     result = replayed_calls(
         path,
-        ["characteristics", "char-desc", "sec-level"],
+        ["char-desc", "characteristics", "sec-level"],  # sec-level: in case a listing comes in pieces
         lambda device: {"discover_us": device.discover_characteristics},
         count,
     )
@@ -614,7 +614,7 @@ def writes_per_second(path: str, writes: int, block: int = 50) -> Tuple[float, f
 
 
 def discoveries(path: str, runs: int, expected: int) -> Tuple[float, float]:
-    """Median ``discover_characteristics`` time (``characteristics`` + ``char-desc``) and the bare loop's.
+    """Median ``discover_characteristics`` time (``char-desc`` + ``characteristics``) and the bare loop's.
 
     Library and bare loop take turns, one discovery each, on two simulators of the same world.
     """
