@@ -243,6 +243,16 @@ def test_a_failed_char_desc_keeps_the_characteristics_and_falls_back_to_handle_p
     assert device.char_read_handle(0x000C) == bytearray(b"\x5a")  # the session is still in step
 
 
+def test_a_char_desc_that_never_answers_times_the_discovery_out_and_leaves_the_session_in_step(device, fake_spawn):
+    fake_spawn.child.cmd_char_desc = lambda args: None  # echoed, never answered
+    started = time.monotonic()
+    with pytest.raises(exceptions.NotificationTimeout, match="char-desc"):
+        device.discover_characteristics(timeout=0.3)
+    assert time.monotonic() - started < 2.0
+    assert "characteristics" not in fake_spawn.child.sent  # sent only after char-desc's first line
+    assert device.char_read_handle(0x000C) == bytearray(b"\x5a")
+
+
 def test_a_link_lost_during_char_desc_fails_the_discovery(device, fake_spawn):
     fake_spawn.child.cmd_char_desc = lambda args: fake_spawn.child.remote_disconnect()
     with pytest.raises(exceptions.NotConnectedError):
