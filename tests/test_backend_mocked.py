@@ -217,11 +217,10 @@ def test_a_characteristic_char_desc_did_not_declare_is_found_through_the_sync_ma
 
 
 def test_discovery_of_nothing_lists_the_characteristics_alone(device, fake_spawn):
-    nothing = lambda what: (
-        lambda args: fake_spawn.child.error(  # noqa: E731
-            f"Discover {what} failed: No attribute found within the given range", asynchronous=True
-        )
-    )
+    def nothing(what):
+        message = f"Discover {what} failed: No attribute found within the given range"
+        return lambda args: fake_spawn.child.error(message, asynchronous=True)
+
     fake_spawn.child.cmd_char_desc = nothing("descriptors")
     fake_spawn.child.cmd_characteristics = nothing("all characteristics")
     assert device.discover_characteristics() == {}
@@ -251,6 +250,17 @@ def test_a_char_desc_that_never_answers_times_the_discovery_out_and_leaves_the_s
     assert time.monotonic() - started < 2.0
     assert "characteristics" not in fake_spawn.child.sent  # sent only after char-desc's first line
     assert device.char_read_handle(0x000C) == bytearray(b"\x5a")
+
+
+def test_a_char_desc_failing_at_the_deadline_leaves_no_time_for_the_characteristics(device, fake_spawn):
+    fake_spawn.child.cmd_char_desc = lambda args: fake_spawn.child.error(
+        "Discover descriptors failed: Request attribute has encountered an unlikely error", asynchronous=True
+    )
+    with mock.patch("pygatt.backends.gatttool.link.time") as clock:  # the link's clock only, not the session's
+        clock.monotonic.side_effect = [0.0, 5.0]  # the discovery starts; char-desc's error came at its deadline
+        with pytest.raises(exceptions.NotificationTimeout, match="No time left within 5"):
+            device.discover_characteristics(timeout=5)
+    assert "characteristics" not in fake_spawn.child.sent
 
 
 def test_a_link_lost_during_char_desc_fails_the_discovery(device, fake_spawn):

@@ -19,8 +19,6 @@ log = logging.getLogger(__name__)
 
 #: Service and characteristic declarations (0x2800-0x2803): they end a characteristic's descriptors.
 DECLARATION_UUIDS = frozenset(uuid16_to_uuid(n) for n in range(0x2800, 0x2804))
-#: The least time given to listing the characteristics alone after ``char-desc`` used up the rest.
-MIN_TIMEOUT_S = 0.5
 
 
 class GATTToolLink(GATTLink):
@@ -84,7 +82,10 @@ class GATTToolLink(GATTLink):
         except BLEError as exc:
             log.warning("Could not list descriptors (%s); subscribing falls back to value handle + 1", exc)
         if listing is None:
-            listing = self.session.run(commands.CHARACTERISTICS, max(deadline - time.monotonic(), MIN_TIMEOUT_S))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NotificationTimeout(f"No time left within {timeout} s to list the characteristics")
+            listing = self.session.run(commands.CHARACTERISTICS, remaining)
         elif isinstance(listing, BLEError):
             raise listing
         characteristics: Dict[uuid.UUID, Characteristic] = {}

@@ -221,9 +221,8 @@ class CommandTracker:
     def _foresee(op: Operation, ended: Operation) -> None:
         """``op`` ended the listing ``ended``: the result lines ``op`` waits for, when ``ended`` tells."""
         expected_from = op.command.expected_from
-        if expected_from is not None and op.family.listing and ended.error_line is None and ended.error is None:
-            expected = set(expected_from(ended.results))
-            op.expected = expected or None  # nothing foreseen: the sync marker ends it
+        if expected_from is not None:
+            op.expected = set(expected_from(ended.results)) or None  # nothing foreseen: the sync marker ends it
 
     def _prompt(self, event: parser.Prompt) -> Optional[str]:
         self.prompt_seen = True
