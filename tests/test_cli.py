@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -495,7 +495,10 @@ def test_process_usage_error_exits_2():
 
 @contextlib.contextmanager
 def running(*argv: str) -> Iterator[subprocess.Popen]:
-    """``python -m pygatt ARGV`` running in the background, with pipes; killed if still running at the end."""
+    """``python -m pygatt ARGV`` running in the background, with pipes; killed if still running at the end.
+
+    Its faulthandler is on: a SIGABRT makes it print every thread's stack on stderr (see :func:`ended`).
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", "pygatt", *argv],
         stdout=subprocess.PIPE,
@@ -503,7 +506,7 @@ def running(*argv: str) -> Iterator[subprocess.Popen]:
         stdin=subprocess.DEVNULL,
         text=True,
         cwd=REPO,
-        env=_child_env(),
+        env=dict(_child_env(), PYTHONFAULTHANDLER="1"),
     )
     try:
         yield proc
@@ -511,6 +514,32 @@ def running(*argv: str) -> Iterator[subprocess.Popen]:
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+def ended(proc: subprocess.Popen, why: str, timeout: float = 15) -> Tuple[str, str]:
+    """``proc.communicate()`` within ``timeout``; a process still running then fails the test with the
+    stack of each of its threads (faulthandler's answer to SIGABRT), so a hang explains itself."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=10)
+        pytest.fail(f"pygatt did not end within {timeout} s {why}; its threads:\n{err}")
+
+
+def test_a_process_that_does_not_end_fails_with_its_threads_stacks():
+    hung = subprocess.Popen(
+        [sys.executable, "-c", "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start()"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(_child_env(), PYTHONFAULTHANDLER="1"),
+    )
+    with pytest.raises(pytest.fail.Exception) as failure:
+        ended(hung, "of nothing", timeout=0.5)
+    assert "did not end within 0.5 s of nothing" in str(failure.value)
+    stacks = str(failure.value)
+    assert "Thread 0x" in stacks and "Current thread 0x" in stacks and "threading.py" in stacks  # both threads
 
 
 @pytest.mark.parametrize(
@@ -524,7 +553,7 @@ def test_process_subscribe_ends_cleanly_on_a_signal(tmp_path, signum, status, wo
         assert first.split("  ")[2].strip() == bytes.fromhex(HEART_RATES[0]).hex(" ")
         assert processes_mentioning(world.name), "the simulated gatttool should be running"
         proc.send_signal(signum)
-        _, err = proc.communicate(timeout=15)
+        _, err = ended(proc, f"of {signal.Signals(signum).name}")
     assert proc.returncode == status
     assert re.fullmatch(rf"pygatt: {word} \(\d+ notifications? received\)\n", err), err
     assert wait_for(lambda: not processes_mentioning(world.name), 3), "a simulated gatttool outlived the command"
