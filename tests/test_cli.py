@@ -522,9 +522,24 @@ def ended(proc: subprocess.Popen, why: str, timeout: float = 15) -> Tuple[str, s
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        state = signal_state(proc.pid)
         proc.send_signal(signal.SIGABRT)
         _, err = proc.communicate(timeout=10)
-        pytest.fail(f"pygatt did not end within {timeout} s {why}; its threads:\n{err}")
+        pytest.fail(f"pygatt did not end within {timeout} s {why}; its signal state:\n{state}its threads:\n{err}")
+
+
+def signal_state(pid: int) -> str:
+    """The pending, blocked, ignored and caught signal masks of a process and of each of its threads."""
+    lines = []
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+        try:
+            status = (task / "status").read_text()
+        except OSError as exc:  # the thread ended meanwhile
+            lines.append(f"{task.name}: {exc}")
+            continue
+        masks = [line.replace("\t", " ") for line in status.splitlines() if line.startswith(("Name", "Sig", "ShdPnd"))]
+        lines.append(f"{task.name}: " + ", ".join(masks))
+    return "".join(line + "\n" for line in lines)
 
 
 def test_a_process_that_does_not_end_fails_with_its_threads_stacks():
@@ -540,6 +555,7 @@ def test_a_process_that_does_not_end_fails_with_its_threads_stacks():
     assert "did not end within 0.5 s of nothing" in str(failure.value)
     stacks = str(failure.value)
     assert "Thread 0x" in stacks and "Current thread 0x" in stacks and "threading.py" in stacks  # both threads
+    assert stacks.count("SigBlk:") == 2 and "ShdPnd:" in stacks  # each thread's signal masks
 
 
 @pytest.mark.parametrize(
