@@ -494,20 +494,40 @@ def test_process_usage_error_exits_2():
 
 
 @contextlib.contextmanager
+def sigint_at_default() -> Iterator[None]:
+    """SIGINT handled while a child is started, so the child starts with SIGINT at its default.
+
+    A test run started in the background by a shell without job control (``cmd &`` in a script,
+    ``nohup``) ignores SIGINT, and its children inherit that: Python then installs no Ctrl-C
+    handler in them, and a SIGINT does nothing. A handled signal is reset to its default by exec.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
 def running(*argv: str) -> Iterator[subprocess.Popen]:
     """``python -m pygatt ARGV`` running in the background, with pipes; killed if still running at the end.
 
-    Its faulthandler is on: a SIGABRT makes it print every thread's stack on stderr (see :func:`ended`).
+    Its SIGINT is at its default however the tests were started (:func:`sigint_at_default`), and its
+    faulthandler is on: a SIGABRT makes it print every thread's stack on stderr (see :func:`ended`).
     """
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pygatt", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-        env=dict(_child_env(), PYTHONFAULTHANDLER="1"),
-    )
+    with sigint_at_default():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pygatt", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=REPO,
+            env=dict(_child_env(), PYTHONFAULTHANDLER="1"),
+        )
     try:
         yield proc
     finally:
