@@ -536,6 +536,19 @@ def running(*argv: str) -> Iterator[subprocess.Popen]:
         proc.communicate()
 
 
+def test_a_child_started_while_sigint_is_ignored_still_gets_ctrl_c():
+    show = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as when the suite runs in the background
+    try:
+        inherited = subprocess.run([sys.executable, "-c", show], capture_output=True, text=True).stdout
+        with sigint_at_default():
+            given = subprocess.run([sys.executable, "-c", show], capture_output=True, text=True).stdout
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the suite's own disposition is back
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    assert (inherited, given) == ("False\n", "True\n")
+
+
 def ended(proc: subprocess.Popen, why: str, timeout: float = 15) -> Tuple[str, str]:
     """``proc.communicate()`` within ``timeout``; a process still running then fails the test with the
     stack of each of its threads (faulthandler's answer to SIGABRT), so a hang explains itself."""
