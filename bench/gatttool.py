@@ -38,6 +38,7 @@ from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
 import pygatt
 import pygatt.dispatch
 from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, idle_cpu_percent, stream_of, world_file
+from pygatt.backends.gatttool import commands
 from pygatt.backends.gatttool.parser import Notification
 from pygatt.backends.gatttool.process import PTY_COLUMNS, PTY_ROWS, Child
 from pygatt.backends.gatttool.session import GATTToolSession
@@ -571,45 +572,53 @@ def summarize(samples: List[float]) -> Dict[str, float]:
     }
 
 
-def writes_per_second(path: str, writes: int, block: int = 50) -> Tuple[float, float, float]:
-    """Acknowledged writes per second of the library, the bare loop and the floor, in alternating blocks.
+def writes_per_second(path: str, writes: int, block: int = 50) -> Tuple[float, float, float, float]:
+    """Acknowledged writes per second of the library, the bare loop, the floor and the session alone, in turns.
 
     Each side writes ``block`` values in turn (``char_write_handle(..., wait_for_response=True)``
     against ``char-write-req`` read up to its answer and prompt, and up to its answer on the floor's
     reader thread); each rate is its total count over its total time, so all sides share the
     machine's good and bad moments.
+
+    The fourth side is a diagnostic: a second connected backend whose session is handed the same
+    command (``commands.write``) directly, as its link does -- the library without the public API,
+    backend and link layers above the session (reached privately: this is a measurement harness).
+    Its distance from the floor is what the session, its tracker and its decoder cost in place.
     """
     backend, device = connected(path)
+    session_backend, session_device = connected(path)
+    session = session_backend._link(session_device).session  # private: this is a measurement harness
     tool = RawTool(path)
     floor_tool = ThreadedTool(path)
 
     def floor_write(n: int) -> None:
         floor_tool.round_trip(f"char-write-req 0x{WRITE_HANDLE:04x} {n & 0xFF:02x}", b"successfully\r\n")
 
+    def session_write(n: int) -> None:
+        session.run(commands.write(WRITE_HANDLE, bytes([n & 0xFF]), True), 30)
+
+    def library_write(n: int) -> None:
+        device.char_write_handle(WRITE_HANDLE, bytes([n & 0xFF]), wait_for_response=True)
+
+    sides: List[Callable[[int], None]] = [library_write, lambda n: raw_write(tool, n), floor_write, session_write]
     try:
         for n in range(50):
-            device.char_write_handle(WRITE_HANDLE, bytes([n & 0xFF]), wait_for_response=True)
-            raw_write(tool, n)
-            floor_write(n)
-        library = limit = floor = 0.0
+            for write in sides:
+                write(n)
+        seconds = [0.0] * len(sides)
         for start in range(0, writes, block):
-            started = time.perf_counter()
-            for n in range(start, start + block):
-                device.char_write_handle(WRITE_HANDLE, bytes([n & 0xFF]), wait_for_response=True)
-            library += time.perf_counter() - started
-            started = time.perf_counter()
-            for n in range(start, start + block):
-                raw_write(tool, n)
-            limit += time.perf_counter() - started
-            started = time.perf_counter()
-            for n in range(start, start + block):
-                floor_write(n)
-            floor += time.perf_counter() - started
+            for index, write in enumerate(sides):
+                started = time.perf_counter()
+                for n in range(start, start + block):
+                    write(n)
+                seconds[index] += time.perf_counter() - started
         count = -(-writes // block) * block
-        return count / library, count / limit, count / floor
+        library, limit, floor, alone = (count / s for s in seconds)
+        return library, limit, floor, alone
     finally:
         floor_tool.close()
         tool.close()
+        session_backend.stop()
         backend.stop()
 
 
@@ -680,7 +689,8 @@ def flood_memory(directory: str, count: int) -> Dict[str, float]:
 # -- the section ---------------------------------------------------------------------------
 
 
-#: (measure, step returning (library, limit) or (library, limit, floor)); each is measured ``rounds`` times.
+#: (measure, step returning (library, limit), (library, limit, floor) or, for writes, (library, limit, floor,
+#: session alone)); each is measured ``rounds`` times.
 Pair = Tuple[str, Callable[[], Tuple[Any, ...]]]
 
 
@@ -713,6 +723,8 @@ def run(directory: str, quick: bool, rounds: int = 5, alone: bool = True, log: A
             results.setdefault(name + "_limit", []).append(measured[1])
             if len(measured) > 2:
                 results.setdefault(name + "_floor", []).append(measured[2])
+            if len(measured) > 3:  # the writes' diagnostic side (see writes_per_second)
+                results.setdefault(name + "_session", []).append(measured[3])
     print("... gatttool library alone, idle CPU, memory", file=log, flush=True)
     if alone:  # needs this version's session interface (not for measuring an older pygatt)
         results["library_alone20"] = library_alone(flood, 20)
@@ -841,6 +853,19 @@ def rows(r: Dict[str, Any]) -> List[Row]:
     out.append(
         ("writes/s with response", f"{library:,.0f}", f"{limit:,.0f}", f"{ratio:.2f}", floor, floor_ratio, ">= 0.80")
     )
+    if "writes_session" in r:
+        alone = best_of(r["writes_session"], None, True)
+        out.append(
+            (
+                "   the same, session alone (diagnostic)",
+                f"{alone:,.0f}",
+                f"{limit:,.0f}",
+                f"{alone / limit:.2f}",
+                "",
+                "",
+                "reported",
+            )
+        )
     for name, count in (("discover4", 4), ("discover60", 60)):
         library, limit, ratio = compare(r, name)
         out.append(
