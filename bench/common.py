@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import threading
 import time
 from pathlib import Path
@@ -11,6 +13,15 @@ from pygatt.testing import NotifyStream, World, load_world
 
 #: The shipped heart-rate world's notifying characteristic (2a37): its value handle.
 HR_VALUE_HANDLE = 0x0008
+
+
+def this_machine() -> Dict[str, Any]:
+    """What a run's figures depend on: the machine, Python, and the load average as the run starts."""
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "load_average": os.getloadavg(),
+    }
 
 
 def world_file(world: World, directory: str, name: str) -> str:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, world_file  # noqa: E402
+from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, this_machine, world_file  # noqa: E402
 from bench.gatttool import HR_CCCD, WRITE_HANDLE, RawTool, ThreadedTool, connected, raw_write  # noqa: E402
 from pygatt.backends.gatttool import commands  # noqa: E402
 from pygatt.backends.gatttool.parser import Event, Notification  # noqa: E402
@@ -365,12 +365,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="write every round's ratios as JSON")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
+    results: Dict[str, Any] = {**this_machine(), "rounds": rounds}
     with tempfile.TemporaryDirectory() as directory:
         heart = world_file(load_world("heart-rate"), directory, "heart")
         print("... writes", file=sys.stderr, flush=True)
         writes = write_gaps(heart, rounds, blocks=2 if args.quick else 20)
         print("... 20 B floods", file=sys.stderr, flush=True)
         floods = flood_gaps(directory, rounds, block=1_000 if args.quick else 10_000, blocks=2 if args.quick else 6)
+    results.update(writes=writes, notify20=floods, load_average_after=os.getloadavg())
+    print(f"machine: {results['machine']}, Python {results['python']}")
+    print("load average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}".format(*results["load_average"]))
+    print("load average (1/5/15 min) after:  {:.2f} {:.2f} {:.2f}".format(*results["load_average_after"]))
     print(f"per-round ratio to the limit, median [range] of {rounds} round(s); higher is faster")
     print("writes with response:")
     print("\n".join(summary(writes)))
@@ -378,7 +383,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("\n".join(summary(floods)))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"rounds": rounds, "writes": writes, "notify20": floods}, out, indent=1)
+            json.dump(results, out, indent=1)
     return 0
 
 

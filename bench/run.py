@@ -15,7 +15,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bgapi, dbus, gatttool  # noqa: E402
+from bench.common import this_machine  # noqa: E402
 
 # -- the run ---------------------------------------------------------------------------
 
@@ -76,11 +76,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--plot needs matplotlib: pip install '.[bench]'")
     quick = args.quick
     flood = 10_000 if quick else 100_000
-    results: Dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "load_average": os.getloadavg(),
-    }
+    results: Dict[str, Any] = this_machine()
     bgapi_steps: List[Tuple[str, Callable[[str], Any]]] = [
         ("bgapi_throughput", lambda d: bgapi.throughput(d, flood)),
         ("bgapi_simulator_per_second", lambda d: bgapi.simulator_rate(d, flood)),

@@ -6,6 +6,7 @@ replacement behaves (counts, decodes once, reads once), not how fast anything wa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List
 
@@ -105,3 +106,16 @@ def test_bad_arguments_are_refused_before_measuring(argv: List[str], monkeypatch
     with pytest.raises(SystemExit) as stopped:
         gaps.main(argv)
     assert stopped.value.code == 2
+
+
+def test_quick_run_prints_every_side_and_keeps_every_round(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    kept = tmp_path / "gaps.json"
+    assert gaps.main(["--quick", "--json", str(kept)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(kept.read_text())
+    assert results["rounds"] == 1
+    for experiment in ("writes", "notify20"):
+        for side, ratios in results[experiment].items():
+            assert len(ratios) == 1
+            assert side in printed
+    assert "machine:" in printed and "load average" in printed
