@@ -182,6 +182,11 @@ FLOOD_LINES = [
     f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 01\t02 \r\n",  # hex, not gatttool's spacing
     f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 01 02\n",  # no final \r
     f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value:01 \r\n",
+    # as long as a framed 2-byte line, but not framed: a space, a tab or a digit where the \r or a space goes
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 01 02  \n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 01 02 \t\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 01 0203\r\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 0A 0b \r\n",
     f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x000e value: 03 \r\n",
     f"{FLOOD_PROMPT}\r{' ' * 36}\rIndication   handle = 0x0008 value: 04 \r\n",
     f"[C4:7C:8D:6A:3E:01][LE]> \r{' ' * 36}\rNotification handle = 0x0008 value: 05 \r\n",
@@ -232,6 +237,22 @@ def test_a_run_meeting_a_line_that_is_no_gatttool_value_decodes_as_line_by_line(
     expected = ColdDecoder().feed(text)
     assert sum(type(e) is p.Notification for e in expected) == 8  # 0g and the tab: Other
     assert p.OutputDecoder().feed(text) == expected
+
+
+def test_lines_as_long_as_the_last_framed_value_are_still_checked_whole() -> None:
+    """After a framed value, a line of the same length is taken on a shorter check (its spaces, its \\r,
+    its start, then ``bytes.fromhex``): one that fails any of them is decoded as line by line."""
+    one, not_hex = FLOOD_LINES[1], FLOOD_LINES[4]  # "ff " and "0g ": the same length
+    two = FLOOD_LINES[0]
+    same_length_two = [line for line in FLOOD_LINES if line.startswith(FLOOD_PROMPT) and len(line) == len(two)]
+    assert len(same_length_two) >= 4  # the framed value, the tab, the final space, the digit for a space
+    other_handle = FLOOD_LINES[12]  # 0x000e, "03 ": as long as "ff "
+    assert len(other_handle) == len(one)
+    text = one * 2 + not_hex + one + other_handle + one + "".join(two + line for line in same_length_two) + two
+    expected = ColdDecoder().feed(text + FLOOD_PROMPT)
+    assert p.OutputDecoder().feed(text + FLOOD_PROMPT) == expected
+    values = [e.value for e in expected if type(e) is p.Notification]
+    assert values[:3] == [b"\xff", b"\xff", b"\xff"]  # 0g is no value
 
 
 LISTING_PIECES = [

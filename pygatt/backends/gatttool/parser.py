@@ -506,8 +506,12 @@ class OutputDecoder:
         text = self._pending + data
         position = 0
         while True:
-            if self._repeat is not None and text.startswith(self._repeat[0], position):
-                position = self._repeated_lines(text, position, events)
+            # one window of a run after another, until a line breaks the run (or the text ends)
+            while self._repeat is not None and text.startswith(self._repeat[0], position):
+                moved = self._repeated_lines(text, position, events)
+                if moved == position:
+                    break
+                position = moved
             end = text.find("\n", position)
             if end < 0:
                 break
@@ -543,7 +547,11 @@ class OutputDecoder:
         an identical start reports no prompt, so the run gives the events ``_line`` would.
 
         A notification's value in gatttool's own framing (``"%02x "`` per byte, then ``\\r``) is
-        taken here at once; any other rest goes to the run's decoder.
+        taken here at once; any other rest goes to the run's decoder. Once a line of one value size
+        was taken, a line of the same length is checked without working out its size again: its
+        spaces, its final ``\\r`` and its start, then ``bytes.fromhex`` (the framing leaves it exactly
+        that size's pairs of digits). Lines of another size take the general check, so values of
+        mixed sizes stay in the run.
 
         Returns:
             Where the first line not decoded here starts.
@@ -553,39 +561,50 @@ class OutputDecoder:
         skip = len(start)
         lines = text[position : position + RUN_WINDOW].split("\n")
         lines.pop()  # the last piece may be cut
+        before = len(events)
         append = events.append
         if notifying is not None:
             handle, indication = notifying
             fromhex = bytes.fromhex
             new = tuple.__new__
             notification = Notification
+            width = -1  # the length of a framed line of the last value size taken (none yet)
+            spaces = ""  # that size's spaces, one after each pair
+            spaced = skip + 2  # where a line's first space after a pair is
             for line in lines:
+                if len(line) == width and line[spaced::3] == spaces and line[-1] == "\r" and line.startswith(start):
+                    try:
+                        value = fromhex(line[skip:])
+                    except ValueError:
+                        break  # not a value: _line sorts the line out
+                    append(new(notification, (handle, value, indication)))
+                    continue
                 if not line.startswith(start):
                     break
                 rest = line[skip:]
                 try:
                     value = fromhex(rest)
                 except ValueError:
-                    break  # not a value: _line sorts the line out
+                    break
                 size = len(value)
                 if len(rest) == 3 * size + 1 and rest[-1] == "\r" and rest[2::3] == " " * size:
                     append(new(notification, (handle, value, indication)))
+                    width, spaces = len(line), " " * size
                 else:
                     event = decode(rest)  # other spacing, or no final \r
                     if event is None:
                         break
                     append(event)
-                position += len(line) + 1
-            return position
-        for line in lines:
-            if not line.startswith(start):
-                break
-            event = decode(line[skip:])
-            if event is None:
-                break
-            append(event)
-            position += len(line) + 1
-        return position
+        else:
+            for line in lines:
+                if not line.startswith(start):
+                    break
+                event = decode(line[skip:])
+                if event is None:
+                    break
+                append(event)
+        taken = len(events) - before  # one event per line taken
+        return position + sum(map(len, lines[:taken])) + taken  # and a \n after each
 
     def _line(self, line: str, events: List[Event]) -> None:
         self._repeat = None
