@@ -187,6 +187,7 @@ FLOOD_LINES = [
     f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 01 02 \t\n",
     f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 01 0203\r\n",
     f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value: 0A 0b \r\n",
+    f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x0008 value:    02 \r\n",  # spaces for a pair's digits
     f"{FLOOD_PROMPT}\r{' ' * 36}\rNotification handle = 0x000e value: 03 \r\n",
     f"{FLOOD_PROMPT}\r{' ' * 36}\rIndication   handle = 0x0008 value: 04 \r\n",
     f"[C4:7C:8D:6A:3E:01][LE]> \r{' ' * 36}\rNotification handle = 0x0008 value: 05 \r\n",
@@ -245,8 +246,8 @@ def test_lines_as_long_as_the_last_framed_value_are_still_checked_whole() -> Non
     one, not_hex = FLOOD_LINES[1], FLOOD_LINES[4]  # "ff " and "0g ": the same length
     two = FLOOD_LINES[0]
     same_length_two = [line for line in FLOOD_LINES if line.startswith(FLOOD_PROMPT) and len(line) == len(two)]
-    assert len(same_length_two) >= 4  # the framed value, the tab, the final space, the digit for a space
-    other_handle = FLOOD_LINES[12]  # 0x000e, "03 ": as long as "ff "
+    assert len(same_length_two) >= 6  # framed, a tab, a final space, a digit or spaces out of place, upper case
+    other_handle = next(line for line in FLOOD_LINES if "0x000e" in line)  # "03 ": as long as "ff "
     assert len(other_handle) == len(one)
     text = one * 2 + not_hex + one + other_handle + one + "".join(two + line for line in same_length_two) + two
     expected = ColdDecoder().feed(text + FLOOD_PROMPT)

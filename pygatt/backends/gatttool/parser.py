@@ -548,10 +548,10 @@ class OutputDecoder:
 
         A notification's value in gatttool's own framing (``"%02x "`` per byte, then ``\\r``) is
         taken here at once; any other rest goes to the run's decoder. Once a line of one value size
-        was taken, a line of the same length is checked without working out its size again: its
-        spaces, its final ``\\r`` and its start, then ``bytes.fromhex`` (the framing leaves it exactly
-        that size's pairs of digits). Lines of another size take the general check, so values of
-        mixed sizes stay in the run.
+        was taken, a line of the same length is checked without working out its framing again: its
+        spaces, its final ``\\r`` and its start, then ``bytes.fromhex``, which must give that size
+        (so every other place holds a hex digit: ``bytes.fromhex`` would skip a space there). Lines
+        of another size take the general check, so values of mixed sizes stay in the run.
 
         Returns:
             Where the first line not decoded here starts.
@@ -569,6 +569,7 @@ class OutputDecoder:
             new = tuple.__new__
             notification = Notification
             width = -1  # the length of a framed line of the last value size taken (none yet)
+            size = -1  # that value size
             spaces = ""  # that size's spaces, one after each pair
             spaced = skip + 2  # where a line's first space after a pair is
             for line in lines:
@@ -577,6 +578,8 @@ class OutputDecoder:
                         value = fromhex(line[skip:])
                     except ValueError:
                         break  # not a value: _line sorts the line out
+                    if len(value) != size:
+                        break  # a space where a digit goes: not gatttool's framing
                     append(new(notification, (handle, value, indication)))
                     continue
                 if not line.startswith(start):
@@ -586,10 +589,10 @@ class OutputDecoder:
                     value = fromhex(rest)
                 except ValueError:
                     break
-                size = len(value)
-                if len(rest) == 3 * size + 1 and rest[-1] == "\r" and rest[2::3] == " " * size:
+                length = len(value)
+                if len(rest) == 3 * length + 1 and rest[-1] == "\r" and rest[2::3] == " " * length:
                     append(new(notification, (handle, value, indication)))
-                    width, spaces = len(line), " " * size
+                    width, size, spaces = len(line), length, " " * length
                 else:
                     event = decode(rest)  # other spacing, or no final \r
                     if event is None:
