@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -73,6 +73,24 @@ def in_turns(sides: Dict[str, Side], rounds: int, blocks: int, limit: str = "lim
             for name in names:
                 ratios[name].append(seconds[limit] / seconds[name])
     return ratios
+
+
+Opened = TypeVar("Opened")
+
+
+def _opened(opened: List[Any], thing: Opened) -> Opened:
+    """Keep ``thing`` (a simulator read by the bench, or a backend) to be closed by :func:`_close_all`."""
+    opened.append(thing)
+    return thing
+
+
+def _close_all(opened: List[Any]) -> None:
+    """Stop every backend and close every bench tool in ``opened``, the last opened first."""
+    for thing in reversed(opened):
+        if hasattr(thing, "stop"):
+            thing.stop()
+        else:
+            thing.close()
 
 
 # -- writes --------------------------------------------------------------------------------
@@ -119,10 +137,10 @@ def write_gaps(path: str, rounds: int, writes: int = 50, blocks: int = 20) -> Di
         writes: writes per block.
         blocks: blocks per side per round.
     """
-    opened: List[Any] = []
-    tool = RawTool(path)
-    floor = ThreadedTool(path)
+    opened: List[Any] = []  # everything started, stopped at the end whatever happens
     try:
+        tool = _opened(opened, RawTool(path))
+        floor = _opened(opened, ThreadedTool(path))
 
         def backend() -> Tuple[Any, Any]:
             pair = connected(path)
@@ -170,10 +188,7 @@ def write_gaps(path: str, rounds: int, writes: int = 50, blocks: int = 20) -> Di
                 write(n)
         return in_turns({name: block_of(write) for name, write in writers.items()}, rounds, blocks)
     finally:
-        floor.close()
-        tool.close()
-        for opened_backend in opened:
-            opened_backend.stop()
+        _close_all(opened)
 
 
 # -- floods ----------------------------------------------------------------------------------
@@ -246,10 +261,10 @@ def flood_gaps(
     path = world_file(flood_world(block, size), directory, f"gaps{size}")
     subscribe = f"char-write-req 0x{HR_CCCD:04x} 0100"
     unsubscribe = f"char-write-req 0x{HR_CCCD:04x} 0000"
-    opened: List[Any] = []
-    tool = RawTool(path)
-    floor = ThreadedTool(path)
+    opened: List[Any] = []  # everything started, stopped at the end whatever happens
     try:
+        tool = _opened(opened, RawTool(path))
+        floor = _opened(opened, ThreadedTool(path))
 
         def backend() -> Tuple[Any, Any]:
             pair = connected(path)
@@ -266,8 +281,8 @@ def flood_gaps(
             return take, lambda: device.unsubscribe_handle(HR_VALUE_HANDLE)
 
         _, library = backend()
-        _, ungathered = backend()
-        single_reads(session_of(opened[-1], ungathered))
+        ungathered_backend, ungathered = backend()
+        single_reads(session_of(ungathered_backend, ungathered))
 
         counted_backend, counted_device = backend()
         counted = CountedLines(session_of(counted_backend, counted_device), size)
@@ -337,10 +352,7 @@ def flood_gaps(
         }
         return in_turns(sides, rounds, blocks)
     finally:
-        floor.close()
-        tool.close()
-        for opened_backend in opened:
-            opened_backend.stop()
+        _close_all(opened)
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -353,7 +365,7 @@ def summary(ratios: Dict[str, List[float]], baseline: str = "library") -> List[s
         line = f"  {name:58s} {statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
         if name not in (baseline, "limit"):
             wins = sum(value > base for value, base in zip(values, ratios[baseline]))
-            line += f"  above the library in {wins} of {len(values)} rounds"
+            line += f"  above the {baseline} in {wins} of {len(values)} rounds"
         lines.append(line)
     return lines
 
