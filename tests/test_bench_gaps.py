@@ -1,7 +1,7 @@
 """``python -m bench.gaps``: each variant does what it says, against the simulated gatttool on real ptys.
 
 Nothing is timed here: the tests check that every side ran and that each variant's
-replacement behaves (counts, decodes once, reads once), not how fast anything was.
+replacement behaves (lines counted, chunks decoded once), not how fast anything was.
 """
 
 from __future__ import annotations

@@ -242,7 +242,8 @@ def test_a_run_meeting_a_line_that_is_no_gatttool_value_decodes_as_line_by_line(
 
 def test_lines_as_long_as_the_last_framed_value_are_still_checked_whole() -> None:
     """After a framed value, a line of the same length is taken on a shorter check (its spaces, its \\r,
-    its start, then ``bytes.fromhex``): one that fails any of them is decoded as line by line."""
+    its start, then ``bytes.fromhex`` and the value's size): one that fails any of them is decoded as
+    line by line."""
     one, not_hex = FLOOD_LINES[1], FLOOD_LINES[4]  # "ff " and "0g ": the same length
     two = FLOOD_LINES[0]
     same_length_two = [line for line in FLOOD_LINES if line.startswith(FLOOD_PROMPT) and len(line) == len(two)]
