@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -75,22 +75,48 @@ def in_turns(sides: Dict[str, Side], rounds: int, blocks: int, limit: str = "lim
     return ratios
 
 
-Opened = TypeVar("Opened")
+class Started:
+    """What one experiment starts -- the limit's bare loop, the floor, and backends -- all closed when it ends.
 
+    Used as a context manager: on the way out (or when starting the floor fails) every backend is
+    stopped and both simulators read by the bench are closed, the last started first.
 
-def _opened(opened: List[Any], thing: Opened) -> Opened:
-    """Keep ``thing`` (a simulator read by the bench, or a backend) to be closed by :func:`_close_all`."""
-    opened.append(thing)
-    return thing
+    Args:
+        path: the world file every side's simulator runs.
+        discover: have each backend discover its characteristics once connected (a flood subscribes).
+    """
 
+    def __init__(self, path: str, discover: bool = False) -> None:
+        self._path = path
+        self._discover = discover
+        self._started: List[Any] = []
 
-def _close_all(opened: List[Any]) -> None:
-    """Stop every backend and close every bench tool in ``opened``, the last opened first."""
-    for thing in reversed(opened):
-        if hasattr(thing, "stop"):
-            thing.stop()
-        else:
-            thing.close()
+    def __enter__(self) -> Started:
+        try:
+            self.tool = RawTool(self._path)
+            self._started.append(self.tool)
+            self.floor = ThreadedTool(self._path)
+            self._started.append(self.floor)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def backend(self) -> Tuple[Any, Any]:
+        """A new backend connected to its own simulator, and its device."""
+        backend, device = connected(self._path)
+        self._started.append(backend)
+        if self._discover:
+            device.discover_characteristics()
+        return backend, device
+
+    def __exit__(self, *exc: object) -> None:
+        for thing in reversed(self._started):
+            if hasattr(thing, "stop"):
+                thing.stop()  # a backend
+            else:
+                thing.close()  # RawTool, ThreadedTool
+        self._started.clear()
 
 
 # -- writes --------------------------------------------------------------------------------
@@ -137,16 +163,8 @@ def write_gaps(path: str, rounds: int, writes: int = 50, blocks: int = 20) -> Di
         writes: writes per block.
         blocks: blocks per side per round.
     """
-    opened: List[Any] = []  # everything started, stopped at the end whatever happens
-    try:
-        tool = _opened(opened, RawTool(path))
-        floor = _opened(opened, ThreadedTool(path))
-
-        def backend() -> Tuple[Any, Any]:
-            pair = connected(path)
-            opened.append(pair[0])
-            return pair
-
+    with Started(path) as started:
+        tool, floor, backend = started.tool, started.floor, started.backend
         _, library = backend()
         unpexpected_backend, unpexpected = backend()
         raw_sendline(session_of(unpexpected_backend, unpexpected))
@@ -187,8 +205,6 @@ def write_gaps(path: str, rounds: int, writes: int = 50, blocks: int = 20) -> Di
             for n in range(256):
                 write(n)
         return in_turns({name: block_of(write) for name, write in writers.items()}, rounds, blocks)
-    finally:
-        _close_all(opened)
 
 
 # -- floods ----------------------------------------------------------------------------------
@@ -261,16 +277,8 @@ def flood_gaps(
     path = world_file(flood_world(block, size), directory, f"gaps{size}")
     subscribe = f"char-write-req 0x{HR_CCCD:04x} 0100"
     unsubscribe = f"char-write-req 0x{HR_CCCD:04x} 0000"
-    opened: List[Any] = []  # everything started, stopped at the end whatever happens
-    try:
-        tool = _opened(opened, RawTool(path))
-        floor = _opened(opened, ThreadedTool(path))
-
-        def backend() -> Tuple[Any, Any]:
-            pair = connected(path)
-            opened.append(pair[0])
-            pair[1].discover_characteristics()
-            return pair
+    with Started(path, discover=True) as started:
+        tool, floor, backend = started.tool, started.floor, started.backend
 
         def collected(device: Any) -> Side:
             def take() -> None:
@@ -351,8 +359,6 @@ def flood_gaps(
             "limit": (limit_take, settled(tool)),
         }
         return in_turns(sides, rounds, blocks)
-    finally:
-        _close_all(opened)
 
 
 # -- the report --------------------------------------------------------------------------------
