@@ -484,6 +484,68 @@ def test_disconnect_during_an_auto_reconnect_stays_disconnected(backend, fake_sp
         device.char_read_handle(0x0003)
 
 
+def test_a_failed_resubscribe_is_tried_again_by_the_next_reconnect(backend, fake_spawn):
+    """A reconnect whose CCCD write fails does not count as done: its link is closed again and the
+    next attempt reconnects and resubscribes (before, the link stayed up with notifications off)."""
+    device = backend.connect(ADDRESS, auto_reconnect=True)
+    device.subscribe(HR)
+    child = fake_spawn.child
+    refusals = {"left": 1}
+
+    def refuse_once(args):
+        if refusals["left"]:
+            refusals["left"] -= 1
+            child.terminal.prompt()
+            child.error("Characteristic Write Request failed: Attribute requires authorization before read/write")
+            return
+        child._simulate("char-write-req", args)
+
+    child.cmd_char_write_req = refuse_once
+    child.sent.clear()
+    child.remote_disconnect()
+    assert wait_for(lambda: child.sent.count("char-write-req 0x0007 0100") == 2, timeout=5)
+    assert wait_for(lambda: device.connected, timeout=3)
+    assert child.attributes[0x0007].value == b"\x01\x00"
+    assert child.sent.count(f"connect {ADDRESS} public") == 2
+
+
+def test_reconnect_before_the_loss_is_handled_ends_the_old_process(backend, fake_spawn, device):
+    """``reconnect()`` called while the lost link's clean-up still waits behind a busy callback: the old
+    gatttool is ended, not left running past ``stop()``; the late clean-up leaves the new link alone."""
+    old = fake_spawn.child
+    busy, release = threading.Event(), threading.Event()
+
+    def slow_callback(handle, value):
+        busy.set()
+        release.wait(5)
+
+    device.subscribe_handle(0x000C, slow_callback)
+    old.notify(0x000C, b"\x01")
+    assert busy.wait(5)  # the callback thread is held, so the loss below waits in its queue
+    link = backend._links[device]
+    old.remote_disconnect()
+    assert wait_for(lambda: not link.connected, timeout=3)
+    backend.reconnect(device, timeout=5)
+    assert not old.alive
+    release.set()
+    assert wait_for(lambda: backend._dispatcher.pending() == 0, timeout=3)
+    assert device.connected and device.char_read_handle(0x0003) is not None
+    backend.stop()
+    assert [child for child in fake_spawn.children if child.alive] == []
+
+
+def test_a_failed_connect_is_not_remembered_for_reconnect(backend, fake_spawn):
+    """Only devices that connected are reconnect()'s to choose from: failed attempts leave nothing behind."""
+    for _ in range(2):
+        with pytest.raises(exceptions.NotConnectedError):
+            backend.connect("11:22:33:44:55:66", timeout=0.5)  # nothing answers at that address
+    device = backend.connect(ADDRESS)
+    fake_spawn.child.remote_disconnect()
+    assert wait_for(lambda: not device.connected, timeout=3)
+    backend.reconnect(timeout=3)  # the device may be left out: it is the only one this backend knows
+    assert device.connected
+
+
 def test_calls_on_a_disconnected_device_raise_not_connected(backend):
     device = pygatt.backends.GATTToolBLEDevice(ADDRESS, backend)
     for call in (lambda: device.char_read("2a19"), lambda: device.char_write_handle(1, b"\x00"), device.bond):

@@ -394,6 +394,27 @@ def test_gatttool_device_signatures_on_an_instance():
     check_instance_signatures("GATTToolBLEDevice(...)", device, _GATTTOOL_DEVICE)
 
 
+@pytest.mark.parametrize(
+    "call, backend_method, backend_args",
+    [
+        (lambda d: d.char_read("2a19", 2), "char_read", ("2a19",)),
+        (lambda d: d.char_read_handle(0x000C, 2), "char_read_handle", (0x000C,)),
+        (lambda d: d.char_write_handle(0x000C, b"\x01", True, 2), "char_write_handle", (0x000C, b"\x01", True)),
+        (lambda d: d.discover_characteristics(2), "discover_characteristics", ()),
+        (lambda d: d.exchange_mtu(100, 2), "exchange_mtu", (100,)),
+    ],
+    ids=["char_read", "char_read_handle", "char_write_handle", "discover_characteristics", "exchange_mtu"],
+)
+def test_gatttool_device_takes_the_timeout_by_position_as_500_did(call, backend_method, backend_args):
+    """5.0.0's GATTToolBLEDevice passed ``*args`` on to its backend, where ``timeout`` came next:
+    ``device.char_read(uuid, 2)`` worked there and must reach the backend as that timeout here."""
+    backend = mock.MagicMock()
+    backend.discover_characteristics.return_value = {}
+    device = resolve("pygatt.backends.gatttool.device.GATTToolBLEDevice")("11:22:33:44:55:66", backend)
+    call(device)
+    getattr(backend, backend_method).assert_called_once_with(device, *backend_args, timeout=2)
+
+
 # -- details beyond the listing --------------------------------------------------------------
 
 

@@ -32,7 +32,9 @@ class GATTToolBLEDevice(BLEDevice):
 
     Each connected device has a gatttool process of its own, so several can be
     connected at once. A device counts as connected from its creation until
-    :meth:`disconnect` or a lost link.
+    :meth:`disconnect` or a lost link. As in 5.0.0, whose device passed its
+    arguments on to the backend, a ``timeout`` may also be given by position
+    (``device.char_read(uuid, 2)``).
 
     Args:
         address: the device's BLE address.
@@ -67,7 +69,7 @@ class GATTToolBLEDevice(BLEDevice):
         self._check_connected()
         return self._backend.get_rssi(self)
 
-    def char_read(self, uuid: UUIDLike, *, timeout: Optional[float] = None) -> bytearray:
+    def char_read(self, uuid: UUIDLike, timeout: Optional[float] = None) -> bytearray:
         """Read a characteristic by UUID (``char-read-uuid``).
 
         Args:
@@ -80,7 +82,7 @@ class GATTToolBLEDevice(BLEDevice):
         self._check_connected()
         return self._backend.char_read(self, uuid, **_timeout(timeout))
 
-    def char_read_handle(self, handle: int, *, timeout: Optional[float] = None) -> bytearray:
+    def char_read_handle(self, handle: int, timeout: Optional[float] = None) -> bytearray:
         """Read a characteristic by handle (``char-read-hnd``).
 
         Args:
@@ -107,7 +109,7 @@ class GATTToolBLEDevice(BLEDevice):
         return self._backend.char_read_long_handle(self, handle, **_timeout(timeout))
 
     def char_write_handle(
-        self, handle: int, value: BytesLike, wait_for_response: bool = True, *, timeout: Optional[float] = None
+        self, handle: int, value: BytesLike, wait_for_response: bool = True, timeout: Optional[float] = None
     ) -> None:
         """Write a value to an attribute handle (``char-write-req`` or ``char-write-cmd``).
 
@@ -147,7 +149,7 @@ class GATTToolBLEDevice(BLEDevice):
         self._backend.disconnect(self)
         self.link_down()
 
-    def discover_characteristics(self, *, timeout: Optional[float] = None) -> Dict[uuid.UUID, Characteristic]:
+    def discover_characteristics(self, timeout: Optional[float] = None) -> Dict[uuid.UUID, Characteristic]:
         """Discover (again) the device's characteristics and cache them.
 
         Args:
@@ -161,7 +163,7 @@ class GATTToolBLEDevice(BLEDevice):
         self._cache_characteristics(found)
         return found
 
-    def exchange_mtu(self, mtu: int, *, timeout: Optional[float] = None) -> int:
+    def exchange_mtu(self, mtu: int, timeout: Optional[float] = None) -> int:
         """Ask for an ATT MTU; returns the MTU in use (gatttool allows one exchange per connection).
 
         Args:

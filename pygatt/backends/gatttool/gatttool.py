@@ -416,8 +416,14 @@ class GATTToolBackend(BLEBackend):
                     return device
         device = GATTToolBLEDevice(address, self)
         device.auto_reconnect = bool(auto_reconnect)
-        self._options[device] = (kind, deadline.seconds)
-        self._open_link(device, kind, deadline)
+        with self._lock:
+            self._options[device] = (kind, deadline.seconds)
+        try:
+            self._open_link(device, kind, deadline)
+        except BaseException:
+            with self._lock:
+                self._options.pop(device, None)  # a device that never connected is not one to reconnect
+            raise
         return device
 
     def _open_link(self, device: GATTToolBLEDevice, kind: BLEAddressType, deadline: Deadline) -> None:
@@ -453,16 +459,10 @@ class GATTToolBackend(BLEBackend):
     @_device_optional
     def disconnect(self, device: GATTToolBLEDevice) -> None:
         """Disconnect from the device. Its gatttool process is kept for the next connect."""
-        link = self._forget(device)
         device.auto_reconnect = False
-        device.link_down()
         with self._lock:
             self._options.pop(device, None)
-        if link is None:
-            return
-        link.disconnect(DISCONNECT_TIMEOUT_S)
-        if link.session.alive:
-            self._pool.give_back(link.session)
+        self._close_link(device)
 
     def _forget(self, device: GATTToolBLEDevice) -> Optional[GATTToolLink]:
         with self._lock:
@@ -484,6 +484,8 @@ class GATTToolBackend(BLEBackend):
 
         Raises:
             NotConnectedError: the connection failed.
+            BLEError: resubscribing failed; the new link is closed again, so a later
+                attempt connects and resubscribes anew.
         """
         deadline = Deadline(validate.positive_timeout(timeout))
         with self._lock:
@@ -494,9 +496,29 @@ class GATTToolBackend(BLEBackend):
                 return
             options = self._options.get(device)
         kind = options[0] if options is not None else BLEAddressType.public
-        self._forget(device)
+        stale = self._forget(device)
+        if stale is not None:
+            # The link dropped and its loss still waits for the callback thread (``_link_lost``, which
+            # now finds no device for this session and does nothing): the old process is ended here.
+            stale.session.close()
         self._open_link(device, kind, deadline)
-        device.resubscribe_all()
+        try:
+            device.resubscribe_all()
+        except BaseException:
+            # Not reconnected until the subscriptions are back: drop the new link, so that the next
+            # attempt (the reconnector's, or the caller's) connects and resubscribes again.
+            self._close_link(device)
+            raise
+
+    def _close_link(self, device: GATTToolBLEDevice) -> None:
+        """End ``device``'s link without callbacks; its process is kept as the spare while it runs."""
+        link = self._forget(device)
+        device.link_down()
+        if link is None:
+            return
+        link.disconnect(DISCONNECT_TIMEOUT_S)
+        if link.session.alive:
+            self._pool.give_back(link.session)
 
     def _route_notifications(self, session: GATTToolSession, batch: List[Notification]) -> None:
         """Reader thread: queue one chunk's notifications for its device's callbacks, in one hand-off.
