@@ -65,7 +65,11 @@ class BLEDevice:
         self._callbacks: Dict[int, Tuple[NotificationCallback, ...]] = {}
         # value handle -> (CCCD handle, indication?) for every live subscription
         self._subscriptions: Dict[int, Tuple[int, bool]] = {}
+        # Serialises discovery and subscribing, and is held across their GATT calls; so the link's
+        # state below has a lock of its own, which never waits for the peer: a backend marking the
+        # device down (stop(), a disconnect) is never held up by an operation still in flight.
         self._lock = threading.RLock()
+        self._state_lock = threading.Lock()
         self._link: Optional[GATTLink] = None
         self._connected = True
         self._disconnect_callbacks: List[DisconnectCallback] = []
@@ -100,14 +104,14 @@ class BLEDevice:
             link: the link that now carries this device's operations (backends
                 whose device routes operations itself pass None).
         """
-        with self._lock:
+        with self._state_lock:
             if link is not None:
                 self._link = link
             self._connected = True
 
     def link_down(self) -> None:
         """Mark the device disconnected without callbacks (called by its backend on disconnect())."""
-        with self._lock:
+        with self._state_lock:
             self._connected = False
             self._link = None
 
@@ -120,7 +124,7 @@ class BLEDevice:
         Args:
             reason: why the link went away, for the log.
         """
-        with self._lock:
+        with self._state_lock:
             was_connected = self._connected
             self._connected = False
             self._link = None

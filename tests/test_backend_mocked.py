@@ -590,6 +590,28 @@ def test_stop_is_bounded_and_idempotent_in_every_state(fake_spawn):
     assert time.monotonic() - started < 2
 
 
+def test_stop_does_not_wait_for_a_subscribe_gatttool_never_answers(backend, fake_spawn, device):
+    """A subscribe holds the device's subscription lock across its CCCD write; ``stop()`` marks the
+    device down without that lock, so it returns at once instead of after the write's 30 s."""
+    fake_spawn.child.answer = False  # the write request is never acknowledged
+    errors = []
+
+    def subscribe():
+        try:
+            device.subscribe_handle(0x000C, lambda handle, value: None)
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+
+    subscriber = threading.Thread(target=subscribe)
+    subscriber.start()
+    assert wait_for(lambda: "char-write-req 0x000d 0100" in fake_spawn.child.sent, timeout=3)
+    started = time.monotonic()
+    backend.stop()
+    subscriber.join(10)
+    assert time.monotonic() - started < 3
+    assert not subscriber.is_alive() and isinstance(errors[0], exceptions.NotConnectedError)
+
+
 def test_two_devices_get_two_sessions_and_their_own_notifications(backend, fake_spawn):
     first = backend.connect(ADDRESS)
     fake_spawn.configure = lambda child: setattr(child, "known_address", "C4:7C:8D:6A:3E:02")

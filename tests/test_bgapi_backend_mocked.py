@@ -558,6 +558,33 @@ def test_stop_ends_a_read_waiting_on_a_silent_dongle(backend: BGAPIBackend, dong
     assert not reader.is_alive() and isinstance(errors[0], NotConnectedError)
 
 
+def test_stop_does_not_wait_for_a_subscribe_the_peer_never_acknowledges(
+    backend: BGAPIBackend, dongle: FakeDongle
+) -> None:
+    """A subscribe holds the device's subscription lock across its CCCD write; ``stop()`` marks the
+    device down without that lock, so it returns at once instead of after the write's 30 s."""
+    device = backend.connect(ADDRESS)
+    dongle.cmd_attclient_attribute_write = lambda message: dongle.rsp(  # accepted, never completed
+        "attclient_attribute_write", connection=message["connection"], result=0
+    )
+    errors: List[BaseException] = []
+
+    def subscribe() -> None:
+        try:
+            device.subscribe_handle(3, lambda handle, value: None)
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+
+    subscriber = threading.Thread(target=subscribe)
+    subscriber.start()
+    assert wait_for(lambda: "attclient_attribute_write" in [m.name for m in dongle.received])
+    started = time.monotonic()
+    backend.stop()
+    subscriber.join(10)
+    assert time.monotonic() - started < 5
+    assert not subscriber.is_alive() and isinstance(errors[0], NotConnectedError)
+
+
 def test_stop_disconnects_every_device(backend: BGAPIBackend, dongle: FakeDongle) -> None:
     backend.connect(ADDRESS)
     backend.connect(SECOND)
