@@ -371,7 +371,10 @@ def test_rssi_bond_mtu(device: BGAPIBLEDevice, dongle: FakeDongle) -> None:
 
 
 def test_backend_settings(backend: BGAPIBackend, dongle: FakeDongle) -> None:
-    assert backend.get_mac() == "00:07:80:AA:BB:CC" == backend.address
+    assert backend.get_mac() == "00:07:80:AA:BB:CC"
+    # 5.0.0's idiom: get_mac() kept the wire bytes in adapter.address, and bgapi_address_to_hex printed them
+    assert backend.address == (0xCC, 0xBB, 0xAA, 0x80, 0x07, 0x00)
+    assert bgapi_address_to_hex(backend.address) == "00:07:80:AA:BB:CC"
     backend.set_bondable(True)
     assert dongle.received[-1].fields == {"bondable": 1}
     backend.disable_advertising()

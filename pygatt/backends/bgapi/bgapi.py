@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from pygatt import validate
 from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, Characteristic
-from pygatt.backends.bgapi import util
+from pygatt.backends.bgapi import codec, util
 from pygatt.backends.bgapi.connecting import ConnectionParams, bounded_int, end_procedure, open_connection
 from pygatt.backends.bgapi.device import BGAPIBLEDevice
 from pygatt.backends.bgapi.error_codes import describe
@@ -117,7 +117,8 @@ class BGAPIBackend(BLEBackend):
         self._devices: Dict[str, BGAPIBLEDevice] = {}
         self._links: Dict[int, Tuple[BGAPILink, BGAPIBLEDevice]] = {}
         self._running = False
-        self.address: Optional[str] = None
+        #: The dongle's address as :meth:`get_mac` last read it: 6 ints, least significant first (as 5.0.0).
+        self.address: Optional[Tuple[int, ...]] = None
 
     def __repr__(self) -> str:
         port = self._transport.port_name if self._transport is not None else self._ports.serial_port
@@ -495,10 +496,16 @@ class BGAPIBackend(BLEBackend):
         log.info("Deleted %d bond(s)", len(bonds))
 
     def get_mac(self) -> str:
-        """The dongle's own Bluetooth address (also kept in ``self.address``)."""
+        """The dongle's own Bluetooth address, such as ``"00:07:80:AA:BB:CC"``.
+
+        As in pygatt 5.0.0 (whose ``get_mac`` returned None), ``self.address`` keeps it as
+        the dongle sends it: a tuple of 6 ints, least significant first, which
+        :func:`bgapi_address_to_hex` turns into the same text.
+        """
         self._require_running()
-        self.address = str(self._protocol.command("system_address_get")["address"])
-        return self.address
+        mac = str(self._protocol.command("system_address_get")["address"])
+        self.address = tuple(codec.address_to_bytes(mac))
+        return mac
 
     def set_bondable(self, bondable: bool) -> None:
         """Allow (True) or refuse (False) new bonds."""
