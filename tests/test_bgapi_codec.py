@@ -390,9 +390,25 @@ def test_advertising_parse_known_and_unknown_types() -> None:
     assert name == "Abcd"
     assert fields["flags"] == bytearray([6])
     assert fields["shortened_local_name"] == "Ab"
-    assert fields["complete_list_128-bit_service_class_uuids"] == ["0x0F0E0D0C0B0A09080706050403020100"]
+    # as pygatt 5.0.0 printed them: most significant byte first, colons between bytes
+    assert fields["complete_list_128-bit_service_class_uuids"] == ["0x0F:0E:0D:0C:0B:0A:09:08:07:06:05:04:03:02:01:00"]
     assert fields["ad_type_0x30"] == bytearray([0xAA, 0xBB])
     assert fields["manufacturer_specific_data"] == bytearray([0x4C, 0x00, 0x01])
+
+
+def test_advertising_fields_named_and_shaped_as_500() -> None:
+    """pygatt 5.0.0 named the AD types up to 0x2F and kept the incomplete 128-bit UUID list as bytes."""
+    data = (
+        bytes([17, 0x06]) + bytes(range(16))
+        + bytes([3, 0x22, 0x01, 0x02])
+        + bytes([3, 0x2F, 0x03, 0x04])
+    )  # fmt: skip
+    _, fields = advertising.parse(data)
+    assert fields == {
+        "incomplete_list_128-bit_service_class_uuids": bytearray(range(16)),
+        "LE_secure_connections_confirmation_value": bytearray([1, 2]),
+        "advertising_interval_long": bytearray([3, 4]),
+    }
 
 
 def test_advertising_truncated_and_padding() -> None:

@@ -46,12 +46,27 @@ AD_TYPE_NAMES: Dict[int, str] = {
     0x1F: "list_of_32-bit_service_solicitation_uuids",
     0x20: "service_data-32-bit_uuid",
     0x21: "service_data-128-bit_uuid",
+    0x22: "LE_secure_connections_confirmation_value",
+    0x23: "LE_secure_connections_random_value",
+    0x24: "URI",
+    0x25: "indoor_positioning",
+    0x26: "transport_discovery_data",
+    0x27: "LE_supported_features",
+    0x28: "channel_map_update_indication",
+    0x29: "PB_ADV",
+    0x2A: "mesh_message",
+    0x2B: "mesh_beacon",
+    0x2C: "BIGInfo",
+    0x2D: "broadcast_code",
+    0x2E: "resolvable_set_identifier",
+    0x2F: "advertising_interval_long",
     0x3D: "3D_information_data",
     0xFF: "manufacturer_specific_data",
 }
 
 NAME_TYPES = (0x09, 0x08)  # complete local name first
-UUID128_LIST_TYPES = (0x06, 0x07)
+#: The one UUID list 5.0.0 turned into strings (the incomplete list, 0x06, stayed bytes there).
+UUID128_LIST_TYPES = (0x07,)
 
 # scan packet_type -> pygatt 5.0.0's name for it
 PACKET_TYPE_NAMES: Dict[int, str] = {
@@ -117,7 +132,8 @@ def split(data: bytes) -> List[ADStructure]:
 
 
 def _uuid128_strings(data: bytes) -> List[str]:
-    return ["0x" + data[i : i + 16][::-1].hex().upper() for i in range(0, len(data) - len(data) % 16, 16)]
+    """Each 16-byte UUID (least significant byte first) as 5.0.0 printed it: ``"0x0F:0E:...:00"``."""
+    return ["0x" + ":".join(f"{byte:02X}" for byte in reversed(data[at : at + 16])) for at in range(0, len(data), 16)]
 
 
 def _value(structure: ADStructure) -> Any:
@@ -136,8 +152,9 @@ def parse(data: bytes) -> Tuple[Optional[str], Dict[str, Any]]:
 
     Returns:
         ``(name, fields)``: the complete (else shortened) local name or None, and a
-        dict from AD type name to value: names as ``str``, 128-bit UUID lists as
-        ``"0x..."`` strings, anything else as a ``bytearray`` (as pygatt 5.0.0).
+        dict from AD type name to value: names as ``str``, the complete list of 128-bit
+        UUIDs as strings such as ``"0x0F:0E:...:00"``, anything else as a ``bytearray``
+        (as pygatt 5.0.0).
     """
     fields: Dict[str, Any] = {}
     names: Dict[int, str] = {}
