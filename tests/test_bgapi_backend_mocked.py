@@ -540,6 +540,31 @@ def test_auto_reconnect_resubscribes(backend: BGAPIBackend, dongle: FakeDongle) 
     device.disconnect()
 
 
+def test_a_failed_resubscribe_is_tried_again_by_the_next_reconnect(backend: BGAPIBackend, dongle: FakeDongle) -> None:
+    """A reconnect whose CCCD write fails does not count as done: its link is closed again and the
+    next attempt reconnects and resubscribes (before, the link stayed up with notifications off)."""
+    device = backend.connect(ADDRESS, auto_reconnect=True)
+    got: List[bytes] = []
+    device.subscribe("2a37", callback=lambda h, v: got.append(bytes(v)))
+    assert wait_for(lambda: len(got) == 3)
+    write = dongle.cmd_attclient_attribute_write
+    refusals = {"left": 1}
+
+    def refuse_once(message: Any) -> None:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            dongle.rsp("attclient_attribute_write", connection=message["connection"], result=0)
+            dongle._done(message["connection"], message["atthandle"], 0x0408)  # insufficient authorization
+            return
+        write(message)
+
+    dongle.cmd_attclient_attribute_write = refuse_once
+    dongle.drop(0)
+    assert wait_for(lambda: len(got) == 6 and device.connected, timeout=10)
+    assert [m.name for m in dongle.received].count("gap_connect_direct") == 3
+    device.disconnect()
+
+
 def test_stop_ends_a_read_waiting_on_a_silent_dongle(backend: BGAPIBackend, dongle: FakeDongle) -> None:
     device = backend.connect(ADDRESS)
     dongle.silent.update({"attclient_read_by_handle", "connection_disconnect"})

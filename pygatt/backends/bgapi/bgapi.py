@@ -461,6 +461,8 @@ class BGAPIBackend(BLEBackend):
 
         Raises:
             NotConnectedError: the connection failed, or the device is not this backend's.
+            BLEError: resubscribing failed; the new link is closed again, so a later
+                attempt connects and resubscribes anew.
         """
         if not isinstance(device, BGAPIBLEDevice) or device.backend is not self:
             raise NotConnectedError(f"{device!r} is not a device of this backend")
@@ -472,7 +474,17 @@ class BGAPIBackend(BLEBackend):
                 log.info("%s is still connected", device.address)
                 return
             self._open_link(device, seconds, device.connection_params or ConnectionParams())
-        device.resubscribe_all()
+        try:
+            device.resubscribe_all()
+        except BaseException:
+            # Not reconnected until the subscriptions are back: close the new link (auto_reconnect
+            # stays as it is), so that the next attempt connects and resubscribes again.
+            link = self.device_link(device)
+            device.link_down()
+            if link is not None:
+                link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
+            self.disconnect(device)
+            raise
 
     # -- bonds, adapter settings ---------------------------------------------------------------
 
