@@ -164,6 +164,32 @@ def test_signals_reach_the_handler_in_order_and_a_failing_handler_does_not_stop_
 
 
 @pytest.mark.dbus
+def test_on_reply_sees_a_reply_after_the_signals_before_it_and_before_the_call_returns(
+    bus: PrivateBus, peer: Peer
+) -> None:
+    """on_reply sees a reply's arguments after the signals sent before the reply and before call()
+    returns; it is not called for an error reply."""
+    order: List[Any] = []
+
+    def handler(signal: Signal) -> None:
+        if signal.member == "Changed":
+            order.append(signal.body[0])
+
+    connection = BusConnection(bus.address, handler)
+    connection.open(5)
+    try:
+        connection.add_match(f"type='signal',interface='{IFACE}',member='Changed'", 5)
+        connection.call(NAME, "/", IFACE, "Emit", "u", (3,), on_reply=lambda body: order.append(("reply", body)))
+        order.append("returned")
+        assert order == [0, 1, 2, ("reply", ()), "returned"]
+        with pytest.raises(DBusCallError):
+            connection.call(NAME, "/", IFACE, "Fail", on_reply=lambda body: order.append("failed"))
+        assert "failed" not in order
+    finally:
+        connection.close()
+
+
+@pytest.mark.dbus
 def test_exported_objects_answer_calls_and_unknown_paths_get_unknown_object(bus: PrivateBus, peer: Peer) -> None:
     asked: List[IncomingCall] = []
 

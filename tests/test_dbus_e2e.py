@@ -5,6 +5,7 @@ No radio exists here: the peripheral is the simulated BlueZ's (see tests/dbus_si
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 import uuid
@@ -73,6 +74,17 @@ def test_scan_reports_address_name_rssi_and_advertising_data(rig: Rig) -> None:
 def test_filtered_scan_keeps_matching_names(rig: Rig) -> None:
     found = rig.backend.filtered_scan("Pulse", timeout=0.3)
     assert [d["address"] for d in found] == [HR]
+
+
+def test_scan_takes_run_as_root_by_position_and_ignores_it(rig: Rig) -> None:
+    """scan(timeout, run_as_root) has GATTToolBackend.scan's parameters, so a 5.0.0 script's
+    scan(0.3, True) works unchanged (run_as_root ignored), as does filtered_scan passing it on."""
+    parameters = inspect.signature(pygatt.DBusBackend.scan).parameters
+    assert list(parameters)[1:] == ["timeout", "run_as_root"]
+    assert parameters["run_as_root"].default is False
+    assert HR in {d["address"] for d in rig.backend.scan(0.3, True)}
+    assert [d["address"] for d in rig.backend.filtered_scan("Pulse", 0.3, True)] == [HR]
+    assert [d["address"] for d in rig.backend.filtered_scan("Pulse", timeout=0.3, run_as_root=True)] == [HR]
 
 
 def test_scan_refuses_bad_timeouts_before_the_bus(rig: Rig) -> None:
@@ -277,6 +289,33 @@ def test_a_read_of_a_notifying_characteristic_is_not_a_notification(rig: Rig) ->
     assert got.wait(1)
     time.sleep(0.1)  # give a wrongly forwarded read echo the chance to show up
     assert got.values == [(device.get_handle("2a19"), b"\x63")]
+
+
+def test_joined_reads_drop_one_echo_and_keep_a_notification_with_the_same_bytes() -> None:
+    """Two reads of a notifying characteristic at once: BlueZ joins them, so ONE Value echo answers
+    both; a notification with the same bytes that arrives meanwhile still reaches the callback, once."""
+    rig = make_rig(World.from_dict(world_dict(response_delay_s=0.3)))
+    try:
+        device = rig.backend.connect(HR)
+        handle = device.get_handle("2a19")  # read + notify, value 5a
+        got = Collector()
+        device.subscribe("2a19", callback=got)
+        results: list = []
+        readers = [
+            threading.Thread(target=lambda: results.append(bytes(device.char_read_handle(handle)))) for _ in range(2)
+        ]
+        for reader in readers:
+            reader.start()
+        assert wait_for(lambda: len(rig.bluez.calls_to("ReadValue")) == 2, timeout=5)
+        assert rig.bluez.notify(HR, "2a19", b"\x5a")  # while both reads wait for the peer
+        for reader in readers:
+            reader.join(5)
+        assert results == [b"\x5a", b"\x5a"]
+        assert rig.bluez.notify(HR, "2a19", b"\x63")  # a marker: callbacks run in order
+        assert got.wait(2), got.values
+        assert got.values == [(handle, b"\x5a"), (handle, b"\x63")]
+    finally:
+        stop_rig(rig)
 
 
 def test_a_callback_may_call_back_into_the_device(rig: Rig) -> None:

@@ -7,6 +7,7 @@ Against the simulated org.bluez on a private dbus-daemon (no radio here; see tes
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from pygatt import exceptions
 from pygatt.backends.dbus import BluezNotAvailableError, DBusBLEDevice
 from pygatt.testing import World
+from pygatt.testing.sim.bluez_objects import bluez_error
 from tests.dbus_sim import HR, Collector, Rig, make_rig, requires_daemon, running_rig, stop_rig, world_dict
 from tests.helpers import wait_for
 
@@ -128,6 +130,149 @@ def test_auto_reconnect_resubscribes_after_a_drop() -> None:
         assert len(dropped.devices) == 1
         assert device.char_read("2a38") == bytearray(b"\x01")
     finally:
+        stop_rig(rig)
+
+
+def test_a_failed_resubscribe_is_tried_again_by_the_next_reconnect() -> None:
+    """A reconnect whose StartNotify fails does not count as done: its link is closed again and the
+    next attempt reconnects and resubscribes (before, the link stayed up with notifications off)."""
+    rig = make_rig(streaming_world())
+    try:
+        device = rig.backend.connect(HR, auto_reconnect=True)
+        got = Collector()
+        device.subscribe("2a37", callback=got)
+        assert got.wait(10)
+        start_notify = rig.bluez.gatt.char_StartNotify
+        refusals = {"left": 1}
+
+        def refuse_once(call: Any, *args: Any) -> None:
+            if refusals["left"]:
+                refusals["left"] -= 1
+                raise bluez_error("NotPermitted", "Not paired")
+            start_notify(call, *args)
+
+        rig.bluez.gatt.char_StartNotify = refuse_once
+        rig.bluez.drop_link(HR)
+        assert wait_for(lambda: len(rig.bluez.calls_to("Connect")) == 3, timeout=15)
+        assert wait_for(lambda: device.connected, timeout=10)
+        count = len(got.values)
+        assert wait_for(lambda: len(got.values) > count + 10, timeout=10)  # the stream is back
+        assert refusals["left"] == 0
+    finally:
+        stop_rig(rig)
+
+
+def test_disconnect_during_a_reconnect_attempt_cancels_it() -> None:
+    """disconnect() while an auto-reconnect attempt waits for Connect: the attempt is cancelled before
+    disconnect() returns, the device stays disconnected on both sides, and no further attempt starts."""
+    rig = make_rig(World.from_dict(world_dict(connect_delay_s=0.5)))
+    try:
+        device = rig.backend.connect(HR, auto_reconnect=True)
+        rig.bluez.drop_link(HR)
+        assert wait_for(lambda: len(rig.bluez.calls_to("Connect")) == 2, timeout=5)  # the attempt is in flight
+        device.disconnect()
+        state = rig.bluez.devices[rig.bluez.device_path(HR)]
+        assert not device.connected
+        assert not state.connected and state.connecting is None  # BlueZ's attempt was cancelled
+        reconnecting = [t for t in threading.enumerate() if t.name == f"pygatt-reconnect-{HR}"]
+        for thread in reconnecting:
+            thread.join(5)
+            assert not thread.is_alive()
+        assert not state.connected and not device.connected
+        assert len(rig.bluez.calls_to("Connect")) == 2
+        with pytest.raises(exceptions.NotConnectedError):
+            device.char_read("2a38")
+    finally:
+        stop_rig(rig)
+
+
+def test_a_drop_while_services_resolve_fails_the_connect_at_once() -> None:
+    """Connected=false after Connect's reply but before ServicesResolved: connect() raises a
+    NotConnectedError saying the device disconnected, at once rather than at its timeout."""
+    rig = make_rig(World.from_dict(world_dict(disconnect_after_s=0.001)))  # services resolve after 5 ms
+    try:
+        started = time.monotonic()
+        with pytest.raises(exceptions.NotConnectedError, match="disconnected while BlueZ was resolving"):
+            rig.backend.connect(HR, timeout=8)
+        assert time.monotonic() - started < 4
+    finally:
+        stop_rig(rig)
+
+
+class ScriptedBluez:
+    """Stands in for the bus under one DBusLink: Device1 is disconnected; Connect plays ``signals``
+    (Device1 property changes) to the link, as the reader thread would, then replies."""
+
+    def __init__(self, signals: List[Dict[str, bool]]) -> None:
+        self.signals = signals
+        self.link: Any = None
+
+    def call(self, destination: str, path: str, interface: str, member: str, *args: Any, **kwargs: Any) -> Any:
+        if member == "GetAll":
+            return ({"Connected": ("b", False), "ServicesResolved": ("b", False)},)
+        if member == "Connect":
+            for changed in self.signals:
+                self.link.device_changed(changed, [])
+        return ()
+
+
+@pytest.mark.parametrize(
+    "signals, failure",
+    [
+        # an earlier link's Connected=false, then this attempt's Connected=true, reply, services
+        ([{"Connected": False}, {"Connected": True}, {"ServicesResolved": True}], None),
+        ([{"Connected": True}, {"Connected": False}], "disconnected while BlueZ was resolving"),
+        ([{"Connected": True}, {"ServicesResolved": False, "Connected": False}], "disconnected while BlueZ"),
+    ],
+)
+def test_only_a_drop_of_the_new_link_fails_the_connect(signals: List[Dict[str, bool]], failure: Any) -> None:
+    """Connected=false fails a connect at once only when it is BlueZ's last word on the new link;
+    one that precedes the attempt's Connected=true (an earlier link's) does not."""
+    from pygatt.backends.dbus.link import DBusLink
+
+    bus = ScriptedBluez(signals)
+    link = DBusLink(bus, "hci0", HR, lambda handle, value: None, lambda reason: None)  # type: ignore[arg-type]
+    bus.link = link
+    if failure is None:
+        link.open(5)
+        assert link.connected
+    else:
+        with pytest.raises(exceptions.NotConnectedError, match=failure):
+            link.open(5)
+        assert not link.connected
+
+
+def test_connect_after_a_drop_the_callback_thread_has_not_handled_connects_again() -> None:
+    """connect() after the link dropped, while the callback thread is still busy (so the old device
+    still says connected): connect() makes a new connection instead of returning the dead device,
+    and the old device still gets its disconnect callback."""
+    rig = make_rig()
+    entered, release = threading.Event(), threading.Event()
+    try:
+        device = rig.backend.connect(HR)
+        dropped = Disconnects()
+        device.register_disconnect_callback(dropped)
+
+        def slow(handle: int, value: bytearray) -> None:
+            entered.set()
+            release.wait(10)
+
+        device.subscribe("2a19", callback=slow)
+        assert rig.bluez.notify(HR, "2a19", b"\x01") and entered.wait(5)  # the callback thread is busy
+        rig.bluez.drop_link(HR)
+        with pytest.raises(exceptions.NotConnectedError):
+            device.char_read("2a38")  # answered after Connected=false: the link knows it is down
+        assert device.connected  # the device does not know yet
+        again = rig.backend.connect(HR, timeout=3)
+        assert again is not device and again.connected
+        assert len(rig.bluez.calls_to("Connect")) == 2
+        assert again.char_read("2a38") == bytearray(b"\x01")
+        release.set()
+        assert dropped.event.wait(5)
+        assert dropped.devices == [device] and not device.connected
+        assert again.connected and rig.backend.connect(HR) is again
+    finally:
+        release.set()
         stop_rig(rig)
 
 

@@ -415,6 +415,28 @@ def test_gatttool_device_takes_the_timeout_by_position_as_500_did(call, backend_
     getattr(backend, backend_method).assert_called_once_with(device, *backend_args, timeout=2)
 
 
+@pytest.mark.parametrize(
+    "call, link_method, link_args",
+    [
+        (lambda d: d.char_read("2a19", 2), "read_uuid", (uuid.UUID("00002a19-0000-1000-8000-00805f9b34fb"),)),
+        (lambda d: d.char_read_handle(0x000C, 2), "read_handle", (0x000C,)),
+        (lambda d: d.char_write_handle(0x000C, b"\x01", True, 2), "write_handle", (0x000C, b"\x01", True)),
+        (lambda d: d.discover_characteristics(2), "discover", ()),
+        (lambda d: d.exchange_mtu(100, 2), "exchange_mtu", (100,)),
+    ],
+    ids=["char_read", "char_read_handle", "char_write_handle", "discover_characteristics", "exchange_mtu"],
+)
+def test_dbus_device_takes_the_timeout_by_position_as_the_gatttool_device_does(call, link_method, link_args):
+    """Switching GATTToolBackend for DBusBackend keeps ``device.char_read(uuid, 2)`` working: the
+    D-Bus device takes the timeout by position too, and its link gets it."""
+    link = mock.MagicMock(mtu=23)
+    link.discover.return_value = {}
+    device = pygatt.backends.dbus.DBusBLEDevice("11:22:33:44:55:66", mock.MagicMock())
+    device.link_up(link)
+    call(device)
+    getattr(link, link_method).assert_called_once_with(*link_args, 2)
+
+
 # -- details beyond the listing --------------------------------------------------------------
 
 

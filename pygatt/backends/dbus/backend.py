@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 from pygatt import validate
 from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, address_type_of
@@ -90,6 +90,7 @@ class DBusBackend(BLEBackend):
         self._running = False
         self._devices: Dict[str, DBusBLEDevice] = {}  # by address, while connected or reconnecting
         self._links: Dict[str, DBusLink] = {}  # by device object path, while up
+        self._taken_over: Set[DBusLink] = set()  # lost links a new connect() replaced before _link_lost ran
         self._options: Dict[str, Tuple[BLEAddressType, float]] = {}  # by address: how to reconnect
         self._scan: Optional[Dict[str, Dict[str, Any]]] = None  # device path -> properties seen while scanning
         self._awaited: Dict[str, threading.Event] = {}  # device paths a connect waits to appear
@@ -233,6 +234,7 @@ class DBusBackend(BLEBackend):
             links = list(self._links.values())
             self._devices.clear()
             self._links.clear()
+            self._taken_over.clear()
             awaited = list(self._awaited.values())
             bus, self._bus = self._bus, None
             simulation, self._simulation = self._simulation, None
@@ -278,12 +280,13 @@ class DBusBackend(BLEBackend):
 
     # -- scanning ---------------------------------------------------------------------------------
 
-    def scan(self, timeout: float = 10, *args: Any, **kwargs: Any) -> List[Dict[str, Any]]:
+    def scan(self, timeout: float = 10, run_as_root: bool = False) -> List[Dict[str, Any]]:
         """Scan for BLE devices for ``timeout`` seconds (StartDiscovery with an LE filter).
 
         Args:
             timeout: seconds to scan.
-            **kwargs: ``run_as_root`` is accepted for compatibility and ignored (no root needed).
+            run_as_root: accepted (also by position) for compatibility with
+                ``GATTToolBackend.scan`` and ignored: scanning over D-Bus needs no root.
 
         Returns:
             One dict per device heard during the scan: 'address', 'name' (None when not
@@ -293,8 +296,6 @@ class DBusBackend(BLEBackend):
         Raises:
             BLEError: a scan already runs, or BlueZ refused (e.g. the adapter is off).
         """
-        if args or set(kwargs) - {"run_as_root"}:
-            raise TypeError("scan() takes only timeout (and run_as_root, ignored: D-Bus needs no root)")
         timeout = validate.positive_timeout(timeout)
         self._require_running()
         known = self._devices_under_adapter(CALL_TIMEOUT_S)
@@ -378,7 +379,8 @@ class DBusBackend(BLEBackend):
             auto_reconnect: reconnect (and resubscribe) when the link drops.
 
         Returns:
-            The connected device (the same object when it is already connected).
+            The connected device (the same object when its link is up). A link that dropped
+            makes a new connection, even before the old device has heard of the loss.
 
         Raises:
             NotConnectedError: the connection failed (BlueZ's reason in the message) or timed out.
@@ -389,13 +391,22 @@ class DBusBackend(BLEBackend):
         timeout = validate.positive_timeout(timeout)
         kind = address_type_of(address_type)
         self._require_running()
+        path = paths.device_path(self._hci_device, address)
         with self._lock:
             existing = self._devices.get(address)
-            if existing is not None and existing.connected:
+            link = self._links.get(path)
+            if link is not None and link.lost:
+                # the link dropped and the callback thread has not handled that yet: this connect
+                # replaces it; _link_lost still tells the old device (callbacks), without reconnecting
+                log.info("The link to %s dropped; connecting again", address)
+                del self._links[path]
+                self._taken_over.add(link)
+                link = None
+            if existing is not None and existing.connected and link is not None and link.connected:
                 log.info("Already connected to %s", address)
                 existing.auto_reconnect = bool(auto_reconnect)
                 return existing
-            if paths.device_path(self._hci_device, address) in self._links:
+            if link is not None:
                 raise BLEError(f"A connection to {address} is being opened already (connect or auto-reconnect)")
             if existing is not None:
                 existing.auto_reconnect = False  # a new device object takes over from one still reconnecting
@@ -407,7 +418,21 @@ class DBusBackend(BLEBackend):
             self._options[address] = (kind, timeout)
         return device
 
-    def _open_link(self, device: DBusBLEDevice, kind: BLEAddressType, deadline: Deadline) -> None:
+    def _open_link(
+        self, device: DBusBLEDevice, kind: BLEAddressType, deadline: Deadline, reconnect: bool = False
+    ) -> None:
+        """Open a link for ``device`` and hand it over, unless it is no longer wanted once open.
+
+        Args:
+            device: the device the link is for.
+            kind: its address type, for a device BlueZ does not know yet.
+            deadline: for the whole connection.
+            reconnect: an auto-reconnect attempt, which gives up when the device's
+                ``auto_reconnect`` went off (disconnect() was called) meanwhile.
+
+        Raises:
+            NotConnectedError: the connection failed, or was given up (disconnect(), stop()).
+        """
         path = paths.device_path(self._hci_device, device.address)
         self._find_device(device.address, path, kind, deadline)
 
@@ -422,6 +447,8 @@ class DBusBackend(BLEBackend):
         with self._lock:
             if path in self._links:
                 raise BLEError(f"A connection to {device.address} is being opened already")
+            if reconnect and not self._reconnect_wanted(device):
+                raise NotConnectedError(f"Reconnecting to {device.address} was given up")
             self._links[path] = link
         try:
             link.open(deadline.remaining(0.05))
@@ -431,10 +458,24 @@ class DBusBackend(BLEBackend):
                     del self._links[path]
             raise
         with self._lock:
-            if not self._running:
-                raise NotConnectedError("The backend was stopped while connecting")
-            device.link_up(link)
-            self._devices[device.address] = device
+            current = self._links.get(path) is link  # else disconnect() or stop() took it (and disconnected it)
+            wanted = current and self._running and (not reconnect or self._reconnect_wanted(device))
+            if wanted:
+                device.link_up(link)
+                self._devices[device.address] = device
+            elif current:
+                del self._links[path]
+        if wanted:
+            return
+        if current:
+            link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])  # leave no connection behind
+        if not self._running:
+            raise NotConnectedError("The backend was stopped while connecting")
+        raise NotConnectedError(f"The connection to {device.address} was given up while it was being opened")
+
+    def _reconnect_wanted(self, device: DBusBLEDevice) -> bool:
+        """True while an auto-reconnect of ``device`` should go on."""
+        return device.auto_reconnect and self._running and self._devices.get(device.address) is device
 
     def _find_device(self, address: str, path: str, kind: BLEAddressType, deadline: Deadline) -> None:
         """Make sure BlueZ has an object for ``address``: ConnectDevice, else a short discovery."""
@@ -490,6 +531,26 @@ class DBusBackend(BLEBackend):
             raise NotConnectedError(f"Device {device.address} is not connected")
         link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
 
+    def cancel_reconnect(self, device: DBusBLEDevice) -> None:
+        """Stop auto-reconnecting ``device`` (its ``disconnect()`` while the link is down).
+
+        An attempt in flight is cancelled (``Device1.Disconnect``) and has ended when this
+        returns, so it leaves no connection behind; no later attempt starts.
+
+        Args:
+            device: a device this backend connected, whose ``auto_reconnect`` is now off.
+        """
+        path = paths.device_path(self._hci_device, device.address)
+        with self._lock:
+            if self._devices.get(device.address) is not device:
+                return  # not reconnecting (any more), or a newer connect() took over
+            del self._devices[device.address]
+            link = self._links.pop(path, None)
+        device.link_down()
+        if link is not None:
+            log.info("Cancelling the reconnect to %s", device.address)
+            link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
+
     def clear_bond(self, address: Optional[str] = None) -> None:
         """Remove the bond with ``address`` (every paired device when None): ``Adapter1.RemoveDevice``.
 
@@ -520,15 +581,18 @@ class DBusBackend(BLEBackend):
 
     def _link_lost(self, device: DBusBLEDevice, link: DBusLink, reason: str) -> None:
         with self._lock:
-            if self._links.get(link.path) is not link:
-                return  # disconnected or replaced meanwhile
-            del self._links[link.path]
+            if self._links.get(link.path) is link:
+                del self._links[link.path]
+            elif link in self._taken_over:  # a new connect() replaced it: tell the old device anyway
+                self._taken_over.discard(link)
+            else:
+                return  # disconnected or stopped meanwhile
         device.link_lost(reason)
         if device.auto_reconnect and self._running:
             self._reconnector.schedule(
                 device.address,
                 lambda: self._reconnect(device),
-                lambda: device.auto_reconnect and self._running and self._devices.get(device.address) is device,
+                lambda: self._reconnect_wanted(device),
             )
         else:
             with self._lock:
@@ -538,8 +602,18 @@ class DBusBackend(BLEBackend):
     def _reconnect(self, device: DBusBLEDevice) -> None:
         """One reconnect attempt (on the reconnector's thread): open the link, resubscribe."""
         kind, timeout = self._options.get(device.address, (BLEAddressType.public, DEFAULT_CONNECT_TIMEOUT_S))
-        self._open_link(device, kind, Deadline(timeout))
-        device.resubscribe_all()
+        self._open_link(device, kind, Deadline(timeout), reconnect=True)
+        try:
+            device.resubscribe_all()
+        except BaseException:
+            # Not reconnected until the subscriptions are back: close the new link (auto_reconnect
+            # stays on), so that the next attempt connects and resubscribes again.
+            with self._lock:
+                link = self._links.pop(paths.device_path(self._hci_device, device.address), None)
+            device.link_down()
+            if link is not None:
+                link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
+            raise
 
     # -- signals (reader thread: route and queue only) ----------------------------------------------
 

@@ -100,6 +100,8 @@ class IncomingCall:
 # What an exported object's handler returns: (reply signature, reply body); raise DBusCallError to refuse.
 CallHandler = Callable[[IncomingCall], Tuple[str, Tuple[Any, ...]]]
 SignalHandler = Callable[[Signal], None]
+# Sees a successful reply's arguments on the reader thread, in order with the signals around it.
+ReplyHook = Callable[[Tuple[Any, ...]], None]
 
 
 def resolve_address(address: Optional[str]) -> str:
@@ -143,6 +145,7 @@ class BusConnection:
         self._send_lock = threading.Lock()
         self._lock = threading.Lock()
         self._pending: Dict[int, concurrent.futures.Future[Message]] = {}
+        self._reply_hooks: Dict[int, ReplyHook] = {}  # by serial, for calls made with on_reply
         self._exported: Dict[str, CallHandler] = {}
         self._reader: Optional[threading.Thread] = None
         self._closing = False
@@ -206,8 +209,21 @@ class BusConnection:
         signature: str = "",
         body: Sequence[Any] = (),
         timeout: float = 5.0,
+        on_reply: Optional[ReplyHook] = None,
     ) -> Tuple[Any, ...]:
         """Call a method and wait at most ``timeout`` seconds for its answer.
+
+        Args:
+            destination: the bus name to call.
+            path: the object path.
+            interface: the method's interface.
+            member: the method's name.
+            signature: the arguments' D-Bus signature.
+            body: the arguments.
+            timeout: seconds to wait for the answer.
+            on_reply: called on the reader thread with a successful reply's arguments, after
+                the signals that came before the reply and before any that come after it (and
+                before this call returns); it must be quick. Not called for an error or a timeout.
 
         Returns:
             The reply's arguments.
@@ -225,6 +241,8 @@ class BusConnection:
             if self._sock is None or self._closed_reason is not None or self._closing:
                 raise BusClosed(self._closed_reason or "the connection is closed")
             self._pending[serial] = future
+            if on_reply is not None:
+                self._reply_hooks[serial] = on_reply
         try:
             self._send(message, serial)
             reply = future.result(timeout)
@@ -233,6 +251,7 @@ class BusConnection:
         finally:
             with self._lock:
                 self._pending.pop(serial, None)
+                self._reply_hooks.pop(serial, None)
         if reply.header.message_type is MessageType.error:
             name = str(reply.header.fields.get(HeaderFields.error_name, "org.freedesktop.DBus.Error.Failed"))
             text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
@@ -315,10 +334,18 @@ class BusConnection:
         elif kind is MessageType.method_call:
             self._answer(message)
         else:
+            serial = fields.get(HeaderFields.reply_serial, -1)
             with self._lock:
-                future = self._pending.pop(fields.get(HeaderFields.reply_serial, -1), None)
-            if future is not None and not future.done():
-                future.set_result(message)
+                future = self._pending.pop(serial, None)
+                hook = self._reply_hooks.pop(serial, None)
+            if future is None or future.done():
+                return
+            if hook is not None and kind is MessageType.method_return:
+                try:
+                    hook(tuple(message.body))
+                except Exception:
+                    log.exception("A reply hook failed")
+            future.set_result(message)
 
     def _answer(self, message: Message) -> None:
         fields = message.header.fields
@@ -353,6 +380,7 @@ class BusConnection:
         with self._lock:
             pending = list(self._pending.values())
             self._pending.clear()
+            self._reply_hooks.clear()
         for future in pending:
             if not future.done():
                 future.set_exception(BusClosed(reason))

@@ -8,12 +8,15 @@ handle cache, subscriptions (their CCCD writes become StartNotify/StopNotify in
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import TYPE_CHECKING, ClassVar, Dict, Optional
 
 from pygatt import validate
+from pygatt.backends.backend import Characteristic
 from pygatt.backends.dbus.link import DBusLink
 from pygatt.device import BLEDevice
 from pygatt.exceptions import NotConnectedError
+from pygatt.validate import BytesLike, UUIDLike
 
 if TYPE_CHECKING:
     from pygatt.backends.dbus.backend import DBusBackend
@@ -43,7 +46,22 @@ class DBusBLEDevice(BLEDevice):
         """The backend this device was connected through."""
         return self._backend
 
-    def char_read_handle(self, handle: int, *, timeout: Optional[float] = None) -> bytearray:
+    # A timeout may be given by position in these, as GATTToolBLEDevice takes it (pygatt 5.0.0's
+    # gatttool device passed its arguments on to the backend): switching backends keeps such calls working.
+
+    def char_read(self, uuid: UUIDLike, timeout: Optional[float] = None) -> bytearray:
+        """Read a characteristic by UUID (its handle from discovery, then ``ReadValue``).
+
+        Args:
+            uuid: the characteristic's UUID.
+            timeout: seconds to wait; None for the default (4 s).
+
+        Returns:
+            The value.
+        """
+        return super().char_read(uuid, timeout=timeout)
+
+    def char_read_handle(self, handle: int, timeout: Optional[float] = None) -> bytearray:
         """Read an attribute by handle (BlueZ reads the whole value, following with Read Blob).
 
         Args:
@@ -54,6 +72,42 @@ class DBusBLEDevice(BLEDevice):
             The value.
         """
         return super().char_read_handle(handle, timeout=timeout)
+
+    def char_write_handle(
+        self, handle: int, value: BytesLike, wait_for_response: bool = True, timeout: Optional[float] = None
+    ) -> None:
+        """Write a value to an attribute handle (``WriteValue``, as a request or a command).
+
+        Args:
+            handle: the attribute handle.
+            value: the bytes to write.
+            wait_for_response: a Write Request, acknowledged by the peer; else a Write Command.
+            timeout: seconds to wait; None for the default (30 s).
+        """
+        super().char_write_handle(handle, value, wait_for_response, timeout=timeout)
+
+    def discover_characteristics(self, timeout: Optional[float] = None) -> Dict[uuid.UUID, Characteristic]:
+        """Discover (again) the characteristics BlueZ resolved, and cache them.
+
+        Args:
+            timeout: seconds to wait; None for the default (5 s).
+
+        Returns:
+            ``{UUID: Characteristic}``.
+        """
+        return super().discover_characteristics(timeout=timeout)
+
+    def exchange_mtu(self, mtu: int, timeout: Optional[float] = None) -> int:
+        """The ATT MTU BlueZ negotiated (BlueZ exchanges it itself; ``mtu`` is checked, not sent).
+
+        Args:
+            mtu: the MTU wanted, 23..517.
+            timeout: seconds to wait; None for the default (4 s).
+
+        Returns:
+            The MTU in use.
+        """
+        return super().exchange_mtu(mtu, timeout=timeout)
 
     def char_read_long_handle(self, handle: int, *, timeout: Optional[float] = None, offset: int = 0) -> bytearray:
         """Read a characteristic by handle, following values longer than one ATT packet.
@@ -78,10 +132,15 @@ class DBusBLEDevice(BLEDevice):
         return bytearray(link.read_long_handle(handle, seconds, offset))
 
     def disconnect(self) -> None:
-        """Disconnect from the device (no disconnect callback runs); also stops an auto-reconnect in progress."""
+        """Disconnect from the device (no disconnect callback runs); also stops an auto-reconnect in progress.
+
+        A reconnect attempt in flight is cancelled and has ended when this returns: the
+        device stays disconnected, on BlueZ's side too.
+        """
         reconnecting = self.auto_reconnect and not self.connected
         self.auto_reconnect = False
         if reconnecting:
+            self._backend.cancel_reconnect(self)
             return
         self._check_connected()
         self._backend.disconnect(self)

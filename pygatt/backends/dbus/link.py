@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from pygatt.backends.backend import Characteristic, GATTLink
 from pygatt.backends.dbus import errors, paths, properties
-from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError
+from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError, ReplyHook
 from pygatt.backends.dbus.properties import CHARACTERISTIC, DESCRIPTOR, DEVICE, GattTable
 from pygatt.deadline import Deadline
 from pygatt.exceptions import (
@@ -47,6 +47,24 @@ GATT_METHODS = ("ReadValue", "WriteValue", "StartNotify", "StopNotify")
 
 NotificationSink = Callable[[int, bytes], None]
 LossSink = Callable[[str], None]
+
+
+class _Reads:
+    """The reads of one characteristic in flight, and the ``Value`` signals held meanwhile.
+
+    BlueZ signals a read's value before it replies, and joins a read at the same offset
+    to the one in flight: joined reads share ONE such echo. So each held value records
+    how many read replies had come when it arrived, and a reply takes as its echo only a
+    value that arrived after the previous reply (for joined reads: the first takes the
+    echo, the others find none and leave a notification with the same bytes alone).
+    """
+
+    __slots__ = ("count", "held", "replies")
+
+    def __init__(self) -> None:
+        self.count = 0  # reads in flight
+        self.replies = 0  # read replies seen so far (on the reader thread)
+        self.held: List[Tuple[bytes, int]] = []  # (value, replies seen when it arrived), in arrival order
 
 
 class DBusLink(GATTLink):
@@ -77,12 +95,16 @@ class DBusLink(GATTLink):
         self._connected = False
         self._resolved = False
         self._up = False  # connect() finished and disconnect() not called
+        self._lost = False  # was up, then dropped by itself (on_lost called)
+        self._closing = False  # disconnect() was called: a connection attempt in flight gives up
+        self._disconnects = 0  # Connected=false signals seen since the connection attempt began
+        self._open_done = threading.Event()  # clear while open() runs
+        self._open_done.set()
         self._gone: Optional[str] = None  # why the link cannot come back (device removed, bus gone)
         self._mtu: Optional[int] = None
         self._table: Optional[GattTable] = None
         self._lock = threading.Lock()
-        self._reading: Dict[str, int] = {}  # char path -> reads in flight
-        self._held: Dict[str, List[bytes]] = {}  # Value signals seen while a read was in flight
+        self._reads: Dict[str, _Reads] = {}  # char path -> its reads in flight and the values held meanwhile
         self._notifying: Set[str] = set()
 
     def __repr__(self) -> str:
@@ -94,6 +116,11 @@ class DBusLink(GATTLink):
     def connected(self) -> bool:
         """True while the link is up (BlueZ says Connected and disconnect() was not called)."""
         return self._up and self._connected
+
+    @property
+    def lost(self) -> bool:
+        """True once the link was up and then dropped by itself (BlueZ said Connected=false, or went away)."""
+        return self._lost
 
     @property
     def mtu(self) -> int:
@@ -114,8 +141,10 @@ class DBusLink(GATTLink):
             if "Connected" in changed:
                 self._connected = bool(changed["Connected"])
                 if not self._connected:
+                    self._disconnects += 1
                     self._resolved = False
                     lost = self._up
+                    self._lost = self._lost or lost
                     self._up = False
             if "ServicesResolved" in changed:
                 self._resolved = bool(changed["ServicesResolved"])
@@ -140,9 +169,9 @@ class DBusLink(GATTLink):
             return
         value = bytes(changed["Value"])
         with self._lock:
-            held = self._held.get(char_path)
-            if held is not None:  # a read is in flight: this may be its echo, decided when it answers
-                held.append(value)
+            reads = self._reads.get(char_path)
+            if reads is not None:  # a read is in flight: this may be its echo, decided when it answers
+                reads.held.append((value, reads.replies))
                 return
         self._on_notification(paths.value_handle(char_path), value)
 
@@ -159,6 +188,7 @@ class DBusLink(GATTLink):
         with self._state:
             self._gone = reason
             lost = self._up
+            self._lost = self._lost or lost
             self._up = self._connected = self._resolved = False
             self._state.notify_all()
         self._table = None
@@ -170,16 +200,35 @@ class DBusLink(GATTLink):
     def open(self, timeout: float) -> None:
         """Connect (``Device1.Connect``) and wait until BlueZ has resolved the services.
 
+        Fails at once when the device disconnects after Connect's reply but before
+        ``ServicesResolved``, and when :meth:`disconnect` is called meanwhile (the
+        connection it may have made is taken down again).
+
         Args:
             timeout: seconds for the whole connection.
 
         Raises:
-            NotConnectedError: the connection failed, or did not complete in ``timeout`` seconds.
+            NotConnectedError: the connection failed, was cancelled, or did not complete
+                in ``timeout`` seconds.
         """
-        deadline = Deadline(timeout)
         with self._state:
+            if self._closing:
+                raise NotConnectedError(f"Connecting to {self.address} was cancelled: disconnect() was called")
             self._gone = None
+            self._open_done.clear()
+        try:
+            self._open(timeout)
+        finally:
+            self._open_done.set()
+
+    def _open(self, timeout: float) -> None:
+        deadline = Deadline(timeout)
         self._seed_state(deadline)
+        with self._state:
+            # BlueZ signals Connected=true before Connect's reply: a Connected=false seen since
+            # here that is still the last word after the reply means the new link dropped
+            # (one from an earlier link is followed by this attempt's Connected=true)
+            self._disconnects = 0
         log.info("Connecting to %s", self.address)
         try:
             self._call(self.path, DEVICE, "Connect", timeout=deadline, target=self.address)
@@ -191,15 +240,26 @@ class DBusLink(GATTLink):
             self._cancel_connect()
             raise NotConnectedError(f"Failed to connect to {self.address}: {exc}") from exc
         with self._state:
-            while not (self._connected and self._resolved) and self._gone is None and not deadline.expired:
+            while True:
+                ready = self._connected and self._resolved and not self._closing
+                dropped = self._disconnects > 0 and not self._connected
+                if ready or dropped or self._closing or self._gone is not None or deadline.expired:
+                    break
                 self._state.wait(deadline.remaining())
-            gone, ready = self._gone, self._connected and self._resolved
+            gone, closing = self._gone, self._closing
             if ready:
                 self._up = True
         if not ready:
             self._cancel_connect()
             if gone is not None:
                 raise NotConnectedError(f"Connecting to {self.address} failed: {gone}")
+            if closing:
+                raise NotConnectedError(f"Connecting to {self.address} was cancelled: disconnect() was called")
+            if dropped:
+                raise NotConnectedError(
+                    f"Connecting to {self.address} failed: the device disconnected while BlueZ was resolving "
+                    "its services (Connected=false before ServicesResolved)"
+                )
             raise NotConnectedError(f"Timed out connecting to {self.address} after {timeout:g} seconds.")
         self._table = None
         log.info("Connected to %s", self.address)
@@ -226,11 +286,17 @@ class DBusLink(GATTLink):
     def disconnect(self, timeout: float) -> None:
         """End notify sessions and the link (``Device1.Disconnect``); no disconnect callbacks fire.
 
+        ``Device1.Disconnect`` also cancels a Connect in flight: an :meth:`open` running on
+        another thread fails, and this waits (within ``timeout``) until it has ended, so no
+        connection it made is left behind.
+
         Always returns: when BlueZ does not confirm within ``timeout`` (or is gone), that is
         logged and the link is forgotten anyway.
         """
         deadline = Deadline(timeout)
         with self._state:
+            self._closing = True
+            self._state.notify_all()  # an open() waiting for the services gives up
             self._up = False
         with self._lock:
             notifying = list(self._notifying)
@@ -248,6 +314,8 @@ class DBusLink(GATTLink):
             log.warning("BlueZ did not confirm the disconnect of %s: %s", self.address, exc)
         else:
             log.info("Disconnected from %s", self.address)
+        if not self._open_done.wait(deadline.remaining()):
+            log.warning("The connection attempt to %s did not end within %g s", self.address, timeout)
 
     # -- GATT ---------------------------------------------------------------------------------
 
@@ -332,30 +400,53 @@ class DBusLink(GATTLink):
         return value[: self.mtu - 4]
 
     def _read_char(self, path: str, options: Dict[str, Any], deadline: Deadline, target: str) -> bytes:
-        with self._lock:
-            self._reading[path] = self._reading.get(path, 0) + 1
-            self._held.setdefault(path, [])
-        value: Optional[bytes] = None
-        try:
-            value = bytes(self._call(path, CHARACTERISTIC, "ReadValue", "a{sv}", (options,), deadline, target)[0])
-            return value
-        finally:
-            self._release_held(path, value)
+        """ReadValue on a characteristic, keeping its ``Value`` echo from being taken for a notification.
 
-    def _release_held(self, path: str, value: Optional[bytes]) -> None:
-        """A read ended: drop its own Value echo, pass on the notifications that came meanwhile."""
+        While reads of ``path`` are in flight, its Value signals are held (see :class:`_Reads`);
+        each reply drops its echo, and the last read to end passes the rest on as notifications.
+        """
         with self._lock:
-            held = self._held.get(path, [])
-            if value is not None:
-                for index in range(len(held) - 1, -1, -1):
-                    if held[index] == value:
-                        del held[index]
-                        break
-            self._reading[path] -= 1
-            if self._reading[path]:
+            reads = self._reads.get(path)
+            if reads is None:
+                reads = self._reads[path] = _Reads()
+            reads.count += 1
+
+        def answered(body: Tuple[Any, ...]) -> None:
+            self._drop_echo(reads, bytes(body[0]) if body else b"")
+
+        try:
+            found = self._call(path, CHARACTERISTIC, "ReadValue", "a{sv}", (options,), deadline, target, answered)
+            return bytes(found[0])
+        finally:
+            self._release_held(path, reads)
+
+    def _drop_echo(self, reads: _Reads, value: bytes) -> None:
+        """A read's reply came (reader thread, before later signals): drop its Value echo.
+
+        The echo came after the previous reply, if any; a read BlueZ joined to an earlier
+        one finds none there, and drops nothing.
+        """
+        with self._lock:
+            held = reads.held
+            for index in range(len(held) - 1, -1, -1):
+                seen, after = held[index]
+                if after < reads.replies:
+                    break  # came before the previous reply: not this read's echo
+                if seen == value:
+                    del held[index]
+                    break
+            reads.replies += 1
+
+    def _release_held(self, path: str, reads: _Reads) -> None:
+        """A read ended; the last one passes on the notifications held meanwhile."""
+        with self._lock:
+            reads.count -= 1
+            if reads.count:
                 return
-            del self._reading[path]
-            released = self._held.pop(path, [])
+            if self._reads.get(path) is reads:
+                del self._reads[path]
+            released = [value for value, _ in reads.held]
+            reads.held.clear()
         handle = paths.value_handle(path)
         for item in released:
             self._on_notification(handle, item)
@@ -539,14 +630,18 @@ class DBusLink(GATTLink):
         body: Tuple[Any, ...] = (),
         timeout: Optional[Deadline] = None,
         target: Optional[str] = None,
+        on_reply: Optional[ReplyHook] = None,
     ) -> Tuple[Any, ...]:
-        """Call org.bluez within the deadline; InProgress is retried; errors become pygatt's exceptions."""
+        """Call org.bluez within the deadline; InProgress is retried; errors become pygatt's exceptions.
+
+        ``on_reply`` sees a successful reply on the reader thread (see :meth:`BusConnection.call`).
+        """
         deadline = timeout or Deadline(5.0)
         while True:
             if self._gone is not None and interface != PROPERTIES:
                 raise NotConnectedError(f"{member} {target or path}: {self._gone}")
             try:
-                return self._bus.call(BLUEZ, path, interface, member, signature, body, deadline.remaining())
+                return self._bus.call(BLUEZ, path, interface, member, signature, body, deadline.remaining(), on_reply)
             except DBusCallError as exc:
                 if exc.name == IN_PROGRESS and not deadline.expired:
                     time.sleep(min(IN_PROGRESS_RETRY_S, deadline.remaining()))
