@@ -534,11 +534,13 @@ class GATTToolBackend(BLEBackend):
 
     def _link_lost(self, session: GATTToolSession, why: str) -> None:
         """Dispatcher thread: a link went down without being asked to."""
-        with self._lock:
-            device = self._device_of.get(session)
-        if device is None:
-            return
-        self._forget(device)
+        with self._lock:  # one step: a reconnect() meanwhile may have put a new link in place
+            device = self._device_of.pop(session, None)
+            if device is None:
+                return  # forgotten meanwhile: disconnect(), stop(), or reconnect() took over
+            link = self._links.get(device)
+            if link is not None and link.session is session:
+                del self._links[device]
         if session.alive:
             self._pool.give_back(session)
         else:
