@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from pygatt.exceptions import BLEError
 
@@ -37,6 +37,8 @@ class Reconnector:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._threads: Dict[str, threading.Thread] = {}
+        # a drop reported while an address's thread runs: that thread attempts again before it ends
+        self._again: Dict[str, Tuple[Callable[[], None], Callable[[], bool]]] = {}
 
     def start(self) -> None:
         """Allow reconnects again (after :meth:`stop`)."""
@@ -58,7 +60,10 @@ class Reconnector:
                 return False
             running = self._threads.get(address)
             if running is not None and running.is_alive():
-                log.debug("A reconnect to %s is already running", address)
+                # It may be past its last attempt already (the link dropped again right after it came
+                # up): it takes this request before it ends, so the drop is never left unhandled.
+                log.debug("A reconnect to %s is already running; it will attempt again", address)
+                self._again[address] = (attempt, wanted)
                 return False
             thread = threading.Thread(
                 target=self._run, args=(address, attempt, wanted), name=f"pygatt-reconnect-{address}", daemon=True
@@ -68,9 +73,23 @@ class Reconnector:
             return True
 
     def _run(self, address: str, attempt: Callable[[], None], wanted: Callable[[], bool]) -> None:
+        while True:
+            self._attempts(address, attempt, wanted)
+            with self._lock:  # the same lock as schedule(): a request is taken here, or starts a new thread
+                again = self._again.pop(address, None)
+                if again is None or self._stopped.is_set():
+                    if self._threads.get(address) is threading.current_thread():
+                        del self._threads[address]
+                    return
+            attempt, wanted = again
+
+    def _attempts(self, address: str, attempt: Callable[[], None], wanted: Callable[[], bool]) -> None:
+        """Attempt until one succeeds, the reconnect is no longer wanted, it gives up, or stop()."""
         tries = 0
         while not self._stopped.is_set() and wanted():
             tries += 1
+            with self._lock:
+                self._again.pop(address, None)  # this attempt answers every drop reported before it
             try:
                 attempt()
             except BLEError as exc:
@@ -93,6 +112,7 @@ class Reconnector:
         with self._lock:
             threads = list(self._threads.values())
             self._threads.clear()
+            self._again.clear()
         per_thread = timeout / max(1, len(threads))
         for thread in threads:
             if thread is not threading.current_thread():
