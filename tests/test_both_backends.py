@@ -191,6 +191,41 @@ def test_remote_disconnect_fires_callback_once_and_calls_fail(make_backend: Make
     assert fired == [device]
 
 
+def test_disconnect_of_a_device_that_is_not_connected_raises(make_backend: MakeBackend) -> None:
+    """A second disconnect(), or one after the link dropped, raises NotConnectedError on every backend
+    (pygatt 5.0.0's devices required a connection for it)."""
+    backend = make_backend(sensor(disconnect_after_ops=1))
+    device = backend.connect(HR_ADDRESS)
+    device.char_read_handle(0x0010)  # the peer drops the link after this
+    assert wait_for(lambda: not device.connected)
+    with pytest.raises(exceptions.NotConnectedError):
+        device.disconnect()
+    again = backend.connect(HR_ADDRESS)
+    again.disconnect()
+    with pytest.raises(exceptions.NotConnectedError):
+        again.disconnect()
+
+
+def test_disconnect_while_an_auto_reconnect_connects_stays_disconnected(make_backend: MakeBackend) -> None:
+    """disconnect() while an auto-reconnect attempt is connecting: once the attempt has ended, the
+    device is still disconnected (the link that came up for it is closed again, or never comes up)."""
+    world = sensor(disconnect_after_ops=1)
+    world.peripherals[0].connect_delay_s = 1.0
+    device = make_backend(world).connect(HR_ADDRESS, timeout=5, auto_reconnect=True)
+    drops: List[Any] = []
+    device.register_disconnect_callback(drops.append)
+    device.char_read_handle(0x0010)  # the peer drops the link after this
+    assert wait_for(lambda: drops == [device])
+    time.sleep(0.3)  # no event says the attempt is inside its 1 s connect; it almost surely is by now
+    device.disconnect()
+    for thread in [t for t in threading.enumerate() if t.name.startswith("pygatt-reconnect-")]:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert not device.connected
+    with pytest.raises(exceptions.NotConnectedError):
+        device.char_read_handle(0x0010)
+
+
 def test_auto_reconnect_resubscribes_after_a_drop(make_backend: MakeBackend) -> None:
     # the peer drops the link after the subscribe's last operation: gatttool discovers in two
     # requests (services, characteristics), BGAPI in one (find information); then the CCCD write

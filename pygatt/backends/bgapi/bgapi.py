@@ -306,7 +306,7 @@ class BGAPIBackend(BLEBackend):
         if device.auto_reconnect and self._running:
             self._reconnector.schedule(
                 device.address,
-                lambda: self.reconnect(device),
+                lambda: self._reconnect_unless_given_up(device),
                 lambda: self._running and device.auto_reconnect,
             )
 
@@ -479,12 +479,23 @@ class BGAPIBackend(BLEBackend):
         except BaseException:
             # Not reconnected until the subscriptions are back: close the new link (auto_reconnect
             # stays as it is), so that the next attempt connects and resubscribes again.
-            link = self.device_link(device)
-            device.link_down()
-            if link is not None:
-                link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
-            self.disconnect(device)
+            self._close_link(device)
             raise
+
+    def _reconnect_unless_given_up(self, device: BGAPIBLEDevice) -> None:
+        """Reconnect thread: one attempt; a link that comes up after ``device.disconnect()`` is closed again."""
+        self.reconnect(device)
+        if not device.auto_reconnect:
+            log.info("%s was disconnected while reconnecting; closing the new link", device.address)
+            self._close_link(device)
+
+    def _close_link(self, device: BGAPIBLEDevice) -> None:
+        """End ``device``'s link, if any, without callbacks, and forget it."""
+        link = self.device_link(device)
+        device.link_down()
+        if link is not None:
+            link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
+        self.disconnect(device)
 
     # -- bonds, adapter settings ---------------------------------------------------------------
 

@@ -140,8 +140,15 @@ class BGAPIBLEDevice(BLEDevice):
         super().char_write_long_handle(char_handle, value, wait_for_response, timeout=timeout)
 
     def disconnect(self) -> None:
-        """Disconnect from the device (also stops an auto-reconnect in progress)."""
+        """Disconnect from the device (also stops an auto-reconnect in progress).
+
+        Raises:
+            NotConnectedError: the device is neither connected nor reconnecting (as in 5.0.0).
+        """
+        reconnecting = self.auto_reconnect and not self.connected
         self.auto_reconnect = False
+        if not reconnecting:
+            self._check_connected()
         try:
             super().disconnect()
         finally:
