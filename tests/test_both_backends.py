@@ -226,6 +226,19 @@ def test_disconnect_while_an_auto_reconnect_connects_stays_disconnected(make_bac
         device.char_read_handle(0x0010)
 
 
+def test_reconnect_after_a_drop_by_hand(make_backend: MakeBackend) -> None:
+    """adapter.reconnect(device) does nothing while the device is connected, and brings a dropped
+    link back, on every backend."""
+    backend = make_backend(sensor(disconnect_after_ops=1))
+    device = backend.connect(HR_ADDRESS)
+    backend.reconnect(device, 5)  # still connected: nothing to do
+    battery = device.char_read_handle(0x0010)  # the peer drops the link after this
+    assert wait_for(lambda: not device.connected, timeout=5)
+    backend.reconnect(device, 5)
+    assert device.connected
+    assert device.char_read_handle(0x0010) == battery
+
+
 def test_auto_reconnect_resubscribes_after_a_drop(make_backend: MakeBackend) -> None:
     # the peer drops the link after the subscribe's last operation: gatttool discovers in two
     # requests (services, characteristics), BGAPI in one (find information); then the CCCD write

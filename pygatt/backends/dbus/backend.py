@@ -599,10 +599,48 @@ class DBusBackend(BLEBackend):
                 if self._devices.get(device.address) is device:
                     del self._devices[device.address]
 
+    def reconnect(self, device: DBusBLEDevice, timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
+        """Connect a device again after its link dropped, and resubscribe (as the other backends do).
+
+        Does nothing when the device is still connected.
+
+        Args:
+            device: a device this backend connected.
+            timeout: seconds the connect may take.
+
+        Raises:
+            NotConnectedError: the connection failed, or the device is not this backend's.
+            BLEError: another device object holds the connection to this address, or
+                resubscribing failed (the new link is then closed again).
+        """
+        if not isinstance(device, DBusBLEDevice) or device.backend is not self:
+            raise NotConnectedError(f"{device!r} is not a device of this backend")
+        seconds = validate.positive_timeout(timeout)
+        self._require_running()
+        kind = self._options.get(device.address, (BLEAddressType.public, seconds))[0]
+        self._reopen(device, kind, Deadline(seconds), reconnect=False)
+
     def _reconnect(self, device: DBusBLEDevice) -> None:
-        """One reconnect attempt (on the reconnector's thread): open the link, resubscribe."""
+        """One reconnect attempt (on the reconnector's thread)."""
         kind, timeout = self._options.get(device.address, (BLEAddressType.public, DEFAULT_CONNECT_TIMEOUT_S))
-        self._open_link(device, kind, Deadline(timeout), reconnect=True)
+        self._reopen(device, kind, Deadline(timeout), reconnect=True)
+
+    def _reopen(self, device: DBusBLEDevice, kind: BLEAddressType, deadline: Deadline, reconnect: bool) -> None:
+        """Open ``device``'s link again and resubscribe, unless it is up already."""
+        path = paths.device_path(self._hci_device, device.address)
+        with self._lock:
+            link = self._links.get(path)
+            owner = self._devices.get(device.address)
+            if link is not None and owner is device and link.connected:
+                log.info("%s is still connected", device.address)
+                return
+            if link is not None and owner is device and link.lost:
+                # dropped, and the callback thread has not handled it yet: this reconnect takes over
+                # (the late _link_lost then finds no link, and leaves the reconnected device alone)
+                del self._links[path]
+            elif owner is not None and owner is not device:
+                raise BLEError(f"Another device object holds the connection to {device.address}")
+        self._open_link(device, kind, deadline, reconnect=reconnect)
         try:
             device.resubscribe_all()
         except BaseException:
