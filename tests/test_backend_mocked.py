@@ -470,6 +470,25 @@ def test_auto_reconnect_reconnects_and_resubscribes(backend, fake_spawn):
     assert device.connected
 
 
+def test_gatttools_own_att_timeout_counts_as_a_lost_link(backend, fake_spawn):
+    """A read the caller gave up on ends, 30 s later in gatttool, with the "unlikely error": gatttool
+    has shut its link down though its prompt still shows it up. The link counts as lost (callbacks,
+    auto-reconnect) and that gatttool is ended rather than reused."""
+    device = backend.connect(ADDRESS, auto_reconnect=True)
+    old = fake_spawn.child
+    fired = []
+    device.register_disconnect_callback(fired.append)
+    old.answer = False
+    with pytest.raises(exceptions.NotificationTimeout):
+        device.char_read_handle(0x0003, timeout=0.2)
+    old.error("Characteristic value/descriptor read failed: Request attribute has encountered an unlikely error")
+    assert wait_for(lambda: fired == [device], timeout=3)
+    assert wait_for(lambda: not old.alive, timeout=3)
+    assert wait_for(lambda: device.connected, timeout=5)
+    assert fake_spawn.child is not old
+    assert device.char_read_handle(0x0003) is not None
+
+
 def test_disconnect_during_an_auto_reconnect_stays_disconnected(backend, fake_spawn):
     device = backend.connect(ADDRESS, auto_reconnect=True)
     fake_spawn.child.peripheral.connect_delay_s = 0.5  # the reconnect's connect takes a while

@@ -13,7 +13,7 @@ from pygatt.backends.gatttool.parser import ATT_ERRORS
 from tests.helpers import ADDRESS
 
 
-@pytest.mark.parametrize("text, code", sorted(ATT_ERRORS.items(), key=lambda item: item[1]))
+@pytest.mark.parametrize("text, code", sorted(ATT_ERRORS.items(), key=lambda item: -1 if item[1] is None else item[1]))
 @pytest.mark.parametrize("operation", ["read", "write"])
 def test_each_att_error_becomes_its_exception(device, fake_spawn, text, code, operation):
     child = fake_spawn.child

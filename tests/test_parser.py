@@ -128,8 +128,9 @@ def test_command_failed_lines(text, family):
 
 
 def test_every_att_error_string_has_its_code():
-    codes = sorted(set(p.ATT_ERRORS.values()))
-    assert len(codes) == 21
+    codes = sorted({code for code in p.ATT_ERRORS.values() if code is not None})
+    assert len(codes) == 20
+    assert p.ATT_ERRORS["Unexpected error code"] is None  # gatttool's words for a code it has no text for
     assert p.ATT_ERRORS["A timeout occured"] == 0x81  # BlueZ's older spelling
     assert p.ATT_ERRORS["A timeout occurred"] == 0x81  # BlueZ 5.66's, seen on the real gatttool
 

@@ -6,7 +6,7 @@ import uuid
 
 from pygatt.backends.gatttool import commands
 from pygatt.backends.gatttool import parser as p
-from pygatt.backends.gatttool.tracker import ABANDONED_LIFETIME_S, CommandTracker
+from pygatt.backends.gatttool.tracker import ABANDONED_LIFETIME_S, ATT_TIMEOUT_LOSS, CommandTracker
 from pygatt.exceptions import NotConnectedError
 
 UP = p.Prompt("AA:BB:CC:DD:EE:FF", True)
@@ -240,3 +240,51 @@ def test_further_uuid_matches_are_dropped_until_the_next_echo():
     assert not second.done
     feed(tracker, p.Other(second.command.line), p.UUIDValue(3, b"c"))
     assert second.results == [p.UUIDValue(3, b"c")]
+
+
+UNLIKELY_READ_ERROR = (
+    "Error: Characteristic value/descriptor read failed: Request attribute has encountered an unlikely error"
+)
+
+
+def test_a_late_error_naming_a_command_that_already_ended_is_nobodys():
+    """A read ended by the lost link, then its own error line after the reconnect's first command:
+    the line names the read, so it does not fail the ``sec-level`` that happens to be waiting."""
+    tracker = connected_tracker()
+    read = tracker.begin(commands.read_handle(3), 0.0)
+    feed(tracker, p.Other("char-read-hnd 0x0003"), p.LinkLost("GLib-WARNING **: Invalid file descriptor."))
+    assert read.done and isinstance(read.error, NotConnectedError)
+    tracker.start_link()
+    sec = tracker.begin(commands.sec_level("low"), 1.0)
+    feed(tracker, p.parse_line(UNLIKELY_READ_ERROR))
+    assert not sec.done and sec.error_line is None
+    feed(tracker, p.Other("sec-level low"), DOWN)
+    assert sec.done and sec.error_line is None
+
+
+def test_a_btio_error_with_no_connect_waiting_goes_to_the_live_command():
+    """``setsockopt(BT_SECURITY)`` texts are connect's, but ``sec-level`` prints them too."""
+    tracker = connected_tracker()
+    sec = tracker.begin(commands.sec_level("medium"), 0.0)
+    feed(
+        tracker,
+        p.Other("sec-level medium"),
+        p.parse_line("Error: setsockopt(BT_SECURITY): Operation not permitted (1)"),
+    )
+    assert sec.done and sec.error_line is not None
+
+
+def test_the_late_unlikely_error_of_an_abandoned_request_is_gatttools_att_timeout():
+    """gatttool gives up on a request after 30 s with the "unlikely error" and leaves its link dead
+    (the prompt stays up, later commands get no answer): arriving for a request the caller already
+    gave up on, it reports the link lost. The same error answering a live request does not."""
+    tracker = connected_tracker()
+    live = tracker.begin(commands.read_handle(3), 0.0)
+    assert feed(tracker, p.Other("char-read-hnd 0x0003"), p.parse_line(UNLIKELY_READ_ERROR)) == [None, None]
+    assert live.done and live.error_line is not None and tracker.connected
+
+    read = tracker.begin(commands.read_handle(3), 1.0)
+    feed(tracker, p.Other("char-read-hnd 0x0003"), UP)
+    tracker.abandon(read, 5.0)
+    assert feed(tracker, p.parse_line(UNLIKELY_READ_ERROR)) == [ATT_TIMEOUT_LOSS]
+    assert not tracker.connected and not tracker.ops

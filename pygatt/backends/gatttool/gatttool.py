@@ -43,6 +43,7 @@ from pygatt.backends.gatttool.parser import Notification
 from pygatt.backends.gatttool.pool import SessionPool
 from pygatt.backends.gatttool.session import GATTToolSession
 from pygatt.backends.gatttool.tools import ToolCommands
+from pygatt.backends.gatttool.tracker import ATT_TIMEOUT_LOSS
 from pygatt.deadline import Deadline
 from pygatt.device import BLEDevice, check_command_length, validate_mtu
 from pygatt.dispatch import CallbackDispatcher
@@ -541,10 +542,12 @@ class GATTToolBackend(BLEBackend):
             link = self._links.get(device)
             if link is not None and link.session is session:
                 del self._links[device]
-        if session.alive:
+        if session.alive and why != ATT_TIMEOUT_LOSS:
             self._pool.give_back(session)
         else:
-            session.close()  # reap the process and release its terminal
+            # reap the process and release its terminal; after its ATT timeout gatttool keeps a dead
+            # link it shows as up, so that process is not reused either
+            session.close()
         device.link_lost(why)
         if device.auto_reconnect and self._running:
             options = self._options.get(device)

@@ -175,7 +175,9 @@ Event = Union[
 
 # -- ATT errors and error classification --------------------------------------
 
-ATT_ERRORS: Dict[str, int] = {
+# ATT error text -> its code (None: gatttool's words for every code it has no text for; which code
+# the peer sent is unknown, so the exception says None rather than a made-up number)
+ATT_ERRORS: Dict[str, Optional[int]] = {
     "Invalid handle": 0x01,
     "Attribute can't be read": 0x02,
     "Attribute can't be written": 0x03,
@@ -197,7 +199,7 @@ ATT_ERRORS: Dict[str, int] = {
     "A timeout occured": 0x81,
     "A timeout occurred": 0x81,  # BlueZ 5.66's spelling
     "The operation was aborted": 0x82,
-    "Unexpected error code": 0xFF,
+    "Unexpected error code": None,
 }
 
 # Message prefix -> the command family that prints it. Texts any command can
@@ -235,7 +237,7 @@ def classify_error(message: str, command_failed: bool) -> ErrorLine:
             operation = name
             break
     reason = None
-    code = None
+    code: Optional[int] = None
     for text, number in ATT_ERRORS.items():
         # the ATT text ends the message, alone or after "<what> failed: "
         if message == text or message.endswith(": " + text):

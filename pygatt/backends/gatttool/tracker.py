@@ -56,6 +56,14 @@ ABANDONED_LIFETIME_S = 35.0
 NEVER_DISCONNECTED = frozenset({"sec-level", "connect", "disconnect"})
 #: The line that ends a listing (see the module docstring).
 SYNC_MARKER = "sec-level"
+#: Error texts whose command family other commands print too (``sec-level`` prints btio's errors):
+#: such a line with none of its family waiting goes to the live command.
+SHARED_ERROR_FAMILIES = frozenset({"connect"})
+#: The ATT code of gatttool's "unlikely error", which also ends a request gatttool gave up on after 30 s.
+UNLIKELY_ERROR = 0x0E
+#: Why the link counts as lost when an abandoned request ends in that error: gatttool's own ATT timeout
+#: shut the link down while its prompt still shows it up (later commands get no answer at all).
+ATT_TIMEOUT_LOSS = "gatttool's ATT request timed out, which leaves its link dead"
 
 
 class Operation:
@@ -254,6 +262,9 @@ class CommandTracker:
             return lost
         op.error_line = event
         self._finish(op)
+        if op.abandoned_at is not None and event.att_error == UNLIKELY_ERROR and self.connected:
+            # the late end of a request the caller gave up on: gatttool's 30 s ATT timeout
+            lost = self._link_down(ATT_TIMEOUT_LOSS)
         return lost
 
     def _result(self, event: parser.Event) -> None:
@@ -288,11 +299,17 @@ class CommandTracker:
             self._finish(op)  # every line foreseen has come: no end marker to wait for
 
     def _owner(self, family: Optional[str]) -> Optional[Operation]:
-        """The operation an error line belongs to: the oldest of its family, or the live one."""
+        """The operation an error line belongs to: the oldest of its family, or the live one.
+
+        A line naming a family no waiting command belongs to is nobody's (the late answer of a
+        command a lost link already ended), unless other commands print that text too.
+        """
         if family is not None:
             for op in self.ops:
                 if not op.done and op.family.name == family:
                     return op
+            if family not in SHARED_ERROR_FAMILIES:
+                return None
         return self._live_op()
 
     def _live_op(self) -> Optional[Operation]:
