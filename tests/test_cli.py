@@ -608,6 +608,25 @@ def test_process_subscribe_ends_cleanly_on_a_signal(tmp_path, signum, status, wo
     assert wait_for(lambda: not processes_mentioning(world.name), 3), "a simulated gatttool outlived the command"
 
 
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_process_scan_ended_by_a_signal_leaves_no_scanner_running(tmp_path, signum, status):
+    """The scanning program runs in a session of its own (a terminal's Ctrl-C never reaches it): a
+    signal to pygatt during ``scan`` stops and reaps it too, as the end of the scan does."""
+    world = tmp_path / f"world-{uuid.uuid4().hex}.json"  # a name only this test's processes carry
+    shutil.copy(example_world_path("heart-rate"), world)
+
+    def scanners() -> List[str]:
+        return [line for line in processes_mentioning(world.name) if "hcitool" in line]
+
+    with running(f"--simulate={world}", "scan", "--timeout", "20") as proc:
+        assert wait_for(scanners, 10), "the simulated hcitool should be running"
+        time.sleep(1.5)  # well into the scan (nothing outside shows it): an orphan then keeps running
+        proc.send_signal(signum)
+        ended(proc, f"of {signal.Signals(signum).name}")
+    assert proc.returncode == status
+    assert wait_for(lambda: not scanners(), 3), "the scanner outlived the command"
+
+
 def test_process_closed_pipe_exits_141_quietly():
     with running("--simulate", "subscribe", HR, "2a37") as proc:
         assert proc.stdout.readline()

@@ -139,20 +139,26 @@ class Scanner:
         chunks: List[str] = []
         started = time.monotonic()
         deadline = started + timeout + START_ALLOWANCE_S
-        while not self._stop.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            ready, _, _ = select.select([child.fileno()], [], [], min(remaining, 0.1))
-            if not ready:
-                continue
-            data = child.read(65536)
-            if not data:
-                child.wait(1.0)  # its output ended: let it finish exiting before asking how
-                break
-            if not chunks:
-                deadline = time.monotonic() + timeout  # the scan runs from its first output
-            chunks.append(data)
+        try:
+            while not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                ready, _, _ = select.select([child.fileno()], [], [], min(remaining, 0.1))
+                if not ready:
+                    continue
+                data = child.read(65536)
+                if not data:
+                    child.wait(1.0)  # its output ended: let it finish exiting before asking how
+                    break
+                if not chunks:
+                    deadline = time.monotonic() + timeout  # the scan runs from its first output
+                chunks.append(data)
+        except BaseException:
+            # KeyboardInterrupt, a signal turned into an exception, ...: the program (in a session of
+            # its own, so the terminal's Ctrl-C never reached it) is stopped the same way, then reaped
+            self._interrupt(child)
+            raise
         ended_by_us = child.returncode is None
         chunks.append(self._interrupt(child))
         returncode = child.returncode
