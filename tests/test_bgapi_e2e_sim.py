@@ -10,6 +10,7 @@ same one the simulated gatttool serves.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from typing import Iterator, List, Tuple
@@ -167,6 +168,21 @@ def test_reset_over_a_socket_url(dongle: SimulatedDongle) -> None:
         adapter.start(reset=True, delay_after_reset_s=0.05)
         assert adapter.port_name == dongle.port and adapter.port_name != url
         assert adapter.connect(HRM).char_read("2a00") == bytearray(b"Pulse HR")
+    finally:
+        adapter.stop()
+
+
+def test_the_port_vanishing_on_a_reset_is_no_error(dongle: SimulatedDongle, caplog: pytest.LogCaptureFixture) -> None:
+    """After system_reset the dongle's port goes away on purpose: the reader seeing it go logs no
+    "port lost" error (the CLI would print it as ``pygatt: error:`` on a command that succeeds)."""
+    url = dongle.open_socket()
+    adapter = BGAPIBackend(url, comports=dongle.comports)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="pygatt"):
+            for _ in range(3):  # the reader sees the port go in some runs only
+                adapter.start(reset=True, delay_after_reset_s=0.05)
+                adapter.stop()
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
         adapter.stop()
 

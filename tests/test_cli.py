@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
+import pygatt
 import pygatt.cli.app
 from pygatt.backends import GATTToolBackend
 from pygatt.cli import ExitStatus, main
@@ -681,3 +682,80 @@ def test_real_hcitool_scan_without_adapter_exits_5_quoting_hcitool():
     if shutil.which("hcitool"):
         words = real_tool_output("timeout", "5", "hcitool", "-i", "hci0", "lescan")
         assert words and words in proc.stderr
+
+
+# -- the same command line on every backend --------------------------------------------------
+
+LONG_VALUE = bytes(range(42))  # longer than one packet at the default MTU (20 bytes)
+LONG_UUID = "0000feed-1234-5678-9abc-def012345678"  # a service of its own: BlueZ keeps GAP's to itself
+
+
+def long_value_world(path: Path) -> Path:
+    """One peripheral with a 42-byte readable and writable characteristic (LONG_UUID)."""
+    world = {
+        "peripherals": [
+            {
+                "address": "AA:BB:CC:DD:EE:FF",
+                "name": "Thing",
+                "services": [
+                    {
+                        "uuid": "0000fee0-1234-5678-9abc-def012345678",
+                        "characteristics": [
+                            {"uuid": LONG_UUID, "properties": ["read", "write"], "value": LONG_VALUE.hex()}
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    path.write_text(json.dumps(world))
+    return path
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "gatttool",
+        "bgapi",
+        pytest.param(
+            "dbus",
+            marks=[
+                pytest.mark.dbus,
+                pytest.mark.skipif(shutil.which("dbus-daemon") is None, reason="dbus-daemon is not installed"),
+            ],
+        ),
+    ],
+)
+def test_long_values_are_read_and_written_whole_on_every_backend(capsys, tmp_path, backend):
+    """``read`` gives the whole value and ``write`` takes up to 512 bytes, whatever the backend (the
+    BGAPI backend's plain read and write stop at one packet)."""
+    world = str(long_value_world(tmp_path / "long.json"))
+    common = ("--backend", backend, f"--simulate={world}", "--json")
+    status, out, err = run(capsys, *common, "read", "AA:BB:CC:DD:EE:FF", LONG_UUID)
+    assert status == 0, err
+    assert json.loads(out)["value"] == LONG_VALUE.hex()
+    status, out, err = run(capsys, *common, "write", "AA:BB:CC:DD:EE:FF", LONG_UUID, (b"\xab" * 30).hex())
+    assert status == 0, err
+    assert json.loads(out)["value"] == (b"\xab" * 30).hex()
+
+
+def test_a_timeout_too_long_is_refused_while_parsing(capsys, monkeypatch):
+    """Over the library's longest timeout: a usage error before any BlueZ program runs."""
+    started = []
+    monkeypatch.setattr(GATTToolBackend, "start", lambda self, *args, **kwargs: started.append(args))
+    status, _, err = run(capsys, "--timeout", "2000000", "read", "C4:7C:8D:6A:3E:01", "2a19")
+    assert status == 2 and "longer than 1000000 s" in err
+    assert started == []
+
+
+def test_a_bgapi_scan_resets_nothing(capsys, monkeypatch):
+    """``scan`` leaves the dongle as it is (a reset would end its links): the backend starts without one."""
+    starts = []
+
+    def start(self, *args, **kwargs):
+        starts.append(kwargs.get("reset", args[0] if args else True))
+        raise pygatt.exceptions.NotConnectedError("no dongle here")
+
+    monkeypatch.setattr(pygatt.BGAPIBackend, "start", start)
+    status, _, _ = run(capsys, "--backend", "bgapi", "scan", "--timeout", "0.1")
+    assert status != 0 and starts == [False]

@@ -186,7 +186,7 @@ def _start(args: argparse.Namespace, backend: Backend) -> None:
         args: the parsed command line.
         backend: the backend to start; a GATTTool scan needs no gatttool, so it is not started for one.
     """
-    reset = not (args.no_reset or args.simulate)
+    reset = not (args.no_reset or args.simulate or args.command == "scan")  # a scan resets nothing
     if isinstance(backend, BGAPIBackend):
         backend.start(reset=reset)
     elif isinstance(backend, DBusBackend):

@@ -132,7 +132,8 @@ def seconds(text: str) -> float:
         The seconds.
 
     Raises:
-        argparse.ArgumentTypeError: not a number, not positive, or not finite.
+        argparse.ArgumentTypeError: not a number, not positive, not finite, or over
+            :data:`~pygatt.validate.MAX_TIMEOUT_S`.
     """
     try:
         value = float(text)
@@ -140,6 +141,8 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value > 0 or math.isinf(value):
         raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds greater than 0")
+    if value > validate.MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than {validate.MAX_TIMEOUT_S:.0f} s")
     return value
 
 

@@ -213,7 +213,8 @@ def read(ctx: Context, device: BLEDevice, target: Target) -> bytes:
         BLEError: the backend's error (the caller turns it into an exit status).
     """
     handle, key = resolve(ctx, device, target)
-    value = bytes(device.char_read_handle(handle, timeout=ctx.timeout))
+    # a long read: the whole value on every backend (BGAPI's plain read stops at one packet)
+    value = bytes(device.char_read_long_handle(handle, timeout=ctx.timeout))
     document = {"address": device.address, "handle": handle, "uuid": _text(key), "value": value.hex()}
     ctx.out.result(document, [f"{spaced_hex(value)}  {interpretation(value)}".rstrip()])
     return value
@@ -233,7 +234,10 @@ def write(ctx: Context, device: BLEDevice, target: Target, value: bytes, respons
         BLEError: the backend's error (the caller turns it into an exit status).
     """
     handle, key = resolve(ctx, device, target)
-    device.char_write_handle(handle, value, wait_for_response=response, timeout=ctx.timeout)
+    if response and len(value) > device.mtu - 3:  # more than one packet: prepared writes on every backend
+        device.char_write_long_handle(handle, value, wait_for_response=True, timeout=ctx.timeout)
+    else:
+        device.char_write_handle(handle, value, wait_for_response=response, timeout=ctx.timeout)
     document = {
         "address": device.address,
         "handle": handle,

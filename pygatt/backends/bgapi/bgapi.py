@@ -192,6 +192,7 @@ class BGAPIBackend(BLEBackend):
         try:
             if reset:
                 before = self._ports.dongle_ports()
+                transport.expect_loss()  # the dongle re-enumerates: its port vanishes, as it should
                 self._protocol.send("system_reset", boot_in_dfu=0)
                 transport.drain()
                 self._protocol.detach()

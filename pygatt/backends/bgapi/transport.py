@@ -96,6 +96,7 @@ class SerialTransport:
         self._write_lock = threading.Lock()
         self._lost_reason: Optional[str] = None
         self._lost_lock = threading.Lock()
+        self._loss_expected = False  # the port is about to go away on purpose (a reset)
         self.bytes_received = 0
 
     def __repr__(self) -> str:
@@ -148,6 +149,10 @@ class SerialTransport:
                 self._lose(reason)
                 raise NotConnectedError(reason) from exc
 
+    def expect_loss(self) -> None:
+        """The port is about to go away on purpose (the dongle resets): losing it is then no error."""
+        self._loss_expected = True
+
     def drain(self) -> None:
         """Wait until what was written has left (before closing the port after a reset)."""
         port = self._serial
@@ -187,7 +192,10 @@ class SerialTransport:
             if self._lost_reason is not None or self._closing.is_set():
                 return
             self._lost_reason = reason
-        log.error("BGAPI port lost: %s", reason)
+        if self._loss_expected:
+            log.debug("BGAPI port gone, as expected: %s", reason)
+        else:
+            log.error("BGAPI port lost: %s", reason)
         try:
             self._on_lost(reason)
         except Exception:
