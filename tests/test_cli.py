@@ -604,7 +604,7 @@ def test_process_subscribe_ends_cleanly_on_a_signal(tmp_path, signum, status, wo
         assert processes_mentioning(world.name), "the simulated gatttool should be running"
         proc.send_signal(signum)
         _, err = ended(proc, f"of {signal.Signals(signum).name}")
-    assert proc.returncode == status
+    assert proc.returncode == status, err
     assert re.fullmatch(rf"pygatt: {word} \(\d+ notifications? received\)\n", err), err
     assert wait_for(lambda: not processes_mentioning(world.name), 3), "a simulated gatttool outlived the command"
 
@@ -623,8 +623,8 @@ def test_process_scan_ended_by_a_signal_leaves_no_scanner_running(tmp_path, sign
         assert wait_for(scanners, 10), "the simulated hcitool should be running"
         time.sleep(1.5)  # well into the scan (nothing outside shows it): an orphan then keeps running
         proc.send_signal(signum)
-        ended(proc, f"of {signal.Signals(signum).name}")
-    assert proc.returncode == status
+        _, err = ended(proc, f"of {signal.Signals(signum).name}")
+    assert proc.returncode == status, err
     assert wait_for(lambda: not scanners(), 3), "the scanner outlived the command"
 
 
