@@ -33,6 +33,7 @@ def test_scan(capsys: pytest.CaptureFixture[str]) -> None:
     devices = {d["address"]: d for d in document["devices"]}
     assert devices[HR]["name"] == "Pulse HR" and devices[HR]["rssi"] == -58
     assert devices[HR]["packet_data"]["connectable_advertisement_packet"]["flags"] == "06"
+    assert devices[NAMELESS]["name"] is None  # the backend says "" (as 5.0.0); JSON says null, as documented
 
 
 def test_read_write_and_errors(capsys: pytest.CaptureFixture[str]) -> None:

@@ -97,7 +97,10 @@ def scan(ctx: Context, timeout: float, tool: str = "hcitool") -> List[Dict[str, 
 
 
 def _plain(device: Dict[str, Any]) -> Dict[str, Any]:
-    """A scan result as JSON can hold it (BGAPI's packet_data has bytearrays: shown as hex)."""
+    """A scan result as JSON can hold it (BGAPI's packet_data has bytearrays: shown as hex).
+
+    A device that advertised no name is ``null``: the BGAPI backend says ``""`` there, as 5.0.0 did.
+    """
 
     def plain(value: Any) -> Any:
         if isinstance(value, (bytes, bytearray)):
@@ -108,7 +111,10 @@ def _plain(device: Dict[str, Any]) -> Dict[str, Any]:
             return [plain(v) for v in value]
         return value
 
-    return {key: plain(value) for key, value in device.items()}
+    document = {key: plain(value) for key, value in device.items()}
+    if "name" in document and not document["name"]:
+        document["name"] = None
+    return document
 
 
 # -- discover ------------------------------------------------------------------------
