@@ -613,6 +613,14 @@ def test_stop_does_not_wait_for_a_subscribe_the_peer_never_acknowledges(
     assert not subscriber.is_alive() and isinstance(errors[0], NotConnectedError)
 
 
+def test_disconnect_after_stop_raises_as_in_500(backend: BGAPIBackend, dongle: FakeDongle) -> None:
+    """5.0.0's stop() disconnected every device, so a later disconnect() found no connection."""
+    device = backend.connect(ADDRESS)
+    backend.stop()
+    with pytest.raises(NotConnectedError):
+        device.disconnect()
+
+
 def test_stop_disconnects_every_device(backend: BGAPIBackend, dongle: FakeDongle) -> None:
     backend.connect(ADDRESS)
     backend.connect(SECOND)

@@ -162,6 +162,57 @@ def test_a_failed_resubscribe_is_tried_again_by_the_next_reconnect() -> None:
         stop_rig(rig)
 
 
+def test_a_failed_resubscribe_leaves_a_newer_connection_alone() -> None:
+    """A reconnect attempt whose resubscribe fails closes only its own link: when the user has
+    meanwhile disconnected that device and connected the address afresh, the new link stays up."""
+    rig = make_rig(World.from_dict(world_dict(disconnect_after_ops=1)))
+    entered, go = threading.Event(), threading.Event()
+    try:
+        old = rig.backend.connect(HR, auto_reconnect=True)
+
+        def slow_failing_resubscribe() -> None:  # the peer answers the resubscribe late, with an error
+            entered.set()
+            go.wait(10)
+            raise exceptions.BLEError("resubscribe refused")
+
+        old.resubscribe_all = slow_failing_resubscribe  # type: ignore[method-assign]
+        old.char_read("2a38")  # the peer drops the link after this
+        assert entered.wait(10)  # the auto-reconnect's link is up, and resubscribing
+        old.disconnect()
+        new = rig.backend.connect(HR)
+        go.set()
+        for thread in [t for t in threading.enumerate() if t.name.startswith("pygatt-reconnect-")]:
+            thread.join(10)
+        assert new.connected and new.char_read("2a38") == bytearray(b"\x01")
+    finally:
+        go.set()
+        stop_rig(rig)
+
+
+def test_the_old_device_of_a_taken_over_link_cannot_disconnect_the_new_one() -> None:
+    """After a drop the callback thread has not handled yet, connect() makes a new device; the old
+    object still says connected, and its disconnect() leaves the new device's link alone."""
+    rig = make_rig(World.from_dict(world_dict(disconnect_after_ops=1)))
+    release = threading.Event()
+    try:
+        old = rig.backend.connect(HR)
+        busy = Collector()
+        old.subscribe("2a19", callback=lambda handle, value: (busy(handle, value), release.wait(10)))
+        assert rig.bluez.notify(HR, "2a19", b"\x01") and busy.wait(1)  # the callback thread is held
+        old.char_read("2a38")  # the peer drops the link after this
+        link = old._link
+        assert link is not None and wait_for(lambda: link.lost, 5)
+        new = rig.backend.connect(HR)
+        assert new is not old and old.connected  # the old object has not heard of the drop yet
+        with pytest.raises(exceptions.NotConnectedError):
+            old.disconnect()
+        release.set()
+        assert new.connected and new.char_read("2a38") == bytearray(b"\x01")
+    finally:
+        release.set()
+        stop_rig(rig)
+
+
 def test_disconnect_during_a_reconnect_attempt_cancels_it() -> None:
     """disconnect() while an auto-reconnect attempt waits for Connect: the attempt is cancelled before
     disconnect() returns, the device stays disconnected on both sides, and no further attempt starts."""

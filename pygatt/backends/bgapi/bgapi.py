@@ -234,7 +234,7 @@ class BGAPIBackend(BLEBackend):
             links = list(self._links.values())
         for link, device in links:
             device.auto_reconnect = False
-            device.link_down()
+            device.mark_disconnected()
             if link.connected and self._protocol.alive:
                 link.disconnect(max(0.05, deadline - time.monotonic()))
         with self._lock:

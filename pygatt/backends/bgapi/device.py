@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, ClassVar, Dict, Optional
 
+from pygatt.backends.backend import GATTLink
 from pygatt.device import BLEDevice
+from pygatt.exceptions import NotConnectedError
 from pygatt.validate import BytesLike, UUIDLike
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class BGAPIBLEDevice(BLEDevice):
         super().__init__(address)
         self._handle = handle
         self._backend = backend
+        self._disconnected = False  # disconnect() or the backend's stop() ended it (5.0.0's cleared handle)
         #: the parameters of the last connect (a reconnect uses them again)
         self.connection_params: Optional[ConnectionParams] = None
 
@@ -139,16 +142,29 @@ class BGAPIBLEDevice(BLEDevice):
         """
         super().char_write_long_handle(char_handle, value, wait_for_response, timeout=timeout)
 
+    def mark_disconnected(self) -> None:
+        """The backend stopped: the device is down, as after ``disconnect()`` (no callbacks)."""
+        self._disconnected = True
+        self.link_down()
+
+    def link_up(self, link: Optional[GATTLink] = None) -> None:
+        """Mark the device connected (a connect or reconnect): ``disconnect()`` may be called again."""
+        self._disconnected = False
+        super().link_up(link)
+
     def disconnect(self) -> None:
         """Disconnect from the device (also stops an auto-reconnect in progress).
 
+        As in 5.0.0, a link the peer dropped may still be disconnected quietly; only a
+        device this program disconnected already (or whose backend stopped) refuses.
+
         Raises:
-            NotConnectedError: the device is neither connected nor reconnecting (as in 5.0.0).
+            NotConnectedError: ``disconnect()`` or the backend's ``stop()`` ended it already.
         """
-        reconnecting = self.auto_reconnect and not self.connected
+        if self._disconnected:
+            raise NotConnectedError(f"Device {self.address} was disconnected already")
+        self._disconnected = True
         self.auto_reconnect = False
-        if not reconnecting:
-            self._check_connected()
         try:
             super().disconnect()
         finally:

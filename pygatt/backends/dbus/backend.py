@@ -420,7 +420,7 @@ class DBusBackend(BLEBackend):
 
     def _open_link(
         self, device: DBusBLEDevice, kind: BLEAddressType, deadline: Deadline, reconnect: bool = False
-    ) -> None:
+    ) -> DBusLink:
         """Open a link for ``device`` and hand it over, unless it is no longer wanted once open.
 
         Args:
@@ -429,6 +429,9 @@ class DBusBackend(BLEBackend):
             deadline: for the whole connection.
             reconnect: an auto-reconnect attempt, which gives up when the device's
                 ``auto_reconnect`` went off (disconnect() was called) meanwhile.
+
+        Returns:
+            The link, up and registered for ``device``.
 
         Raises:
             NotConnectedError: the connection failed, or was given up (disconnect(), stop()).
@@ -466,7 +469,7 @@ class DBusBackend(BLEBackend):
             elif current:
                 del self._links[path]
         if wanted:
-            return
+            return link
         if current:
             link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])  # leave no connection behind
         if not self._running:
@@ -523,8 +526,10 @@ class DBusBackend(BLEBackend):
         """
         path = paths.device_path(self._hci_device, device.address)
         with self._lock:
-            link = self._links.pop(path, None)
-            if self._devices.get(device.address) is device:
+            # only its own link: after a drop, a new connect() may have put another device's there
+            owns = self._devices.get(device.address) is device
+            link = self._links.pop(path, None) if owns else None
+            if owns:
                 del self._devices[device.address]
         device.link_down()
         if link is None:
@@ -640,16 +645,19 @@ class DBusBackend(BLEBackend):
                 del self._links[path]
             elif owner is not None and owner is not device:
                 raise BLEError(f"Another device object holds the connection to {device.address}")
-        self._open_link(device, kind, deadline, reconnect=reconnect)
+        link = self._open_link(device, kind, deadline, reconnect=reconnect)
         try:
             device.resubscribe_all()
         except BaseException:
             # Not reconnected until the subscriptions are back: close the new link (auto_reconnect
-            # stays on), so that the next attempt connects and resubscribes again.
+            # stays on), so that the next attempt connects and resubscribes again. Only this link:
+            # a disconnect() and a new connect() meanwhile may have put another device's there.
             with self._lock:
-                link = self._links.pop(paths.device_path(self._hci_device, device.address), None)
+                owned = self._links.get(path) is link
+                if owned:
+                    del self._links[path]
             device.link_down()
-            if link is not None:
+            if owned:
                 link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
             raise
 
