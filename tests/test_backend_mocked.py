@@ -554,6 +554,32 @@ def test_reconnect_before_the_loss_is_handled_ends_the_old_process(backend, fake
     assert [child for child in fake_spawn.children if child.alive] == []
 
 
+def test_two_reconnects_at_once_open_one_link_and_leave_no_process(backend, fake_spawn, device):
+    """The reconnector's reconnect and the caller's may meet: they take turns, the second finds the
+    device connected, and no gatttool process is orphaned (each one ends with stop())."""
+    fake_spawn.child.peripheral.connect_delay_s = 0.3  # a connect that takes a while, so the two overlap
+    fake_spawn.child.remote_disconnect()
+    assert wait_for(lambda: not device.connected, timeout=3)
+    errors = []
+
+    def reconnect():
+        try:
+            backend.reconnect(device, timeout=5)
+        except BaseException as exc:  # checked below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reconnect) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == [] and device.connected
+    connected = [child for child in fake_spawn.children if child.alive and child.connected]
+    assert len(connected) == 1
+    backend.stop()
+    assert [child for child in fake_spawn.children if child.alive] == []
+
+
 def test_a_failed_connect_is_not_remembered_for_reconnect(backend, fake_spawn):
     """Only devices that connected are reconnect()'s to choose from: failed attempts leave nothing behind."""
     for _ in range(2):

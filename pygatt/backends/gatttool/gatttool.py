@@ -24,6 +24,7 @@ import os
 import shlex
 import threading
 import uuid
+import weakref
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 from pygatt import validate
@@ -152,6 +153,8 @@ class GATTToolBackend(BLEBackend):
         self._links: Dict[GATTToolBLEDevice, GATTToolLink] = {}
         self._device_of: Dict[GATTToolSession, GATTToolBLEDevice] = {}  # connected sessions only
         self._options: Dict[GATTToolBLEDevice, Tuple[BLEAddressType, float]] = {}
+        # each device's reconnect turn (see reconnect); weak: a forgotten device takes its lock along
+        self._reconnecting: weakref.WeakKeyDictionary[GATTToolBLEDevice, threading.Lock] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} hci_device={self._hci_device}>"
@@ -489,6 +492,19 @@ class GATTToolBackend(BLEBackend):
                 attempt connects and resubscribes anew.
         """
         deadline = Deadline(validate.positive_timeout(timeout))
+        with self._lock:
+            turn = self._reconnecting.setdefault(device, threading.Lock())
+        # one reconnect of a device at a time (the reconnector's and the caller's may meet): the
+        # second finds the device connected, instead of opening a second link and orphaning one
+        if not turn.acquire(timeout=deadline.remaining()):
+            raise NotConnectedError(f"Timed out reconnecting to {device.address}: another reconnect of it went on")
+        try:
+            self._reconnect_once(device, deadline)
+        finally:
+            turn.release()
+
+    def _reconnect_once(self, device: GATTToolBLEDevice, deadline: Deadline) -> None:
+        """:meth:`reconnect`'s work, with the device's reconnect turn held."""
         with self._lock:
             if not self._running:
                 raise NotConnectedError("The backend is stopped")
