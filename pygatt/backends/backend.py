@@ -12,8 +12,11 @@ from __future__ import annotations
 import abc
 import logging
 from enum import Enum
-from typing import Any, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from pygatt.device import BLEDevice
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,25 @@ def address_type_of(address_type: Union[BLEAddressType, str, int]) -> BLEAddress
             if member.value == address_type:
                 return member
     raise ValueError(f"address_type must be BLEAddressType.public or BLEAddressType.random, got {address_type!r}")
+
+
+def resubscribe_or_close(device: BLEDevice, close: Callable[[], None]) -> None:
+    """The last step of every backend's reconnect: write the device's subscriptions again.
+
+    A reconnect is not done until the subscriptions are back. When resubscribing fails,
+    ``close`` ends the new link (no callbacks; ``auto_reconnect`` stays as it is) and the
+    error goes on, so the next attempt, the reconnector's or the caller's, connects and
+    resubscribes anew instead of finding the link up with notifications off.
+
+    Args:
+        device: the device whose link just came up again.
+        close: ends that link.
+    """
+    try:
+        device.resubscribe_all()
+    except BaseException:
+        close()
+        raise
 
 
 class BLEBackend:

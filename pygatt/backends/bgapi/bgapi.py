@@ -28,7 +28,13 @@ import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from pygatt import validate
-from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, Characteristic
+from pygatt.backends.backend import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    BLEAddressType,
+    BLEBackend,
+    Characteristic,
+    resubscribe_or_close,
+)
 from pygatt.backends.bgapi import codec, util
 from pygatt.backends.bgapi.connecting import ConnectionParams, bounded_int, end_procedure, open_connection
 from pygatt.backends.bgapi.device import BGAPIBLEDevice
@@ -475,13 +481,7 @@ class BGAPIBackend(BLEBackend):
                 log.info("%s is still connected", device.address)
                 return
             self._open_link(device, seconds, device.connection_params or ConnectionParams())
-        try:
-            device.resubscribe_all()
-        except BaseException:
-            # Not reconnected until the subscriptions are back: close the new link (auto_reconnect
-            # stays as it is), so that the next attempt connects and resubscribes again.
-            self._close_link(device)
-            raise
+        resubscribe_or_close(device, lambda: self._close_link(device))
 
     def _reconnect_unless_given_up(self, device: BGAPIBLEDevice) -> None:
         """Reconnect thread: one attempt; a link that comes up after ``device.disconnect()`` is closed again."""

@@ -7,7 +7,13 @@ import threading
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 from pygatt import validate
-from pygatt.backends.backend import DEFAULT_CONNECT_TIMEOUT_S, BLEAddressType, BLEBackend, address_type_of
+from pygatt.backends.backend import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    BLEAddressType,
+    BLEBackend,
+    address_type_of,
+    resubscribe_or_close,
+)
 from pygatt.backends.dbus import errors, paths, properties
 from pygatt.backends.dbus.agent import Agent
 from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError, IncomingCall, Signal
@@ -646,12 +652,9 @@ class DBusBackend(BLEBackend):
             elif owner is not None and owner is not device:
                 raise BLEError(f"Another device object holds the connection to {device.address}")
         link = self._open_link(device, kind, deadline, reconnect=reconnect)
-        try:
-            device.resubscribe_all()
-        except BaseException:
-            # Not reconnected until the subscriptions are back: close the new link (auto_reconnect
-            # stays on), so that the next attempt connects and resubscribes again. Only this link:
-            # a disconnect() and a new connect() meanwhile may have put another device's there.
+
+        def close() -> None:
+            # only this link: a disconnect() and a new connect() meanwhile may have put another device's there
             with self._lock:
                 owned = self._links.get(path) is link
                 if owned:
@@ -659,7 +662,8 @@ class DBusBackend(BLEBackend):
             device.link_down()
             if owned:
                 link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
-            raise
+
+        resubscribe_or_close(device, close)
 
     # -- signals (reader thread: route and queue only) ----------------------------------------------
 

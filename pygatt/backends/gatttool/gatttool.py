@@ -35,6 +35,7 @@ from pygatt.backends.backend import (
     BLEBackend,
     Characteristic,
     address_type_of,
+    resubscribe_or_close,
 )
 from pygatt.backends.gatttool import commands
 from pygatt.backends.gatttool.adapter import TOOL_TIMEOUT_S, AdapterTools
@@ -519,13 +520,7 @@ class GATTToolBackend(BLEBackend):
             # now finds no device for this session and does nothing): the old process is ended here.
             stale.session.close()
         self._open_link(device, kind, deadline)
-        try:
-            device.resubscribe_all()
-        except BaseException:
-            # Not reconnected until the subscriptions are back: drop the new link, so that the next
-            # attempt (the reconnector's, or the caller's) connects and resubscribes again.
-            self._close_link(device)
-            raise
+        resubscribe_or_close(device, lambda: self._close_link(device))
 
     def _close_link(self, device: GATTToolBLEDevice) -> None:
         """End ``device``'s link without callbacks; its process is kept as the spare while it runs."""
