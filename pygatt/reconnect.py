@@ -38,19 +38,27 @@ class Reconnector:
         self._lock = threading.Lock()
         self._threads: Dict[str, threading.Thread] = {}
         # a drop reported while an address's thread runs: that thread attempts again before it ends
-        self._again: Dict[str, Tuple[Callable[[], None], Callable[[], bool]]] = {}
+        self._again: Dict[str, Tuple[Callable[[], None], Callable[[], bool], Optional[Callable[[], None]]]] = {}
 
     def start(self) -> None:
         """Allow reconnects again (after :meth:`stop`)."""
         self._stopped.clear()
 
-    def schedule(self, address: str, attempt: Callable[[], None], wanted: Callable[[], bool]) -> bool:
+    def schedule(
+        self,
+        address: str,
+        attempt: Callable[[], None],
+        wanted: Callable[[], bool],
+        undo: Optional[Callable[[], None]] = None,
+    ) -> bool:
         """Start reconnecting ``address`` unless a reconnect for it already runs.
 
         Args:
             address: the device's address (one thread per address at most).
             attempt: opens the link again (and resubscribes); raises BLEError on failure.
             wanted: False once the reconnect should give up (device disconnected on purpose).
+            undo: closes the link again when an attempt succeeded although the reconnect stopped
+                being wanted meanwhile (``device.disconnect()`` while it was connecting).
 
         Returns:
             True when a new reconnect thread started.
@@ -63,27 +71,39 @@ class Reconnector:
                 # It may be past its last attempt already (the link dropped again right after it came
                 # up): it takes this request before it ends, so the drop is never left unhandled.
                 log.debug("A reconnect to %s is already running; it will attempt again", address)
-                self._again[address] = (attempt, wanted)
+                self._again[address] = (attempt, wanted, undo)
                 return False
             thread = threading.Thread(
-                target=self._run, args=(address, attempt, wanted), name=f"pygatt-reconnect-{address}", daemon=True
+                target=self._run, args=(address, attempt, wanted, undo), name=f"pygatt-reconnect-{address}", daemon=True
             )
             self._threads[address] = thread
             thread.start()
             return True
 
-    def _run(self, address: str, attempt: Callable[[], None], wanted: Callable[[], bool]) -> None:
+    def _run(
+        self,
+        address: str,
+        attempt: Callable[[], None],
+        wanted: Callable[[], bool],
+        undo: Optional[Callable[[], None]],
+    ) -> None:
         while True:
-            self._attempts(address, attempt, wanted)
+            self._attempts(address, attempt, wanted, undo)
             with self._lock:  # the same lock as schedule(): a request is taken here, or starts a new thread
                 again = self._again.pop(address, None)
                 if again is None or self._stopped.is_set():
                     if self._threads.get(address) is threading.current_thread():
                         del self._threads[address]
                     return
-            attempt, wanted = again
+            attempt, wanted, undo = again
 
-    def _attempts(self, address: str, attempt: Callable[[], None], wanted: Callable[[], bool]) -> None:
+    def _attempts(
+        self,
+        address: str,
+        attempt: Callable[[], None],
+        wanted: Callable[[], bool],
+        undo: Optional[Callable[[], None]],
+    ) -> None:
         """Attempt until one succeeds, the reconnect is no longer wanted, it gives up, or stop()."""
         tries = 0
         while not self._stopped.is_set() and wanted():
@@ -95,12 +115,23 @@ class Reconnector:
             except BLEError as exc:
                 log.warning("Reconnect %d to %s failed: %s", tries, address, exc)
             else:
+                if undo is not None and not wanted():
+                    log.info("Reconnecting to %s was given up while it connected; closing the new link", address)
+                    self._undo(address, undo)
+                    return
                 log.info("Reconnected to %s after %d attempt(s)", address, tries)
                 return
             if self._max_attempts is not None and tries >= self._max_attempts:
                 log.error("Giving up reconnecting to %s after %d attempts", address, tries)
                 return
             self._stopped.wait(self._delay)
+
+    @staticmethod
+    def _undo(address: str, undo: Callable[[], None]) -> None:
+        try:
+            undo()
+        except BLEError as exc:
+            log.warning("Closing the link to %s again failed: %s", address, exc)
 
     def stop(self, timeout: float = 2.0) -> None:
         """End every reconnect: no new attempt starts; running ones are joined.

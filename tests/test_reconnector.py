@@ -76,3 +76,20 @@ def test_an_unwanted_reconnect_makes_no_attempt() -> None:
         assert calls == []
     finally:
         reconnector.stop(1)
+
+
+def test_an_attempt_that_succeeds_after_the_reconnect_was_given_up_is_undone() -> None:
+    """disconnect() while an attempt connects: the attempt still succeeds, and ``undo`` closes its link."""
+    reconnector = Reconnector(delay=0.01)
+    state = {"wanted": True}
+    undone: List[int] = []
+
+    def attempt() -> None:
+        state["wanted"] = False  # the device is disconnected on purpose while this attempt connects
+
+    try:
+        assert reconnector.schedule(ADDRESS, attempt, lambda: state["wanted"], lambda: undone.append(1))
+        assert wait_for(lambda: reconnector.running() == 0, timeout=3)
+        assert undone == [1]
+    finally:
+        reconnector.stop(1)

@@ -313,8 +313,9 @@ class BGAPIBackend(BLEBackend):
         if device.auto_reconnect and self._running:
             self._reconnector.schedule(
                 device.address,
-                lambda: self._reconnect_unless_given_up(device),
+                lambda: self.reconnect(device),
                 lambda: self._running and device.auto_reconnect,
+                lambda: self._close_link(device),
             )
 
     def _port_lost(self, reason: str) -> None:
@@ -482,13 +483,6 @@ class BGAPIBackend(BLEBackend):
                 return
             self._open_link(device, seconds, device.connection_params or ConnectionParams())
         resubscribe_or_close(device, lambda: self._close_link(device))
-
-    def _reconnect_unless_given_up(self, device: BGAPIBLEDevice) -> None:
-        """Reconnect thread: one attempt; a link that comes up after ``device.disconnect()`` is closed again."""
-        self.reconnect(device)
-        if not device.auto_reconnect:
-            log.info("%s was disconnected while reconnecting; closing the new link", device.address)
-            self._close_link(device)
 
     def _close_link(self, device: BGAPIBLEDevice) -> None:
         """End ``device``'s link, if any, without callbacks, and forget it."""

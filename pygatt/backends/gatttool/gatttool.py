@@ -565,16 +565,10 @@ class GATTToolBackend(BLEBackend):
             timeout = options[1] if options is not None else DEFAULT_CONNECT_TIMEOUT_S
             self._reconnector.schedule(
                 device.address,
-                lambda: self._reconnect_unless_given_up(device, timeout),
+                lambda: self.reconnect(device, timeout),
                 lambda: self._running and device.auto_reconnect,
+                lambda: self._close_link(device),
             )
-
-    def _reconnect_unless_given_up(self, device: GATTToolBLEDevice, timeout: float) -> None:
-        """Reconnect thread: one attempt; a link that comes up after ``device.disconnect()`` is closed again."""
-        self.reconnect(device, timeout)
-        if not device.auto_reconnect:
-            log.info("%s was disconnected while reconnecting; closing the new link", device.address)
-            self.disconnect(device)
 
     # -- GATT operations (device first, as in pygatt 5.0.0) -----------------------
 
