@@ -112,6 +112,25 @@ def test_link_drop_during_a_notification_stream() -> None:
         stop_rig(rig)
 
 
+def test_the_peer_drops_the_link_after_disconnect_after_notifications_values() -> None:
+    rig = make_rig(World.from_dict(world_dict(disconnect_after_notifications=3)))
+    try:
+        for link in range(2):  # counted per link: the second connection gets three values again
+            device = rig.backend.connect(HR)
+            dropped = Disconnects()
+            device.register_disconnect_callback(dropped)
+            got = Collector()
+            device.subscribe("2a37", callback=got)
+            assert dropped.event.wait(5), f"link {link}: no drop after {len(got.values)} values"
+            assert dropped.devices == [device] and not device.connected
+            assert not wait_for(lambda got=got: len(got.values) > 3, timeout=0.3)  # the stream ended with the link
+            assert [value for _, value in got.values] == [b"\x00\x48", b"\x00\x4a", b"\x00\x4c"]
+            with pytest.raises(exceptions.NotConnectedError):
+                device.char_read("2a38")
+    finally:
+        stop_rig(rig)
+
+
 def test_auto_reconnect_resubscribes_after_a_drop() -> None:
     rig = make_rig(streaming_world())
     try:

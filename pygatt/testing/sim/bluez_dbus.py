@@ -686,7 +686,7 @@ class SimulatedBluez:
             text = p.connect_error.replace("%s", device.address) if p.connect_error else None
             future.set_exception(bz.connect_failure(text))
             return
-        device.connected, device.ops, device.mtu = True, 0, 23
+        device.connected, device.ops, device.notified, device.mtu = True, 0, 0, 23
         self._changed(device.path, bz.DEVICE, {"Connected": ("b", True)})
         future.set_result(None)  # Connect replies here: ATT is up, services are not resolved yet
         self._later(0.005, lambda: self._resolve(device, link))

@@ -34,7 +34,8 @@ class GattServer:
 
     Args:
         service: the bus service that answers and signals.
-        link_down: drops a device's link (the world's ``disconnect_after_ops``).
+        link_down: drops a device's link (the world's ``disconnect_after_ops`` and
+            ``disconnect_after_notifications``).
         security_paired: marks a device paired after BlueZ raised the link's security by itself.
     """
 
@@ -414,11 +415,33 @@ class GattServer:
             for _ in range(batch):
                 if stream.count and state.stream_sent >= stream.count:
                     return
-                self.deliver(state, stream.value(state.stream_sent))
+                value = stream.value(state.stream_sent)
                 state.stream_sent += 1
+                self.peer_sends(device, state, value)
+                if device.link != link:
+                    return  # the peer dropped the link after this one
             self.service.later(stream.interval_s, send)
 
         self.service.later(stream.interval_s, send)
+
+    def peer_sends(self, device: DeviceState, state: CharacteristicState, value: bytes) -> bool:
+        """The peer sends one notification (or indication) of ``state`` on the current link.
+
+        BlueZ gets it (:meth:`deliver`); the peer counts it and, once the world's
+        ``disconnect_after_notifications`` is reached on this link, drops the link right
+        after it: ``ServicesResolved`` and ``Connected`` become false in one signal, after
+        the last value's.
+
+        Returns:
+            What :meth:`deliver` returns: False when nobody listens.
+        """
+        delivered = self.deliver(state, value)
+        device.notified += 1
+        limit = device.peripheral.disconnect_after_notifications
+        if limit and device.notified >= limit:
+            log.debug("simulated org.bluez: %s drops the link after %d notifications", device.address, limit)
+            self.link_down(device)
+        return delivered
 
     def deliver(self, state: CharacteristicState, value: bytes) -> bool:
         """A notification reaches BlueZ: one packet on an acquired socket, else one ``Value`` signal.
@@ -443,4 +466,4 @@ class GattServer:
         state: Optional[CharacteristicState] = device.find_characteristic(key)
         if state is None or not device.connected:
             return False
-        return self.deliver(state, bytes(value))
+        return self.peer_sends(device, state, bytes(value))

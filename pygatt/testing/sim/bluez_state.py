@@ -88,6 +88,7 @@ class DeviceState:
     link: int = 0  # incremented on every link change; timers of an older link do nothing
     mtu: int = 23
     ops: int = 0
+    notified: int = 0  # notifications and indications the peer sent on this link
     table: Optional[Layout] = None
     gatt_exported: bool = False
     services: Dict[str, Tuple[int, str]] = field(default_factory=dict)  # path -> (start handle, uuid)
