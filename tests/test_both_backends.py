@@ -246,6 +246,24 @@ def test_reconnect_after_a_drop_by_hand(make_backend: MakeBackend) -> None:
     assert device.char_read_handle(0x0010) == battery
 
 
+@pytest.mark.parametrize("first, second", [(True, False), (False, True)])
+def test_connect_to_a_connected_address_leaves_its_auto_reconnect_alone(
+    make_backend: MakeBackend, first: bool, second: bool
+) -> None:
+    """connect() to an address that is already connected returns the live device as it is, on every
+    backend: the second call's auto_reconnect does not change whether a drop is reconnected."""
+    backend = make_backend(sensor(disconnect_after_ops=1))
+    device = backend.connect(HR_ADDRESS, auto_reconnect=first)
+    assert backend.connect(HR_ADDRESS, auto_reconnect=second) is device
+    assert device.auto_reconnect is first
+    drops: List[Any] = []
+    device.register_disconnect_callback(drops.append)
+    device.char_read_handle(0x0010)  # the peer drops the link after this
+    assert wait_for(lambda: drops == [device])
+    # the first reconnect attempt starts at once after the drop
+    assert wait_for(lambda: device.connected, timeout=8 if first else 1.5) is first
+
+
 def test_auto_reconnect_resubscribes_after_a_drop(make_backend: MakeBackend) -> None:
     # the peer drops the link after the subscribe's last operation: gatttool discovers in two
     # requests (services, characteristics), BGAPI in one (find information); then the CCCD write

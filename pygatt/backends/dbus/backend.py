@@ -382,11 +382,12 @@ class DBusBackend(BLEBackend):
             timeout: seconds for the whole connection, service resolution included.
             address_type: ``BLEAddressType.public`` or ``BLEAddressType.random`` (its name or
                 5.0.0 value also work); used when BlueZ does not know the device yet.
-            auto_reconnect: reconnect (and resubscribe) when the link drops.
+            auto_reconnect: reconnect (and resubscribe) when the link drops. Ignored when
+                ``address`` is already connected: that device keeps its own setting.
 
         Returns:
-            The connected device (the same object when its link is up). A link that dropped
-            makes a new connection, even before the old device has heard of the loss.
+            The connected device (the same object, unchanged, when its link is up). A link that
+            dropped makes a new connection, even before the old device has heard of the loss.
 
         Raises:
             NotConnectedError: the connection failed (BlueZ's reason in the message) or timed out.
@@ -409,8 +410,8 @@ class DBusBackend(BLEBackend):
                 self._taken_over.add(link)
                 link = None
             if existing is not None and existing.connected and link is not None and link.connected:
+                # returned as it is, as by the other backends: auto_reconnect stays what it was
                 log.info("Already connected to %s", address)
-                existing.auto_reconnect = bool(auto_reconnect)
                 return existing
             if link is not None:
                 raise BLEError(f"A connection to {address} is being opened already (connect or auto-reconnect)")
