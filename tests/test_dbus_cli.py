@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from pygatt.testing import World
 from pygatt.testing.dbus_bus import PrivateBus
 from tests.cli_helpers import HR, NAMELESS, run
-from tests.dbus_sim import requires_daemon
+from tests.dbus_sim import INDICATE, requires_daemon, world_dict
 
 pytestmark = [requires_daemon, pytest.mark.dbus, pytest.mark.usefixtures("no_simulation_from_the_environment")]
 
@@ -49,6 +50,34 @@ def test_discover_read_write_and_errors(capsys: pytest.CaptureFixture[str]) -> N
         capsys, "--backend", "dbus", "--simulate", "--timeout", "0.5", "read", "00:11:22:33:44:55", "2a19"
     )
     assert status == 3 and "00:11:22:33:44:55" in err
+
+
+def test_subscribe_indicate_says_bluez_used_notifications(capsys: pytest.CaptureFixture[str]) -> None:
+    """2a37 offers notifications only: BlueZ's StartNotify enables them whatever --indicate asks,
+    so the output calls the values notifications."""
+    argv = ["--backend", "dbus", "--simulate", "--json", "subscribe", HR, "2a37", "--count", "2", "--indicate"]
+    status, out, _ = run(capsys, *argv)
+    values = [json.loads(line) for line in out.splitlines()]
+    assert status == 0 and [v["value"] for v in values] == ["0048", "004a"]
+    assert [v["kind"] for v in values] == ["notification", "notification"]
+    status, out, err = run(capsys, *argv[:-3], "--timeout", "1", "--count", "50", "--indicate")
+    assert status == 4 and err.endswith(" of 50 notifications arrived within 1 s\n"), err
+
+
+def test_subscribe_says_bluez_used_indications(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A characteristic that offers indications only gets indications from StartNotify, with or
+    without --indicate, and the output says so."""
+    data = world_dict()
+    indicated = data["peripherals"][0]["services"][2]["characteristics"][1]
+    assert indicated["uuid"] == INDICATE
+    indicated["notify"] = {"trigger": "subscribe", "interval_s": 0.02, "count": 3, "values": ["01", "02", "03"]}
+    world = str(World.from_dict(data).write(tmp_path / "world.json"))
+    for extra in ([], ["--indicate"]):
+        argv = ["--backend", "dbus", "--simulate", world, "--json", "subscribe", HR, INDICATE, "--count", "3"]
+        status, out, _ = run(capsys, *argv, *extra)
+        values = [json.loads(line) for line in out.splitlines()]
+        assert status == 0 and [v["value"] for v in values] == ["01", "02", "03"]
+        assert [v["kind"] for v in values] == ["indication"] * 3, extra
 
 
 def test_no_bluetoothd_exits_with_the_tool_status(

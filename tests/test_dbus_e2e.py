@@ -279,6 +279,21 @@ def test_indications(rig: Rig) -> None:
     assert got.values == [(device.get_handle(INDICATE), b"\x11\x22")]
 
 
+def test_subscription_kind_says_what_bluez_enabled(rig: Rig) -> None:
+    device = rig.backend.connect(HR)
+    heart_rate, battery, indicated = (device.get_handle(u) for u in ("2a37", "2a19", INDICATE))
+    assert device.subscription_kind(heart_rate) is None  # not subscribed
+    device.subscribe("2a37", indication=True)  # notify only: BlueZ enables notifications
+    device.subscribe(INDICATE)  # indicate only: BlueZ enables indications
+    assert device.subscription_kind(heart_rate) == "notification"
+    assert device.subscription_kind(indicated) == "indication"
+    assert device.subscription_kind(battery) is None
+    device.unsubscribe("2a37")
+    assert device.subscription_kind(heart_rate) is None
+    device.disconnect()
+    assert device.subscription_kind(indicated) is None
+
+
 def test_a_read_of_a_notifying_characteristic_is_not_a_notification(rig: Rig) -> None:
     device = rig.backend.connect(HR)
     got = Collector()

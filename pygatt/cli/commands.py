@@ -9,7 +9,14 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union, cast
 
-from pygatt.backends import BGAPIBackend, BLEAddressType, Characteristic, DBusBackend, GATTToolBackend
+from pygatt.backends import (
+    BGAPIBackend,
+    BLEAddressType,
+    Characteristic,
+    DBusBackend,
+    DBusBLEDevice,
+    GATTToolBackend,
+)
 from pygatt.cli.output import (
     Output,
     descriptor_label,
@@ -321,7 +328,7 @@ def subscribe(
 
     device.register_disconnect_callback(on_link_lost)
     device.subscribe_handle(handle, on_value, indication=indicate)
-    kind = "indication" if indicate else "notification"
+    kind = _delivered_kind(device, handle, indicate)
     log.info("Subscribed to 0x%04x for %ss", handle, kind)
     deadline = None if limit is None else time.monotonic() + limit
     shown = 0
@@ -348,6 +355,27 @@ def subscribe(
     return shown
 
 
+def _delivered_kind(device: BLEDevice, handle: int, indicate: bool) -> str:
+    """What the values of a new subscription are, as the output names them.
+
+    The GATTTool and BGAPI backends write what was asked to the CCCD. Through D-Bus,
+    BlueZ chooses (notifications whenever the characteristic offers them) and the
+    device says what it enabled; if it cannot tell (the link dropped meanwhile),
+    the output claims neither.
+
+    Args:
+        device: the device just subscribed to.
+        handle: the value handle subscribed to.
+        indicate: whether indications were asked for.
+
+    Returns:
+        ``notification``, ``indication``, or ``value`` when it is not known.
+    """
+    if isinstance(device, DBusBLEDevice):
+        return device.subscription_kind(handle) or "value"
+    return "indication" if indicate else "notification"
+
+
 def _show_value(
     ctx: Context,
     device: BLEDevice,
@@ -362,7 +390,7 @@ def _show_value(
     Args:
         ctx: the running command.
         device: the device it came from.
-        kind: ``notification`` or ``indication``.
+        kind: ``notification`` or ``indication`` (``value`` when unknown).
         key: the characteristic's UUID, if known.
         stamp: when it arrived (seconds since the epoch).
         handle: the value handle.

@@ -131,6 +131,24 @@ class DBusBLEDevice(BLEDevice):
             raise NotConnectedError(f"Device {self.address} is not connected through the D-Bus backend")
         return bytearray(link.read_long_handle(handle, seconds, offset))
 
+    def subscription_kind(self, handle: int) -> Optional[str]:
+        """What BlueZ enabled for the subscription to a characteristic (D-Bus backend only).
+
+        BlueZ's ``StartNotify`` chooses: notifications whenever the characteristic offers
+        them, indications only when it offers nothing else, whatever ``indication=`` asked
+        :meth:`subscribe` for.
+
+        Args:
+            handle: the characteristic's value handle.
+
+        Returns:
+            ``"notification"`` or ``"indication"``; None when it is not enabled on the
+            current link (not subscribed, or not connected).
+        """
+        handle = validate.handle(handle)
+        link = self._link
+        return link.delivery(handle) if isinstance(link, DBusLink) else None
+
     def disconnect(self) -> None:
         """Disconnect from the device (no disconnect callback runs); also stops an auto-reconnect in progress.
 

@@ -49,6 +49,21 @@ NotificationSink = Callable[[int, bytes], None]
 LossSink = Callable[[str], None]
 
 
+def enabled_kind(flags: List[str]) -> str:
+    """What BlueZ's ``StartNotify`` enables on a characteristic with these ``Flags``.
+
+    BlueZ writes 0x0001 to the CCCD whenever the characteristic offers notifications,
+    0x0002 only when it offers indications alone: a client cannot choose.
+
+    Args:
+        flags: the characteristic's ``Flags`` property.
+
+    Returns:
+        ``"notification"`` or ``"indication"``.
+    """
+    return "notification" if "notify" in flags else "indication"
+
+
 class _Reads:
     """The reads of one characteristic in flight, and the ``Value`` signals held meanwhile.
 
@@ -106,6 +121,7 @@ class DBusLink(GATTLink):
         self._lock = threading.Lock()
         self._reads: Dict[str, _Reads] = {}  # char path -> its reads in flight and the values held meanwhile
         self._notifying: Set[str] = set()
+        self._delivery: Dict[int, str] = {}  # value handle -> what StartNotify enabled ("notification"...)
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} {self.address} {'up' if self._up else 'down'}>"
@@ -301,6 +317,7 @@ class DBusLink(GATTLink):
         with self._lock:
             notifying = list(self._notifying)
             self._notifying.clear()
+            self._delivery.clear()
         for char_path in notifying:
             try:
                 self._call(char_path, CHARACTERISTIC, "StopNotify", timeout=deadline, target=char_path)
@@ -506,21 +523,18 @@ class DBusLink(GATTLink):
 
     def _configure(self, char: properties.CharacteristicObject, value: bytes, deadline: Deadline, target: str) -> None:
         if value in NOTIFY_ON:
-            wanted = "indicate" if value == NOTIFY_ON[1] else "notify"
-            offered = [kind for kind in ("notify", "indicate") if kind in char.flags]
-            if offered and (wanted not in offered or (wanted == "indicate" and "notify" in offered)):
-                log.warning(
-                    "%s: asked for %s, BlueZ enables %s",
-                    char.uuid,
-                    wanted,
-                    "notify" if "notify" in char.flags else "indicate",
-                )
+            wanted = "indication" if value == NOTIFY_ON[1] else "notification"
+            enabled = enabled_kind(char.flags)
+            if {"notify", "indicate"} & set(char.flags) and enabled != wanted:
+                log.warning("%s: asked for %ss, BlueZ enables %ss", char.uuid, wanted, enabled)
             self._call(char.path, CHARACTERISTIC, "StartNotify", timeout=deadline, target=target)
             with self._lock:
                 self._notifying.add(char.path)
+                self._delivery[char.value_handle] = enabled
         elif value == NOTIFY_OFF:
             with self._lock:
                 self._notifying.discard(char.path)
+                self._delivery.pop(char.value_handle, None)
             try:
                 self._call(char.path, CHARACTERISTIC, "StopNotify", timeout=deadline, target=target)
             except BLEError as exc:
@@ -528,6 +542,19 @@ class DBusLink(GATTLink):
                     raise
         else:
             raise ValueError(f"a CCCD takes 01 00, 02 00 or 00 00 through BlueZ, got {value.hex()}")
+
+    def delivery(self, value_handle: int) -> Optional[str]:
+        """What BlueZ enabled for a characteristic this link subscribed to.
+
+        Args:
+            value_handle: the characteristic's value handle.
+
+        Returns:
+            ``"notification"`` or ``"indication"``; None when no ``StartNotify`` of this
+            link enabled it (never subscribed, unsubscribed, or the link was closed).
+        """
+        with self._lock:
+            return self._delivery.get(value_handle)
 
     def exchange_mtu(self, mtu: int, timeout: float) -> int:
         """BlueZ exchanges the MTU itself when it connects (asking for 517).
