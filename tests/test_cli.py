@@ -374,6 +374,27 @@ def test_usage_errors_exit_2_with_one_line(capsys, argv, words):
     assert err.startswith("pygatt: error: ") and err.count("\n") == 1 and words in err, err
 
 
+@pytest.mark.parametrize("given_by", ["--simulate", "PYGATT_SIMULATE"])
+@pytest.mark.parametrize("backend", ["gatttool", "bgapi", pytest.param("dbus", marks=pytest.mark.dbus)])
+def test_a_bad_world_is_a_usage_error_on_every_backend(capsys, monkeypatch, tmp_path, backend, given_by):
+    """A world that is missing or is not a world is exit status 2 (as docs/cli.md says) with every
+    backend, given by ``--simulate`` or by ``PYGATT_SIMULATE``, for a command that needs no
+    connection as for one that does; the error line names where the world came from."""
+    not_a_world = tmp_path / "not-a-world.json"
+    not_a_world.write_text("this is not JSON")
+    for world in ("no-such-world.json", str(not_a_world)):
+        for command in (["scan", "--timeout", "0.5"], ["read", HR, "2a19"]):
+            if given_by == "--simulate":
+                argv = ["--backend", backend, f"--simulate={world}", *command]
+            else:
+                monkeypatch.setenv("PYGATT_SIMULATE", world)
+                argv = ["--backend", backend, *command]
+            status, out, err = run(capsys, *argv)
+            assert (status, out) == (2, ""), (argv, err)
+            assert err.startswith(f"pygatt: error: {given_by}: cannot use world {world!r}: "), (argv, err)
+            assert err.count("\n") == 1, (argv, err)
+
+
 def test_usage_error_nothing_is_started(capsys, monkeypatch):
     started = []
     monkeypatch.setattr(GATTToolBackend, "start", lambda self, *a, **k: started.append(self))

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from pygatt.backends import BGAPIBackend, DBusBackend, GATTToolBackend, ToolCommands
+from pygatt.backends.gatttool.tools import SIMULATE_ENV
 from pygatt.cli import arguments, commands
 from pygatt.cli.output import Output
 from pygatt.cli.status import ExitStatus, status_of
@@ -114,6 +115,27 @@ def _error(message: object) -> None:
     sys.stderr.flush()
 
 
+def _load_world(world: str, given_by: str) -> Any:
+    """Load a simulated world, a bad one being a usage error whatever the backend.
+
+    Args:
+        world: a shipped world's name or a world file's path.
+        given_by: where it came from, for the message: ``--simulate`` or ``PYGATT_SIMULATE``.
+
+    Returns:
+        The world.
+
+    Raises:
+        UsageError: the world cannot be loaded.
+    """
+    from pygatt.testing import load_world  # only needed, and only imported, for a simulation
+
+    try:
+        return load_world(world)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise arguments.UsageError(f"{given_by}: cannot use world {world!r}: {exc}") from None
+
+
 def _world(args: argparse.Namespace) -> Any:
     """Load the world of ``--simulate``.
 
@@ -126,12 +148,29 @@ def _world(args: argparse.Namespace) -> Any:
     Raises:
         UsageError: the world cannot be loaded.
     """
-    from pygatt.testing import load_world  # only needed, and only imported, for --simulate
+    return _load_world(args.simulate, "--simulate")
 
-    try:
-        return load_world(args.simulate)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise arguments.UsageError(f"--simulate: cannot use world {args.simulate!r}: {exc}") from None
+
+def _check_environment_world(args: argparse.Namespace) -> None:
+    """Without ``--simulate``, check the world ``PYGATT_SIMULATE`` names, when the backend will use it.
+
+    The backends find a bad world at different times (the BGAPI backend when it
+    is built, the D-Bus backend at ``start()``, the GATTTool backend only when the
+    simulated program it runs fails to start, which would be a tool error), so
+    it is checked here, once, for all of them.
+
+    Args:
+        args: the parsed command line.
+
+    Raises:
+        UsageError: ``PYGATT_SIMULATE`` names a world that cannot be loaded.
+    """
+    world = os.environ.get(SIMULATE_ENV, "").strip()
+    if args.simulate is not None or not world:
+        return
+    if args.backend == "bgapi" and args.port is not None:
+        return  # a BGAPIBackend given a port ignores PYGATT_SIMULATE
+    _load_world(world, SIMULATE_ENV)
 
 
 def _tools(args: argparse.Namespace) -> Optional[ToolCommands]:
@@ -165,8 +204,14 @@ def _backend(args: argparse.Namespace) -> Tuple[Backend, Optional[Any]]:
     Returns:
         The backend, and for ``--backend bgapi --simulate`` the simulated dongle
         (None otherwise), which the caller closes.
+
+    Raises:
+        UsageError: the world of ``--simulate`` or ``PYGATT_SIMULATE`` cannot be loaded.
     """
+    _check_environment_world(args)
     if args.backend == "dbus":
+        if args.simulate is not None:
+            _world(args)  # so a bad world reads as it does with the other backends
         return DBusBackend(hci_device=args.hci, simulate=None if args.simulate is None else str(args.simulate)), None
     if args.backend != "bgapi":
         return GATTToolBackend(hci_device=args.hci, gatttool_logfile=args.log_file, tools=_tools(args)), None
