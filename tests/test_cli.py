@@ -25,6 +25,7 @@ import pytest
 
 import pygatt
 import pygatt.cli.app
+import pygatt.cli.arguments
 from pygatt.backends import GATTToolBackend
 from pygatt.cli import ExitStatus, main
 from pygatt.cli.status import status_of
@@ -474,6 +475,31 @@ def test_library_log_is_quiet_unless_verbose(capsys):
     assert status == 0 and f"INFO pygatt.backends.gatttool.gatttool: Connecting to {HR}" in err
     assert "DEBUG" not in err
     status, _, err = run(capsys, "--simulate", "read", HR, "2a19", "-vv")
+    assert status == 0 and "DEBUG" in err
+
+
+@pytest.mark.parametrize(
+    "before, after, verbosity",
+    [
+        ([], [], 0),
+        (["-v"], [], 1),
+        ([], ["-v"], 1),
+        (["-v"], ["-v"], 2),
+        (["-v"], ["--verbose"], 2),
+        (["-vv"], ["-v"], 3),
+        (["-v"], ["-v", "-v"], 3),
+    ],
+)
+def test_verbose_before_and_after_the_command_add_up(before, after, verbosity):
+    """Each -v counts wherever it is: ``-v read ... -v`` is ``-vv``, and one after the command
+    does not replace those before it."""
+    args = pygatt.cli.arguments.parse([*before, "read", HR, "2a19", *after])
+    assert args.verbose == verbosity
+    assert not [name for name in vars(args) if name.startswith("verbose") and name != "verbose"]
+
+
+def test_verbose_before_and_after_the_command_logs_at_debug(capsys):
+    status, _, err = run(capsys, "--simulate", "-v", "read", HR, "2a19", "-v")
     assert status == 0 and "DEBUG" in err
 
 

@@ -18,6 +18,8 @@ from pygatt import __version__, validate
 from pygatt.cli.status import EPILOG
 
 DEFAULT_WORLD = "heart-rate"
+#: Where a command's parser counts the -v given after the command name (parse() adds them to ``verbose``).
+VERBOSE_AFTER_COMMAND = "verbose_after_command"
 COMMANDS = ("scan", "discover", "read", "write", "subscribe", "demo")
 BACKENDS = ("gatttool", "bgapi", "dbus")
 
@@ -266,7 +268,14 @@ def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None
         help="append gatttool's raw input and output to FILE",
     )
     group.add_argument(
-        "-v", "--verbose", action="count", default=default(0), help="log INFO (-vv: DEBUG); default WARNING"
+        "-v",
+        "--verbose",
+        action="count",
+        # The command's parser counts into a namespace of its own, which argparse then copies over
+        # the main one: its count is kept apart and added in parse(), so no -v is lost.
+        dest=VERBOSE_AFTER_COMMAND if suppress else "verbose",
+        default=default(0),
+        help="log INFO (-vv: DEBUG); default WARNING",
     )
 
 
@@ -365,6 +374,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         SystemExit: with status 0, after ``--help`` or ``--version`` printed.
     """
     args = build_parser().parse_args(expand_bare_simulate(argv))
+    args.verbose += vars(args).pop(VERBOSE_AFTER_COMMAND, 0)  # -v before and after the command add up
     if args.port is not None and args.backend != "bgapi":
         raise UsageError("--port is for --backend bgapi")
     if args.port is not None and args.simulate is not None:
