@@ -393,14 +393,27 @@ class BLEDevice:
 
     def _characteristic(self, char_uuid: UUIDLike) -> Characteristic:
         key = validate.characteristic_uuid(char_uuid, "char_uuid")
+        characteristic = self._find_characteristic(key)
+        if characteristic is None:
+            raise BLEError(f"No characteristic found matching {key}")
+        return characteristic
+
+    def _find_characteristic(self, char_uuid: UUIDLike) -> Optional[Characteristic]:
+        """The characteristic with this UUID, discovering them first if not done yet.
+
+        Args:
+            char_uuid: the UUID, as a string or a :class:`uuid.UUID`.
+
+        Returns:
+            The characteristic (the lowest value handle of those with this UUID), or
+            None when the device has none.
+        """
+        key = validate.characteristic_uuid(char_uuid, "char_uuid")
         log.debug("Looking up handle for characteristic %s", key)
         with self._lock:
             if not self._discovered:
                 self._cache_characteristics(self.discover_characteristics())
-            characteristic = self._characteristics.get(key)
-        if characteristic is None:
-            raise BLEError(f"No characteristic found matching {key}")
-        return characteristic
+            return self._characteristics.get(key)
 
     def _cccd_handle(self, value_handle: int) -> int:
         """The Client Characteristic Configuration handle of a value handle:

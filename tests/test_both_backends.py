@@ -118,8 +118,26 @@ def test_discover_read_by_uuid_and_handle(make_backend: MakeBackend) -> None:
     assert device.char_read(BATTERY) == bytearray([0x5A])
     assert device.char_read("2A00") == bytearray(b"Pulse HR")
     assert device.char_read_handle(0x0012) == bytearray(b"Battery")
-    with pytest.raises(exceptions.BLEError):  # gatttool: the peer's "not found"; BGAPI: not in discovery
+
+
+def test_a_uuid_the_device_lacks(make_backend: MakeBackend) -> None:
+    """char_read of a UUID the device does not have is AttributeNotFoundError (ATT 0x0a) on every
+    backend, as gatttool's char-read-uuid gets it from the peer; the calls that look the UUID up in
+    discovery first (write, subscribe, long read) raise a plain BLEError, the same on every backend."""
+    device = make_backend().connect(HR_ADDRESS)
+    with pytest.raises(exceptions.AttributeNotFoundError) as missing:
         device.char_read("2a6e")
+    assert isinstance(missing.value, exceptions.BLEError)
+    assert missing.value.att_error == 0x0A
+    assert missing.value.target == str(uuid16_to_uuid(0x2A6E))
+    for call in (
+        lambda: device.char_write("2a6e", bytearray([0x01])),
+        lambda: device.subscribe("2a6e"),
+        lambda: device.char_read_long("2a6e"),
+    ):
+        with pytest.raises(exceptions.BLEError, match="No characteristic found matching"):
+            call()
+    assert device.char_read(BATTERY) == bytearray([0x5A])  # the link is still up
 
 
 def test_read_not_permitted_and_invalid_handle(make_backend: MakeBackend) -> None:

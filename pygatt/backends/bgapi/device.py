@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, ClassVar, Dict, Optional
 
+from pygatt import validate
 from pygatt.backends.backend import GATTLink
 from pygatt.device import BLEDevice
-from pygatt.exceptions import NotConnectedError
+from pygatt.exceptions import AttributeNotFoundError, NotConnectedError
 from pygatt.validate import BytesLike, UUIDLike
 
 if TYPE_CHECKING:
@@ -77,8 +78,22 @@ class BGAPIBLEDevice(BLEDevice):
 
         Returns:
             The value.
+
+        Raises:
+            AttributeNotFoundError: the device has no characteristic with this UUID (as the
+                GATTTool and D-Bus backends raise, where the peer or BlueZ says "Attribute Not Found").
         """
-        return self.char_read_handle(self.get_handle(uuid), timeout)
+        key = validate.characteristic_uuid(uuid)
+        characteristic = self._find_characteristic(key)
+        if characteristic is None:
+            raise AttributeNotFoundError(
+                f"read {key} failed: no characteristic with this UUID (Attribute Not Found)",
+                operation="read",
+                target=str(key),
+                reason="Attribute Not Found",
+                att_error=0x0A,
+            )
+        return self.char_read_handle(characteristic.handle, timeout)
 
     def char_read_handle(self, handle: int, timeout: Optional[float] = None) -> bytearray:
         """Read an attribute by handle (``attclient_read_by_handle``).
