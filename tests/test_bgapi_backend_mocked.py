@@ -161,9 +161,12 @@ def test_constructor_checks_arguments() -> None:
 
 
 def test_operations_before_start_raise() -> None:
+    """Before start(): BLEError "not started", as the other backends say it (no connection failed)."""
     adapter = BGAPIBackend(serial_port=PORT)
-    with pytest.raises(NotConnectedError):
-        adapter.scan(timeout=0.1)
+    for call in (lambda: adapter.scan(timeout=0.1), lambda: adapter.connect(ADDRESS), adapter.get_mac):
+        with pytest.raises(BLEError, match=r"^The backend is not started; call start\(\) first$") as info:
+            call()
+        assert not isinstance(info.value, NotConnectedError)
     adapter.stop()  # stop before start is fine
     adapter.stop()
 

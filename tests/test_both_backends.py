@@ -196,6 +196,23 @@ def test_long_values(make_backend: MakeBackend) -> None:
         device.char_write_handle(handle, bytes(mtu - 2), wait_for_response=False)
 
 
+def test_connect_and_scan_after_stop_say_the_backend_is_not_started(make_backend: MakeBackend) -> None:
+    """After stop(), connect() raises BLEError "not started" on every backend, not NotConnectedError
+    (no connection failed: none was tried). So does scan(), except on GATTTool, whose scan runs
+    hcitool on its own and never needed start(), as in pygatt 5.0.0."""
+    backend = make_backend()
+    backend.stop()
+    with pytest.raises(exceptions.BLEError, match=r"^The backend is not started; call start\(\) first$") as info:
+        backend.connect(HR_ADDRESS)
+    assert not isinstance(info.value, exceptions.NotConnectedError)
+    if make_backend.kind == "gatttool":  # type: ignore[attr-defined]
+        assert HR_ADDRESS in {d["address"] for d in backend.scan(timeout=0.5)}
+        return
+    with pytest.raises(exceptions.BLEError, match=r"^The backend is not started; call start\(\) first$") as info:
+        backend.scan(timeout=0.5)
+    assert not isinstance(info.value, exceptions.NotConnectedError)
+
+
 def test_remote_disconnect_fires_callback_once_and_calls_fail(make_backend: MakeBackend) -> None:
     device = make_backend(sensor(disconnect_after_ops=2)).connect(HR_ADDRESS)
     fired: List[Any] = []

@@ -46,7 +46,7 @@ from pygatt.backends.bgapi.protocol import DEFAULT_RESPONSE_TIMEOUT_S, BGAPIProt
 from pygatt.backends.bgapi.scanning import AdvertisingAndScanInfo, record_scan_response, scan_results
 from pygatt.backends.bgapi.transport import SerialTransport
 from pygatt.dispatch import CallbackDispatcher
-from pygatt.exceptions import NotConnectedError
+from pygatt.exceptions import BLEError, NotConnectedError
 from pygatt.reconnect import Reconnector
 
 log = logging.getLogger(__name__)
@@ -266,8 +266,17 @@ class BGAPIBackend(BLEBackend):
             log.exception("Closing the simulated dongle failed")
 
     def _require_running(self) -> None:
-        if not self._running or not self._protocol.alive:
-            raise NotConnectedError("The BGAPI backend is not started (call start()) or its dongle is gone")
+        """Refuse a call that needs the dongle when there is none to talk to.
+
+        Raises:
+            BLEError: the backend is not started (never, or stopped since), as the
+                GATTTool and D-Bus backends say it.
+            NotConnectedError: it is started, but the dongle is gone (unplugged, or its port failed).
+        """
+        if not self._running:
+            raise BLEError("The backend is not started; call start() first")
+        if not self._protocol.alive:
+            raise NotConnectedError("The BGAPI dongle is gone (unplugged, or its port failed)")
 
     def supports_unbonded(self) -> bool:
         """True: BGAPI reads and writes without bonding."""
@@ -347,6 +356,10 @@ class BGAPIBackend(BLEBackend):
         Returns:
             One dict per device: ``address``, ``name``, ``rssi``, ``packet_data``
             (per packet type, the advertising fields by name).
+
+        Raises:
+            BLEError: the backend is not started.
+            NotConnectedError: the dongle is gone.
         """
         seconds = validate.positive_timeout(timeout)
         interval = bounded_int(scan_interval, "scan_interval", 4, 0x4000)
@@ -415,7 +428,9 @@ class BGAPIBackend(BLEBackend):
             The connected device (the same object if ``address`` is already connected).
 
         Raises:
-            NotConnectedError: the connection failed or timed out (the reason is in the message).
+            BLEError: the backend is not started.
+            NotConnectedError: the connection failed or timed out (the reason is in the message),
+                or the dongle is gone.
         """
         address = validate.address(address)
         seconds = validate.positive_timeout(timeout)
@@ -469,7 +484,7 @@ class BGAPIBackend(BLEBackend):
 
         Raises:
             NotConnectedError: the connection failed, or the device is not this backend's.
-            BLEError: resubscribing failed; the new link is closed again, so a later
+            BLEError: the backend is not started; or resubscribing failed; the new link is closed again, so a later
                 attempt connects and resubscribes anew.
         """
         if not isinstance(device, BGAPIBLEDevice) or device.backend is not self:
