@@ -117,6 +117,7 @@ def open_first(
     for attempt in range(1, MAX_CONNECTION_ATTEMPTS + 1):
         for port in candidates():
             transport = make(port)
+            transport.expect_loss()  # a port dying while it is tried is one more failed candidate
             try:
                 transport.open()
                 ready(transport)
@@ -127,6 +128,7 @@ def open_first(
                 give_up(transport)
                 transport.close()
                 continue
+            transport.expect_loss(False)  # from now on, losing it is an error
             return transport
         if attempt < MAX_CONNECTION_ATTEMPTS:
             time.sleep(OPEN_RETRY_DELAY_S)

@@ -149,9 +149,17 @@ class SerialTransport:
                 self._lose(reason)
                 raise NotConnectedError(reason) from exc
 
-    def expect_loss(self) -> None:
-        """The port is about to go away on purpose (the dongle resets): losing it is then no error."""
-        self._loss_expected = True
+    def expect_loss(self, expected: bool = True) -> None:
+        """Say whether losing the port would be no error, so it is logged quietly.
+
+        It is none while the port is about to go away on purpose (the dongle resets), and
+        while it is only being tried (after a reset, the old port may die under the try).
+        The loss is reported to ``on_lost`` either way.
+
+        Args:
+            expected: True until the port is taken for good.
+        """
+        self._loss_expected = expected
 
     def drain(self) -> None:
         """Wait until what was written has left (before closing the port after a reset)."""
