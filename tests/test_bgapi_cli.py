@@ -65,6 +65,17 @@ def test_port_option(capsys: pytest.CaptureFixture[str]) -> None:
         dongle.close()
 
 
+def test_simulated_dongle_from_the_environment_is_quiet(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PYGATT_SIMULATE`` with the BGAPI backend resets the simulated dongle, which comes back
+    on a new socket every time by design: saying so on every command would be noise."""
+    monkeypatch.setenv("PYGATT_SIMULATE", "heart-rate")
+    status, out, err = run(capsys, "--backend", "bgapi", "--json", "read", HR, "2a19")
+    assert (status, err) == (0, "")
+    assert json.loads(out)["value"] == "5a"
+
+
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run(capsys, "--port", "/dev/ttyACM0", "scan")
     assert status == 2 and err == "pygatt: error: --port is for --backend bgapi\n"

@@ -207,7 +207,9 @@ class BGAPIBackend(BLEBackend):
                 time.sleep(delay_after_reset_s)
                 transport = self._open(self._ports.after_reset(port, before))
                 if transport.port_name != port:
-                    log.warning("The dongle came back as %s (was %s)", transport.port_name, port)
+                    # worth a warning on a real dongle; the simulated one comes back on a new socket every time
+                    level = logging.INFO if self._simulated_world is not None else logging.WARNING
+                    log.log(level, "The dongle came back as %s (was %s)", transport.port_name, port)
                     if self._ports.serial_port is not None:
                         self._ports.serial_port = transport.port_name
             self._transport = transport
