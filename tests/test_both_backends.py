@@ -197,14 +197,16 @@ def test_long_values(make_backend: MakeBackend) -> None:
 
 
 def test_connect_and_scan_after_stop_say_the_backend_is_not_started(make_backend: MakeBackend) -> None:
-    """After stop(), connect() raises BLEError "not started" on every backend, not NotConnectedError
-    (no connection failed: none was tried). So does scan(), except on GATTTool, whose scan runs
+    """After stop(), connect() and reconnect() raise BLEError "not started" on every backend, not
+    NotConnectedError (no connection failed: none was tried). So does scan(), except on GATTTool, whose scan runs
     hcitool on its own and never needed start(), as in pygatt 5.0.0."""
     backend = make_backend()
+    device = backend.connect(HR_ADDRESS)
     backend.stop()
-    with pytest.raises(exceptions.BLEError, match=r"^The backend is not started; call start\(\) first$") as info:
-        backend.connect(HR_ADDRESS)
-    assert not isinstance(info.value, exceptions.NotConnectedError)
+    for call in (lambda: backend.connect(HR_ADDRESS), lambda: backend.reconnect(device)):
+        with pytest.raises(exceptions.BLEError, match=r"^The backend is not started; call start\(\) first$") as info:
+            call()
+        assert not isinstance(info.value, exceptions.NotConnectedError)
     if make_backend.kind == "gatttool":  # type: ignore[attr-defined]
         assert HR_ADDRESS in {d["address"] for d in backend.scan(timeout=0.5)}
         return

@@ -343,7 +343,8 @@ class GATTToolBackend(BLEBackend):
         Raises:
             TypeError: both ``device`` and ``connected_device`` given.
             NotConnectedError: the device is not connected through this backend, or none is.
-            BLEError: no device given and several are connected.
+            BLEError: no device given and several are connected; or, with ``known``, the
+                backend is not started.
         """
         given: Any = None
         for name in ("device", "connected_device"):
@@ -354,6 +355,8 @@ class GATTToolBackend(BLEBackend):
         if given is None and args and isinstance(args[0], BLEDevice):
             given, args = args[0], args[1:]
         with self._lock:
+            if known and not self._running:  # reconnect() after stop(): nothing failed, nothing can start
+                raise BLEError("The backend is not started; call start() first")
             candidates = self._options if known else self._links
             if given is not None:
                 if isinstance(given, GATTToolBLEDevice):
@@ -489,8 +492,8 @@ class GATTToolBackend(BLEBackend):
 
         Raises:
             NotConnectedError: the connection failed.
-            BLEError: resubscribing failed; the new link is closed again, so a later
-                attempt connects and resubscribes anew.
+            BLEError: the backend is not started (or stopped since); or resubscribing failed:
+                the new link is closed again, so a later attempt connects and resubscribes anew.
         """
         deadline = Deadline(validate.positive_timeout(timeout))
         with self._lock:
@@ -508,7 +511,7 @@ class GATTToolBackend(BLEBackend):
         """:meth:`reconnect`'s work, with the device's reconnect turn held."""
         with self._lock:
             if not self._running:
-                raise NotConnectedError("The backend is stopped")
+                raise BLEError("The backend is not started; call start() first")
             if device in self._links and self._links[device].connected:
                 log.info("%s is still connected", device.address)
                 return
