@@ -38,8 +38,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, this_machine, world_file  # noqa: E402
 from bench.gatttool import HR_CCCD, WRITE_HANDLE, RawTool, ThreadedTool, connected, raw_write  # noqa: E402
 from pygatt.backends.gatttool import commands  # noqa: E402
-from pygatt.backends.gatttool.parser import Event, Notification  # noqa: E402
-from pygatt.backends.gatttool.session import GATTToolSession  # noqa: E402
+from pygatt.backends.gatttool.parser import Event, Notification, NotificationRun, one_per_value  # noqa: E402
+from pygatt.backends.gatttool.session import GATTToolSession, Notifications  # noqa: E402
 from pygatt.testing import load_world  # noqa: E402
 
 #: One side of an experiment: a block of work, and what to do untimed after it.
@@ -254,7 +254,7 @@ class CountedLines:
         self._tail = text[-(len(NOTIFICATION_MARK) - 1) :]
         events: List[Event] = []
         if "successfully" in data:  # the subscription's answer: the tracker needs it
-            events = [event for event in self._decode(data) if type(event) is not Notification]
+            events = [event for event in self._decode(data) if type(event) not in (Notification, NotificationRun)]
         return events + [self._stand_in] * text.count(NOTIFICATION_MARK)
 
     def off(self) -> None:
@@ -308,8 +308,8 @@ def flood_gaps(
         on_reader = {"count": 0}
         arrived = threading.Event()
 
-        def count_on_reader(session: GATTToolSession, batch: List[Notification]) -> None:
-            on_reader["count"] += len(batch)
+        def count_on_reader(session: GATTToolSession, batch: Notifications) -> None:
+            on_reader["count"] += len(one_per_value(batch))
             if on_reader["count"] >= block:
                 arrived.set()
 
@@ -334,6 +334,13 @@ def flood_gaps(
             time.sleep(0)  # let the reader have the GIL between two calls of at most 32 values
 
         yielding.receive_notifications = deliver_then_yield
+        deliver_run = yielding.receive_run
+
+        def deliver_run_then_yield(handle: int, values: Sequence[bytes]) -> None:
+            deliver_run(handle, values)
+            time.sleep(0)  # the same for a run's calls
+
+        yielding.receive_run = deliver_run_then_yield
 
         def limit_take() -> None:
             tool.send(subscribe)

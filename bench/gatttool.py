@@ -33,15 +33,15 @@ import termios
 import threading
 import time
 import timeit
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import pygatt
 import pygatt.dispatch
 from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, idle_cpu_percent, stream_of, world_file
 from pygatt.backends.gatttool import commands
-from pygatt.backends.gatttool.parser import Notification
+from pygatt.backends.gatttool.parser import Notification, NotificationRun
 from pygatt.backends.gatttool.process import PTY_COLUMNS, PTY_ROWS, Child
-from pygatt.backends.gatttool.session import GATTToolSession
+from pygatt.backends.gatttool.session import GATTToolSession, Notifications
 from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.testing import Characteristic, Peripheral, Service, World, load_world
 
@@ -318,8 +318,14 @@ def library_alone(count: int, size: int) -> float:
     received: List[bytearray] = []
     done = threading.Event()
 
-    def deliver(batch: Sequence[Tuple[int, bytes]]) -> None:  # as BLEDevice.receive_notifications: one call a chunk
+    def deliver(batch: Sequence[Tuple[int, bytes]]) -> None:  # as BLEDevice.receive_notifications
         for _handle, data in batch:
+            received.append(bytearray(data))
+        if len(received) >= count:
+            done.set()
+
+    def deliver_run(values: Sequence[bytes]) -> None:  # as BLEDevice.receive_run
+        for data in values:
             received.append(bytearray(data))
         if len(received) >= count:
             done.set()
@@ -330,8 +336,18 @@ def library_alone(count: int, size: int) -> float:
     def spawn(argv: Sequence[str], env: Dict[str, str], logfile: Optional[IO[str]]) -> Child:
         return ReplayChild(chunks)
 
-    def route(batch: List[Notification]) -> None:  # as GATTToolBackend does with a chunk's notifications
-        dispatcher.submit_batch(deliver, [(n.handle, n.value) for n in batch])
+    def route(batch: Notifications) -> None:  # as GATTToolBackend does with a chunk's notifications
+        singles: List[Tuple[int, bytes]] = []
+        for event in batch:
+            if type(event) is NotificationRun:
+                if singles:
+                    dispatcher.submit_batch(deliver, singles)
+                    singles = []
+                dispatcher.submit_batch(deliver_run, event.values)
+            else:
+                singles.append((event.handle, cast("Notification", event).value))
+        if singles:
+            dispatcher.submit_batch(deliver, singles)
 
     session = GATTToolSession(
         ["replay"],

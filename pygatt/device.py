@@ -555,6 +555,29 @@ class BLEDevice:
         for handle, value in notifications:
             _deliver(callbacks_of(handle, ()), handle, value)
 
+    def receive_run(self, handle: int, values: Sequence[BytesLike]) -> None:
+        """:meth:`receive_notifications` for values of one handle in a row, in one call.
+
+        The same deliveries, in the same order, without pairing each value with its handle
+        (a backend that decodes a flood into runs hands them over this way).
+
+        Args:
+            handle: the value handle every value came from.
+            values: the notified values, in order.
+        """
+        deliver = self.receive_notification
+        if getattr(deliver, "__func__", None) is not BLEDevice.receive_notification:
+            for value in values:
+                deliver(handle, value)
+            return
+        callbacks_of = self._callbacks.get
+        for value in values:
+            for callback in callbacks_of(handle, ()):  # looked up per value: a callback may unsubscribe
+                try:
+                    callback(handle, bytearray(value))
+                except Exception:
+                    log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)
+
 
 def _deliver(callbacks: Tuple[NotificationCallback, ...], handle: int, value: BytesLike) -> None:
     """Call each callback with its own copy of ``value``; one that raises is logged, the others still run."""

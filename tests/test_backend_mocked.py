@@ -13,6 +13,7 @@ import pytest
 import pygatt
 from pygatt import exceptions
 from pygatt.backends import BLEAddressType
+from pygatt.testing.sim.gatttool import notification_line
 from pygatt.util import uuid16_to_uuid
 from tests.helpers import ADDRESS, wait_for
 
@@ -295,6 +296,31 @@ def test_subscribe_writes_cccd_and_delivers_notifications_in_order(device, fake_
     assert wait_for(lambda: len(received) == 50)
     assert [v[0] for _, v in received] == list(range(50))
     assert all(h == 0x0006 and isinstance(v, bytearray) for h, v in received)
+
+
+def test_runs_of_notifications_in_one_chunk_reach_the_callbacks_in_order(device, fake_spawn):
+    """One chunk of many notification lines decodes into runs of one handle (parser.NotificationRun):
+    the backend hands runs and single lines on in the order gatttool printed them, indications
+    as well as notifications, and drops the handles nobody subscribed to."""
+    got = []
+    device.subscribe(HR, callback=lambda h, v: got.append((h, bytes(v))))
+    device.subscribe(BATTERY, callback=lambda h, v: got.append((h, bytes(v))), indication=True)
+    plan = [(0x0006, 40, False), (0x000C, 1, True), (0x0006, 3, False), (0x0003, 20, False), (0x0006, 1, False)]
+    plan += [(0x000C, 60, True), (0x0006, 300, False)]  # a run longer than the decoder's window
+    lines, expected = [], []
+    for handle, count, indication in plan:
+        for _ in range(count):
+            value = len(lines).to_bytes(2, "big")
+            lines.append(notification_line(handle, value, indication))
+            if handle != 0x0003:  # not subscribed: dropped
+                expected.append((handle, value))
+    child = fake_spawn.child
+    with child._lock:  # one chunk, as a flood arrives
+        for line in lines:
+            child.terminal.later(line)
+        child.terminal.flush()
+    assert wait_for(lambda: len(got) >= len(expected))
+    assert got == expected
 
 
 def test_subscribe_indication_writes_0200_and_receives_indications(device, fake_spawn):
@@ -740,6 +766,57 @@ def test_receive_notifications_delivers_a_chunk_in_order_and_stops_at_an_unsubsc
     device._callbacks[6] = (lambda h, v: got.append(("six", h, bytes(v))),)
     device.receive_notifications([(5, b"\x01"), (6, b"\x0a"), (5, b"\x02"), (5, b"\x03"), (6, b"\x0b"), (7, b"\x00")])
     assert got == [("first", 5, b"\x01"), ("six", 6, b"\x0a"), ("first", 5, b"\x02"), ("six", 6, b"\x0b")]
+
+
+def test_receive_run_delivers_in_order_and_stops_at_an_unsubscribe():
+    """receive_run(handle, values) is receive_notifications of those values with that handle: each
+    callback gets its own bytearray, one that raises does not stop the others, and a callback that
+    unsubscribes gets none of the rest of the run."""
+    device = pygatt.BLEDevice("C4:7C:8D:6A:3E:01")
+    got = []
+
+    def first(handle, value):
+        got.append(("first", handle, bytes(value)))
+        value[0] = 0xFF  # its own copy: the next callback sees the value as sent
+        if len(got) == 3:
+            device._callbacks[5] = (second,)  # what unsubscribing `first` does, from inside a callback
+
+    def broken(handle, value):
+        raise RuntimeError("a callback's bug")
+
+    def second(handle, value):
+        got.append(("second", handle, bytes(value)))
+
+    device._callbacks[5] = (first, broken, second)
+    device.receive_run(5, [b"\x01", b"\x02", b"\x03", b"\x04"])
+    assert got == [
+        ("first", 5, b"\x01"),
+        ("second", 5, b"\x01"),
+        ("first", 5, b"\x02"),
+        ("second", 5, b"\x02"),
+        ("second", 5, b"\x03"),
+        ("second", 5, b"\x04"),
+    ]
+    device.receive_run(6, [b"\x05"])  # nobody listens: nothing happens
+    assert len(got) == 6
+
+
+def test_receive_run_goes_through_an_overridden_or_patched_receive_notification():
+    class Logging(pygatt.BLEDevice):
+        def __init__(self, address):
+            super().__init__(address)
+            self.seen = []
+
+        def receive_notification(self, handle, value):
+            self.seen.append((handle, bytes(value)))
+
+    device = Logging("C4:7C:8D:6A:3E:01")
+    device.receive_run(5, [b"\x01", b"\x02"])
+    assert device.seen == [(5, b"\x01"), (5, b"\x02")]
+    plain = pygatt.BLEDevice("C4:7C:8D:6A:3E:01")
+    with mock.patch.object(plain, "receive_notification") as patched:
+        plain.receive_run(7, [b"\x03"])
+    patched.assert_called_once_with(7, b"\x03")
 
 
 def test_receive_notifications_goes_through_an_overridden_or_patched_receive_notification():

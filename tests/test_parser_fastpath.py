@@ -16,6 +16,12 @@ VALUE_PATTERN = re.compile(r"((?:[0-9a-fA-F]{2} ?)*)\r?")
 value_texts = st.text(alphabet="0123456789abcdefABCDEFxz \t\r\n", max_size=24)
 
 
+def fed(decoder: p.OutputDecoder, text: str) -> List[p.Event]:
+    """What ``decoder`` makes of ``text``, a notification run spelled out one event per value
+    (``NotificationRun`` means exactly that), so it compares with a decoder without runs."""
+    return p.one_per_value(decoder.feed(text))
+
+
 @given(value_texts)
 def test_notification_value_accepts_what_the_pattern_accepts(text: str) -> None:
     match = VALUE_PATTERN.fullmatch(text)
@@ -33,10 +39,36 @@ def test_a_flood_reports_its_prompt_once_and_every_value() -> None:
     prompt = "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> "
     lines = "".join(f"\r{' ' * 25}\rNotification handle = 0x0008 value: {n:02x} \r\n{prompt}" for n in range(5))
     decoder = p.OutputDecoder()
-    events = decoder.feed(prompt + lines)
+    events = fed(decoder, prompt + lines)
     assert events == [p.Prompt("C4:7C:8D:6A:3E:01", True)] + [
         p.Notification(0x0008, bytes([n]), False) for n in range(5)
     ]
+
+
+def test_a_flood_decodes_into_one_run_across_windows_and_chunks() -> None:
+    """The lines of a flood after the first of a chunk come out as one NotificationRun, across the
+    decoder's windows (RUN_WINDOW characters each); another handle or kind starts another run."""
+    prompt = "\x1b[0;94m[C4:7C:8D:6A:3E:01]\x1b[0m[LE]> "
+
+    def line(handle: int, n: int, label: str = "Notification handle") -> str:
+        return f"\r{' ' * 25}\r{label} = 0x{handle:04x} value: {n % 256:02x} {n // 256:02x} \r\n{prompt}"
+
+    flood = "".join(line(0x0008, n) for n in range(1000))
+    assert len(flood) > 10 * p.RUN_WINDOW
+    decoder = p.OutputDecoder()
+    events = decoder.feed(prompt + flood)
+    assert [type(e) for e in events] == [p.Prompt, p.Notification, p.NotificationRun]
+    run = events[2]
+    assert isinstance(run, p.NotificationRun) and (run.handle, run.indication) == (0x0008, False)
+    assert run.values == [n.to_bytes(2, "little") for n in range(1, 1000)]
+    more = "".join(line(0x0008, n) for n in range(3)) + "".join(line(0x000B, n) for n in range(3))
+    more += "".join(line(0x000B, n, "Indication   handle") for n in range(3))
+    events = decoder.feed(more)  # a chunk of its own; another handle, then indications, each start a run
+    assert p.one_per_value(events) == [p.Notification(0x0008, n.to_bytes(2, "little"), False) for n in range(3)] + [
+        p.Notification(0x000B, n.to_bytes(2, "little"), kind) for kind in (False, True) for n in range(3)
+    ]
+    runs = [(e.handle, e.indication, len(e.values)) for e in events if isinstance(e, p.NotificationRun)]
+    assert runs == [(0x0008, False, 1), (0x000B, False, 2), (0x000B, True, 2)]
 
 
 def test_a_changed_prompt_between_notifications_is_reported() -> None:
@@ -46,7 +78,7 @@ def test_a_changed_prompt_between_notifications_is_reported() -> None:
         f"{blue}\r\x1b[KNotification handle = 0x0008 value: 01 \r\n"
         f"{grey}\r\x1b[KIndication   handle = 0x0008 value: 02 \r\n"
     )
-    events = p.OutputDecoder().feed(text)
+    events = fed(p.OutputDecoder(), text)
     assert events == [
         p.Prompt("C4:7C:8D:6A:3E:01", True),
         p.Notification(0x0008, b"\x01", False),
@@ -78,7 +110,7 @@ def test_prompts_are_found_as_a_left_to_right_finditer_would(pieces: List[str]) 
         p.Prompt(match.group("address").strip() or None, match.group("blue") is not None)
         for match in p.PROMPT_REGEX.finditer(line)
     ]
-    found = [e for e in p.OutputDecoder().feed(line + "\n") if type(e) is p.Prompt]
+    found = [e for e in fed(p.OutputDecoder(), line + "\n") if type(e) is p.Prompt]
     assert found == expected
 
 
@@ -144,15 +176,15 @@ def test_remembered_text_decodes_as_parsing_every_line_does(chunks: List[List[st
     warm, cold = p.OutputDecoder(), ColdDecoder()
     for chunk in chunks:
         text = "".join(chunk)
-        assert warm.feed(text) == cold.feed(text)
+        assert fed(warm, text) == fed(cold, text)
 
 
 def test_the_remembered_line_starts_are_bounded() -> None:
     decoder = p.OutputDecoder()
-    events = decoder.feed("".join(f"Notification handle = 0x{h:04x} value: {h & 0xFF:02x} \r\n" for h in range(500)))
+    events = fed(decoder, "".join(f"Notification handle = 0x{h:04x} value: {h & 0xFF:02x} \r\n" for h in range(500)))
     assert [(e.handle, e.value) for e in events] == [(h, bytes([h & 0xFF])) for h in range(500)]
     assert len(decoder._heads) <= p.HEAD_CACHE_SIZE
-    assert decoder.feed("Notification handle = 0xZZ value: 01 \r\n") == [
+    assert fed(decoder, "Notification handle = 0xZZ value: 01 \r\n") == [
         p.Other("Notification handle = 0xZZ value: 01")
     ]
 
@@ -161,12 +193,12 @@ def test_remembered_prompts_and_echoes_are_bounded_and_still_parsed() -> None:
     decoder = p.OutputDecoder()
     for n in range(300):
         address = f"C4:7C:8D:6A:{n >> 8:02X}:{n & 0xFF:02X}"
-        events = decoder.feed(f"char-read-hnd 0x{n:04x}\r\n[{address}][LE]> ")
+        events = fed(decoder, f"char-read-hnd 0x{n:04x}\r\n[{address}][LE]> ")
         assert events == [p.Other(f"char-read-hnd 0x{n:04x}"), p.Prompt(address, False)]
     caches = (decoder._parsed, decoder._lines, decoder._prompts, decoder._prompt_events)
     assert all(len(cache) <= p.HEAD_CACHE_SIZE for cache in caches)
     # a remembered echo and prompt give the same events again
-    assert decoder.feed("char-read-hnd 0x0001\r\n[C4:7C:8D:6A:00:01][LE]> ") == [
+    assert fed(decoder, "char-read-hnd 0x0001\r\n[C4:7C:8D:6A:00:01][LE]> ") == [
         p.Other("char-read-hnd 0x0001"),
         p.Prompt("C4:7C:8D:6A:00:01", False),
     ]
@@ -224,8 +256,8 @@ def test_runs_of_notification_lines_decode_as_line_by_line(case: tuple) -> None:
     warm, cold = p.OutputDecoder(), ColdDecoder()
     warm_events, cold_events = [], []
     for start, end in zip(bounds, bounds[1:]):
-        warm_events += warm.feed(text[start:end])
-        cold_events += cold.feed(text[start:end])
+        warm_events += fed(warm, text[start:end])
+        cold_events += fed(cold, text[start:end])
     assert warm_events == cold_events
 
 
@@ -235,9 +267,9 @@ def test_a_run_meeting_a_line_that_is_no_gatttool_value_decodes_as_line_by_line(
     path; the events are still those of parsing line by line."""
     framed, not_hex, tab, unterminated = FLOOD_LINES[0], FLOOD_LINES[4], FLOOD_LINES[5], FLOOD_LINES[6]
     text = framed * 3 + not_hex + framed * 2 + tab + framed + unterminated + framed + FLOOD_PROMPT
-    expected = ColdDecoder().feed(text)
+    expected = fed(ColdDecoder(), text)
     assert sum(type(e) is p.Notification for e in expected) == 8  # 0g and the tab: Other
-    assert p.OutputDecoder().feed(text) == expected
+    assert fed(p.OutputDecoder(), text) == expected
 
 
 def test_lines_as_long_as_the_last_framed_value_are_still_checked_whole() -> None:
@@ -251,8 +283,8 @@ def test_lines_as_long_as_the_last_framed_value_are_still_checked_whole() -> Non
     other_handle = next(line for line in FLOOD_LINES if "0x000e" in line)  # "03 ": as long as "ff "
     assert len(other_handle) == len(one)
     text = one * 2 + not_hex + one + other_handle + one + "".join(two + line for line in same_length_two) + two
-    expected = ColdDecoder().feed(text + FLOOD_PROMPT)
-    assert p.OutputDecoder().feed(text + FLOOD_PROMPT) == expected
+    expected = fed(ColdDecoder(), text + FLOOD_PROMPT)
+    assert fed(p.OutputDecoder(), text + FLOOD_PROMPT) == expected
     values = [e.value for e in expected if type(e) is p.Notification]
     assert values[:3] == [b"\xff", b"\xff", b"\xff"]  # 0g is no value
 
@@ -323,12 +355,12 @@ def test_runs_longer_than_one_window_decode_as_line_by_line() -> None:
     )
     text = flood + "char-desc\r\n" + listing + FLOOD_PROMPT
     assert len(flood) > 10 * p.RUN_WINDOW and len(listing) > 5 * p.RUN_WINDOW
-    expected = ColdDecoder().feed(text)
+    expected = fed(ColdDecoder(), text)
     assert sum(type(e) is p.Notification for e in expected) == 600
     assert sum(type(e) is p.DescriptorFound for e in expected) == 599
-    assert p.OutputDecoder().feed(text) == expected
+    assert fed(p.OutputDecoder(), text) == expected
     warm: List[p.Event] = []
     decoder = p.OutputDecoder()
     for start in range(0, len(text), 4093):
-        warm += decoder.feed(text[start : start + 4093])
+        warm += fed(decoder, text[start : start + 4093])
     assert warm == expected

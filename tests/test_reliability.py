@@ -252,7 +252,7 @@ def test_read_value_is_never_mixed_with_notifications(notes, value, position, da
     decoder = p.OutputDecoder()
     events, position = [], 0
     for cut in cuts + [len(stream)]:
-        events += decoder.feed(stream[position:cut])
+        events += p.one_per_value(decoder.feed(stream[position:cut]))  # a run as one event per value
         position = cut
     assert [e.value for e in events if type(e) is p.ReadValue] == [value]
     assert [e.value for e in events if type(e) is p.Notification] == notes

@@ -41,9 +41,9 @@ from pygatt.backends.gatttool import commands
 from pygatt.backends.gatttool.adapter import TOOL_TIMEOUT_S, AdapterTools
 from pygatt.backends.gatttool.device import GATTToolBLEDevice
 from pygatt.backends.gatttool.link import GATTToolLink
-from pygatt.backends.gatttool.parser import Notification
+from pygatt.backends.gatttool.parser import Notification, NotificationRun
 from pygatt.backends.gatttool.pool import SessionPool
-from pygatt.backends.gatttool.session import GATTToolSession
+from pygatt.backends.gatttool.session import GATTToolSession, Notifications
 from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.backends.gatttool.tracker import ATT_TIMEOUT_LOSS
 from pygatt.deadline import Deadline
@@ -242,7 +242,7 @@ class GATTToolBackend(BLEBackend):
         argv = [*self._tools.gatttool, *self._cli_options, "-i", self._hci_device, "-I"]
         holder: Dict[str, GATTToolSession] = {}
 
-        def on_notifications(batch: List[Notification]) -> None:
+        def on_notifications(batch: Notifications) -> None:
             self._route_notifications(holder["session"], batch)
 
         def on_link_lost(why: str) -> None:
@@ -535,17 +535,30 @@ class GATTToolBackend(BLEBackend):
         if link.session.alive:
             self._pool.give_back(link.session)
 
-    def _route_notifications(self, session: GATTToolSession, batch: List[Notification]) -> None:
-        """Reader thread: queue one chunk's notifications for its device's callbacks, in one hand-off.
+    def _route_notifications(self, session: GATTToolSession, batch: Notifications) -> None:
+        """Reader thread: queue one chunk's notifications for its device's callbacks, in order.
 
-        Handles nobody subscribed to are dropped here, so a flood of them costs no memory.
+        Single notifications go in one hand-off, a run of one handle in another (its values
+        are not paired with the handle one by one). Handles nobody subscribed to are dropped
+        here, so a flood of them costs no memory.
         """
         device = self._device_of.get(session)
-        if device is not None:
-            listens_to = device.listens_to
-            wanted = [(n.handle, n.value) for n in batch if listens_to(n.handle)]
-            if wanted:
-                self._dispatcher.submit_batch(device.receive_notifications, wanted)
+        if device is None:
+            return
+        listens_to = device.listens_to
+        submit = self._dispatcher.submit_batch
+        singles: List[Tuple[int, bytes]] = []
+        for event in batch:
+            if type(event) is NotificationRun:
+                if listens_to(event.handle):
+                    if singles:
+                        submit(device.receive_notifications, singles)
+                        singles = []
+                    submit(functools.partial(device.receive_run, event.handle), event.values)
+            elif listens_to(event.handle):
+                singles.append((event.handle, cast("Notification", event).value))
+        if singles:
+            submit(device.receive_notifications, singles)
 
     def _link_lost(self, session: GATTToolSession, why: str) -> None:
         """Dispatcher thread: a link went down without being asked to."""

@@ -42,6 +42,18 @@ class Notification(NamedTuple):
     indication: bool
 
 
+class NotificationRun(NamedTuple):
+    """Notifications (or indications) of one handle in a row, in order: a flood's lines.
+
+    Means exactly what one :class:`Notification` per value would; it saves an event per line
+    where gatttool prints many in a row.
+    """
+
+    handle: int
+    values: List[bytes]
+    indication: bool
+
+
 class ReadValue(NamedTuple):
     """``char-read-hnd`` answered: ``Characteristic value/descriptor: ...``."""
 
@@ -155,6 +167,7 @@ class Other(NamedTuple):
 Event = Union[
     Prompt,
     Notification,
+    NotificationRun,
     ReadValue,
     UUIDValue,
     CharacteristicFound,
@@ -446,13 +459,33 @@ _LineHead = Tuple[Optional[str], str, bool]
 
 #: Lines after which gatttool's prompt redraw carries no news (see ``OutputDecoder``). A discovery
 #: prints ~190 of them, each followed by a redraw: not reporting those redraws halves its events.
-QUIET_EVENTS = frozenset({Notification, CharacteristicFound, DescriptorFound, ServiceFound, IncludedFound})
+QUIET_EVENTS = frozenset(
+    {Notification, NotificationRun, CharacteristicFound, DescriptorFound, ServiceFound, IncludedFound}
+)
 
 
 Key = TypeVar("Key")
 Cached = TypeVar("Cached")
 #: Decodes the rest of a line whose start repeats the last line's, or None when it is not such a line.
 LineRest = Callable[[str], Optional[Event]]
+
+
+def one_per_value(events: Sequence[Event]) -> List[Event]:
+    """``events`` with each :class:`NotificationRun` spelled out as one :class:`Notification` per value.
+
+    Args:
+        events: what :meth:`OutputDecoder.feed` returned.
+
+    Returns:
+        The same events, one per line gatttool printed.
+    """
+    spelled: List[Event] = []
+    for event in events:
+        if type(event) is NotificationRun:
+            spelled.extend(Notification(event.handle, value, event.indication) for value in event.values)
+        else:
+            spelled.append(event)
+    return spelled
 
 
 def _remember(cache: Dict[Key, Cached], key: Key, value: Cached) -> Cached:
@@ -553,7 +586,8 @@ class OutputDecoder:
         was taken, a line of the same length is checked without working out its framing again: its
         spaces, its final ``\\r`` and its start, then ``bytes.fromhex``, which must give that size
         (so every other place holds a hex digit: ``bytes.fromhex`` would skip a space there). Lines
-        of another size take the general check, so values of mixed sizes stay in the run.
+        of another size take the general check, so values of mixed sizes stay in the run. The
+        values of a notification run come out as one :class:`NotificationRun`, not an event each.
 
         Returns:
             Where the first line not decoded here starts.
@@ -563,44 +597,9 @@ class OutputDecoder:
         skip = len(start)
         lines = text[position : position + RUN_WINDOW].split("\n")
         lines.pop()  # the last piece may be cut
-        before = len(events)
-        append = events.append
-        if notifying is not None:
-            handle, indication = notifying
-            fromhex = bytes.fromhex
-            new = tuple.__new__
-            notification = Notification
-            width = -1  # the length of a framed line of the last value size taken (none yet)
-            size = -1  # that value size
-            spaces = ""  # that size's spaces, one after each pair
-            spaced = skip + 2  # where a line's first space after a pair is
-            for line in lines:
-                if len(line) == width and line[spaced::3] == spaces and line[-1] == "\r" and line.startswith(start):
-                    try:
-                        value = fromhex(line[skip:])
-                    except ValueError:
-                        break  # not a value: _line sorts the line out
-                    if len(value) != size:
-                        break  # a space where a digit goes: not gatttool's framing
-                    append(new(notification, (handle, value, indication)))
-                    continue
-                if not line.startswith(start):
-                    break
-                rest = line[skip:]
-                try:
-                    value = fromhex(rest)
-                except ValueError:
-                    break
-                length = len(value)
-                if len(rest) == 3 * length + 1 and rest[-1] == "\r" and rest[2::3] == " " * length:
-                    append(new(notification, (handle, value, indication)))
-                    width, size, spaces = len(line), length, " " * length
-                else:
-                    event = decode(rest)  # other spacing, or no final \r
-                    if event is None:
-                        break
-                    append(event)
-        else:
+        if notifying is None:
+            before = len(events)
+            append = events.append
             for line in lines:
                 if not line.startswith(start):
                     break
@@ -608,8 +607,65 @@ class OutputDecoder:
                 if event is None:
                     break
                 append(event)
-        taken = len(events) - before  # one event per line taken
+            taken = len(events) - before  # one event per line taken
+        else:
+            taken = self._notification_lines(lines, start, decode, notifying, events)
         return position + sum(map(len, lines[:taken])) + taken  # and a \n after each
+
+    @staticmethod
+    def _notification_lines(
+        lines: List[str], start: str, decode: LineRest, notifying: Tuple[int, bool], events: List[Event]
+    ) -> int:
+        """Take the leading ``lines`` that are notifications of the run (``_repeated_lines``).
+
+        Their values go into one :class:`NotificationRun`, or onto the one that ends ``events``
+        when it is of the same handle and kind (the window before this one).
+
+        Returns:
+            How many lines were taken.
+        """
+        handle, indication = notifying
+        skip = len(start)
+        fromhex = bytes.fromhex
+        values: List[bytes] = []
+        keep = values.append
+        width = -1  # the length of a framed line of the last value size taken (none yet)
+        size = -1  # that value size
+        spaces = ""  # that size's spaces, one after each pair
+        spaced = skip + 2  # where a line's first space after a pair is
+        for line in lines:
+            if len(line) == width and line[spaced::3] == spaces and line[-1] == "\r" and line.startswith(start):
+                try:
+                    value = fromhex(line[skip:])
+                except ValueError:
+                    break  # not a value: _line sorts the line out
+                if len(value) != size:
+                    break  # a space where a digit goes: not gatttool's framing
+                keep(value)
+                continue
+            if not line.startswith(start):
+                break
+            rest = line[skip:]
+            try:
+                value = fromhex(rest)
+            except ValueError:
+                break
+            length = len(value)
+            if len(rest) == 3 * length + 1 and rest[-1] == "\r" and rest[2::3] == " " * length:
+                keep(value)
+                width, size, spaces = len(line), length, " " * length
+            else:
+                event = decode(rest)  # other spacing, or no final \r: a Notification of this handle, or None
+                if event is None:
+                    break
+                keep(cast("Notification", event).value)
+        if values:
+            last = events[-1] if events else None
+            if type(last) is NotificationRun and last.handle == handle and last.indication == indication:
+                last.values.extend(values)
+            else:
+                events.append(NotificationRun(handle, values, indication))
+        return len(values)
 
     def _line(self, line: str, events: List[Event]) -> None:
         self._repeat = None

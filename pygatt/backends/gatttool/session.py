@@ -39,8 +39,12 @@ RECENT_OUTPUT_CHARS = 4096
 #: How long ``close`` waits for ``exit`` before killing the process.
 EXIT_GRACE_S = 0.5
 
-NotificationHandler = Callable[[List[parser.Notification]], None]
+#: A chunk's notifications, in order: single ones and runs of one handle.
+Notifications = List[Union[parser.Notification, parser.NotificationRun]]
+NotificationHandler = Callable[[Notifications], None]
 LinkLostHandler = Callable[[str], None]
+#: The decoder's events that carry notifications.
+_NOTIFICATION_EVENTS = frozenset({parser.Notification, parser.NotificationRun})
 
 
 class RecentOutput:
@@ -244,15 +248,16 @@ class GATTToolSession:
     def _on_output(self, data: str) -> None:
         self._recent.add(data)  # the reader is its only writer
         events = self._decoder.feed(data)
-        notification = parser.Notification
-        others: List[parser.Event] = [event for event in events if type(event) is not notification]
+        kinds = _NOTIFICATION_EVENTS
+        others: List[parser.Event] = [event for event in events if type(event) not in kinds]
         if len(others) < len(events):
-            notifications = (
-                [event for event in events if type(event) is notification]
-                if others
-                else cast("List[parser.Notification]", events)  # nothing but notifications: no copy
+            notifications = cast(
+                "Notifications",
+                [event for event in events if type(event) in kinds] if others else events,  # else: no copy
             )
-            self.notifications_seen += len(notifications)
+            self.notifications_seen += sum(
+                len(event.values) if type(event) is parser.NotificationRun else 1 for event in notifications
+            )
             self._on_notifications(notifications)  # one hand-off per chunk, not per line
         if not others:
             return  # nothing for the tracker, so no lock (the common case of a flood)
