@@ -146,5 +146,9 @@ def test_a_port_whose_open_raises_termios_error_is_tried_again(monkeypatch: pyte
         def close(self) -> None:
             pass
 
+        def expect_loss(self, expected: bool = True) -> None:
+            self.loss_expected = expected  # open_first: a loss while the port is tried is no error
+
     opened = ports.open_first(lambda: ["/dev/ttyACM0"], Flaky, lambda t: None, lambda t: None)  # type: ignore[arg-type]
     assert opened.port == "/dev/ttyACM0" and attempts == ["/dev/ttyACM0", "/dev/ttyACM0"]
+    assert opened.loss_expected is False  # taken for good: losing it from now on is an error
