@@ -558,6 +558,29 @@ def test_signals_from_anyone_but_bluetoothd_are_ignored(rig: Rig) -> None:
     assert fired == [] and device.connected
 
 
+def test_a_device_seen_while_connect_asks_bluez_about_it_is_not_missed(rig: Rig, monkeypatch) -> None:
+    """A scan's discovery is running; the device shows up (InterfacesAdded) after connect() found
+    BlueZ did not know it, while it tries ConnectDevice. That signal does not come again, so
+    connect() must have been waiting for it already (it timed out after 5 s, in a CI run)."""
+    scanning = threading.Thread(target=lambda: rig.backend.scan(timeout=2.0))
+    scanning.start()
+    assert wait_for(lambda: bool(rig.bluez.calls_to("StartDiscovery")))
+    ask = rig.backend._bluez
+
+    def ask_after_the_device_appeared(path, interface, member, *args, **kwargs):
+        if member == "ConnectDevice":
+            assert wait_for(lambda: rig.bluez.devices[rig.bluez.device_path(TAG)].on_bus, timeout=3)
+            time.sleep(0.2)  # its InterfacesAdded has reached the backend's reader by now
+        return ask(path, interface, member, *args, **kwargs)
+
+    monkeypatch.setattr(rig.backend, "_bluez", ask_after_the_device_appeared)
+    started = time.monotonic()
+    device = rig.backend.connect(TAG, address_type="random", timeout=5)
+    assert time.monotonic() - started < 4
+    assert device.char_read("2a19") == bytearray(b"\x21")
+    scanning.join(10)
+
+
 def test_a_connect_to_an_unseen_device_during_a_scan_shares_the_discovery(rig: Rig) -> None:
     found: list = []
     scanning = threading.Thread(target=lambda: found.extend(rig.backend.scan(timeout=1.0)))

@@ -488,27 +488,32 @@ class DBusBackend(BLEBackend):
         return device.auto_reconnect and self._running and self._devices.get(device.address) is device
 
     def _find_device(self, address: str, path: str, kind: BLEAddressType, deadline: Deadline) -> None:
-        """Make sure BlueZ has an object for ``address``: ConnectDevice, else a short discovery."""
-        try:
-            self._bluez(path, PROPERTIES, "GetAll", "s", (DEVICE,), deadline.remaining(), address)
-            return
-        except errors.BluezNotAvailableError:
-            raise
-        except NotConnectedError:
-            log.info("BlueZ does not know %s yet; looking for it", address)
-        arguments = {"Address": ("s", address), "AddressType": ("s", kind.name)}
-        try:
-            self._bluez(
-                self._adapter_path, ADAPTER, "ConnectDevice", "a{sv}", (arguments,), deadline.remaining(), address
-            )
-            return
-        except BLEError as exc:
-            if "UnknownMethod" not in str(exc):
-                raise NotConnectedError(f"Failed to connect to {address}: {exc}") from exc
+        """Make sure BlueZ has an object for ``address``: ConnectDevice, else a short discovery.
+
+        The wait for the device's object is registered before BlueZ is first asked, so an
+        ``InterfacesAdded`` from a discovery already running (a scan's) is not missed while
+        the questions are on their way: that signal would not come again.
+        """
         found = threading.Event()
         with self._lock:
             self._awaited[path] = found
         try:
+            try:
+                self._bluez(path, PROPERTIES, "GetAll", "s", (DEVICE,), deadline.remaining(), address)
+                return
+            except errors.BluezNotAvailableError:
+                raise
+            except NotConnectedError:
+                log.info("BlueZ does not know %s yet; looking for it", address)
+            arguments = {"Address": ("s", address), "AddressType": ("s", kind.name)}
+            try:
+                self._bluez(
+                    self._adapter_path, ADAPTER, "ConnectDevice", "a{sv}", (arguments,), deadline.remaining(), address
+                )
+                return
+            except BLEError as exc:
+                if "UnknownMethod" not in str(exc):
+                    raise NotConnectedError(f"Failed to connect to {address}: {exc}") from exc
             self._begin_discovery(deadline.remaining(), address)
             try:
                 if not found.wait(deadline.remaining()) or self._stopping.is_set():
