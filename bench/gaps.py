@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from bench.common import HR_VALUE_HANDLE, collect_flood, flood_world, this_machine, world_file  # noqa: E402
 from bench.gatttool import HR_CCCD, WRITE_HANDLE, RawTool, ThreadedTool, connected, raw_write  # noqa: E402
 from pygatt.backends.gatttool import commands  # noqa: E402
-from pygatt.backends.gatttool.parser import Event, Notification, NotificationRun, one_per_value  # noqa: E402
+from pygatt.backends.gatttool.parser import Event, Notification, NotificationRun  # noqa: E402
 from pygatt.backends.gatttool.session import GATTToolSession, Notifications  # noqa: E402
 from pygatt.testing import load_world  # noqa: E402
 
@@ -309,7 +309,7 @@ def flood_gaps(
         arrived = threading.Event()
 
         def count_on_reader(session: GATTToolSession, batch: Notifications) -> None:
-            on_reader["count"] += len(one_per_value(batch))
+            on_reader["count"] += sum(len(e.values) if type(e) is NotificationRun else 1 for e in batch)
             if on_reader["count"] >= block:
                 arrived.set()
 
