@@ -801,25 +801,15 @@ def test_receive_run_delivers_in_order_and_stops_at_an_unsubscribe():
     assert len(got) == 6
 
 
-def test_receive_run_goes_through_an_overridden_or_patched_receive_notification():
-    class Logging(pygatt.BLEDevice):
-        def __init__(self, address):
-            super().__init__(address)
-            self.seen = []
-
-        def receive_notification(self, handle, value):
-            self.seen.append((handle, bytes(value)))
-
-    device = Logging("C4:7C:8D:6A:3E:01")
-    device.receive_run(5, [b"\x01", b"\x02"])
-    assert device.seen == [(5, b"\x01"), (5, b"\x02")]
-    plain = pygatt.BLEDevice("C4:7C:8D:6A:3E:01")
-    with mock.patch.object(plain, "receive_notification") as patched:
-        plain.receive_run(7, [b"\x03"])
-    patched.assert_called_once_with(7, b"\x03")
-
-
-def test_receive_notifications_goes_through_an_overridden_or_patched_receive_notification():
+@pytest.mark.parametrize(
+    "deliver, expected",
+    [
+        (lambda device: device.receive_notifications([(5, b"\x01"), (6, b"\x02")]), [(5, b"\x01"), (6, b"\x02")]),
+        (lambda device: device.receive_run(5, [b"\x01", b"\x02"]), [(5, b"\x01"), (5, b"\x02")]),
+    ],
+    ids=["receive_notifications", "receive_run"],
+)
+def test_chunk_delivery_goes_through_an_overridden_or_patched_receive_notification(deliver, expected):
     """pygatt 5.0.0's backends called receive_notification per value; code that overrides it still sees each."""
 
     class Logging(pygatt.BLEDevice):
@@ -831,10 +821,10 @@ def test_receive_notifications_goes_through_an_overridden_or_patched_receive_not
             self.seen.append((handle, bytes(value)))
 
     device = Logging("C4:7C:8D:6A:3E:01")
-    device.receive_notifications([(5, b"\x01"), (6, b"\x02")])
-    assert device.seen == [(5, b"\x01"), (6, b"\x02")]
+    deliver(device)
+    assert device.seen == expected
 
     plain = pygatt.BLEDevice("C4:7C:8D:6A:3E:01")
     with mock.patch.object(plain, "receive_notification") as patched:
-        plain.receive_notifications([(7, b"\x03")])
-    patched.assert_called_once_with(7, b"\x03")
+        deliver(plain)
+    assert patched.call_args_list == [mock.call(*pair) for pair in expected]

@@ -15,6 +15,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
 from uuid import UUID
 
+from pygatt.exceptions import AttributeNotFoundError
+
 if TYPE_CHECKING:
     from pygatt.device import BLEDevice
 
@@ -81,6 +83,29 @@ def resubscribe_or_close(device: BLEDevice, close: Callable[[], None]) -> None:
     except BaseException:
         close()
         raise
+
+
+def no_such_characteristic(operation: str, char_uuid: UUID) -> AttributeNotFoundError:
+    """The error for a read by UUID of a characteristic the device lacks, for backends that look it up.
+
+    gatttool gets "Attribute Not Found" (0x0a) from the peer for such a read; the BGAPI and D-Bus
+    backends, which find the UUID in the discovered characteristics instead of asking, raise the
+    same error with their own operation's name.
+
+    Args:
+        operation: what was attempted, as the backend names it.
+        char_uuid: the UUID looked for.
+
+    Returns:
+        The error, to raise.
+    """
+    return AttributeNotFoundError(
+        f"{operation} {char_uuid} failed: no characteristic with this UUID (Attribute Not Found)",
+        operation=operation,
+        target=str(char_uuid),
+        reason="Attribute Not Found",
+        att_error=0x0A,
+    )
 
 
 class BLEBackend:

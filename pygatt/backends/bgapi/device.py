@@ -11,9 +11,9 @@ import logging
 from typing import TYPE_CHECKING, ClassVar, Dict, Optional
 
 from pygatt import validate
-from pygatt.backends.backend import GATTLink
+from pygatt.backends.backend import GATTLink, no_such_characteristic
 from pygatt.device import BLEDevice
-from pygatt.exceptions import AttributeNotFoundError, NotConnectedError
+from pygatt.exceptions import NotConnectedError
 from pygatt.validate import BytesLike, UUIDLike
 
 if TYPE_CHECKING:
@@ -86,13 +86,7 @@ class BGAPIBLEDevice(BLEDevice):
         key = validate.characteristic_uuid(uuid)
         characteristic = self._find_characteristic(key)
         if characteristic is None:
-            raise AttributeNotFoundError(
-                f"read {key} failed: no characteristic with this UUID (Attribute Not Found)",
-                operation="read",
-                target=str(key),
-                reason="Attribute Not Found",
-                att_error=0x0A,
-            )
+            raise no_such_characteristic("read", key)
         return self.char_read_handle(characteristic.handle, timeout)
 
     def char_read_handle(self, handle: int, timeout: Optional[float] = None) -> bytearray:

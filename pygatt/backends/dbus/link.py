@@ -20,13 +20,12 @@ import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from pygatt.backends.backend import Characteristic, GATTLink
+from pygatt.backends.backend import Characteristic, GATTLink, no_such_characteristic
 from pygatt.backends.dbus import errors, paths, properties
 from pygatt.backends.dbus.bus import BusClosed, BusConnection, CallTimeout, DBusCallError, ReplyHook
 from pygatt.backends.dbus.properties import CHARACTERISTIC, DESCRIPTOR, DEVICE, GattTable
 from pygatt.deadline import Deadline
 from pygatt.exceptions import (
-    AttributeNotFoundError,
     BLEError,
     InvalidHandleError,
     NotConnectedError,
@@ -406,13 +405,7 @@ class DBusLink(GATTLink):
         deadline = Deadline(timeout)
         char = self._gatt(deadline).by_uuid(char_uuid)
         if char is None:
-            raise AttributeNotFoundError(
-                f"ReadValue {char_uuid} failed: no characteristic with this UUID (Attribute Not Found)",
-                operation="ReadValue",
-                target=str(char_uuid),
-                reason="Attribute Not Found",
-                att_error=0x0A,
-            )
+            raise no_such_characteristic("ReadValue", char_uuid)
         value = self._read_char(char.path, {}, deadline, str(char_uuid))
         return value[: self.mtu - 4]
 
