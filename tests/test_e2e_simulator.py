@@ -283,6 +283,19 @@ def test_reset_failure_quotes_hciconfig(make_backend):
         make_backend(world).reset()
 
 
+@pytest.mark.parametrize("backend", [pygatt.GATTToolBackend, pygatt.BGAPIBackend])
+def test_a_bad_pygatt_simulate_world_is_refused_when_the_backend_is_built(monkeypatch, tmp_path, backend):
+    """A missing or broken world is a ValueError from the constructor on the GATTTool backend as on
+    the BGAPI one, before any program runs (the GATTTool backend used to start a simulated gatttool
+    that could not load it, and fail with a ToolError after waiting for its prompt)."""
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    for world, words in ((str(tmp_path / "missing.json"), "no world file"), (str(broken), "Expecting property name")):
+        monkeypatch.setenv("PYGATT_SIMULATE", world)
+        with pytest.raises(ValueError, match=words):
+            backend()
+
+
 def test_pygatt_simulate_environment_variable_points_unchanged_code_at_the_simulator(monkeypatch):
     monkeypatch.setenv("PYGATT_SIMULATE", "heart-rate")
     adapter = pygatt.GATTToolBackend()

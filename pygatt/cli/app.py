@@ -154,10 +154,10 @@ def _world(args: argparse.Namespace) -> Any:
 def _check_environment_world(args: argparse.Namespace) -> None:
     """Without ``--simulate``, check the world ``PYGATT_SIMULATE`` names, when the backend will use it.
 
-    The backends find a bad world at different times (the BGAPI backend when it
-    is built, the D-Bus backend at ``start()``, the GATTTool backend only when the
-    simulated program it runs fails to start, which would be a tool error), so
-    it is checked here, once, for all of them.
+    The backends find a bad world at different times (the BGAPI and GATTTool
+    backends when they are built, the D-Bus backend at ``start()``), each with its
+    own words, so it is checked here, once, for all of them: a usage error that
+    says where the world came from.
 
     Args:
         args: the parsed command line.

@@ -68,9 +68,18 @@ class ToolCommands:
 
     @classmethod
     def from_environment(cls, environ: Optional[Mapping[str, str]] = None) -> ToolCommands:
-        """The default commands, or the simulator when ``PYGATT_SIMULATE`` is set."""
+        """The default commands, or the simulator when ``PYGATT_SIMULATE`` is set.
+
+        Raises:
+            ValueError: ``PYGATT_SIMULATE`` names a world that cannot be loaded (checked here, as
+                the BGAPI backend does when it is built, rather than found by a simulated
+                program that then fails to start).
+        """
         env = os.environ if environ is None else environ
         world = env.get(SIMULATE_ENV, "").strip()
         if world:
+            from pygatt.testing import load_world  # only needed, and only imported, for a simulation
+
+            load_world(world)
             return cls.simulated(world)
         return cls()
