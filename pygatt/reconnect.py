@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, NamedTuple, Optional
 
 from pygatt.exceptions import BLEError
 
@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two reconnect attempts (pygatt 5.0.0's value).
 DEFAULT_RECONNECT_DELAY = 1.0
+
+
+class _Request(NamedTuple):
+    """What :meth:`Reconnector.schedule` was given for one address (see there)."""
+
+    attempt: Callable[[], None]
+    wanted: Callable[[], bool]
+    undo: Optional[Callable[[], None]]
 
 
 class Reconnector:
@@ -38,7 +46,7 @@ class Reconnector:
         self._lock = threading.Lock()
         self._threads: Dict[str, threading.Thread] = {}
         # a drop reported while an address's thread runs: that thread attempts again before it ends
-        self._again: Dict[str, Tuple[Callable[[], None], Callable[[], bool], Optional[Callable[[], None]]]] = {}
+        self._again: Dict[str, _Request] = {}
 
     def start(self) -> None:
         """Allow reconnects again (after :meth:`stop`)."""
@@ -63,6 +71,7 @@ class Reconnector:
         Returns:
             True when a new reconnect thread started.
         """
+        request = _Request(attempt, wanted, undo)
         with self._lock:
             if self._stopped.is_set():
                 return False
@@ -71,40 +80,29 @@ class Reconnector:
                 # It may be past its last attempt already (the link dropped again right after it came
                 # up): it takes this request before it ends, so the drop is never left unhandled.
                 log.debug("A reconnect to %s is already running; it will attempt again", address)
-                self._again[address] = (attempt, wanted, undo)
+                self._again[address] = request
                 return False
             thread = threading.Thread(
-                target=self._run, args=(address, attempt, wanted, undo), name=f"pygatt-reconnect-{address}", daemon=True
+                target=self._run, args=(address, request), name=f"pygatt-reconnect-{address}", daemon=True
             )
             self._threads[address] = thread
             thread.start()
             return True
 
-    def _run(
-        self,
-        address: str,
-        attempt: Callable[[], None],
-        wanted: Callable[[], bool],
-        undo: Optional[Callable[[], None]],
-    ) -> None:
+    def _run(self, address: str, request: _Request) -> None:
         while True:
-            self._attempts(address, attempt, wanted, undo)
+            self._attempts(address, request)
             with self._lock:  # the same lock as schedule(): a request is taken here, or starts a new thread
                 again = self._again.pop(address, None)
                 if again is None or self._stopped.is_set():
                     if self._threads.get(address) is threading.current_thread():
                         del self._threads[address]
                     return
-            attempt, wanted, undo = again
+            request = again
 
-    def _attempts(
-        self,
-        address: str,
-        attempt: Callable[[], None],
-        wanted: Callable[[], bool],
-        undo: Optional[Callable[[], None]],
-    ) -> None:
+    def _attempts(self, address: str, request: _Request) -> None:
         """Attempt until one succeeds, the reconnect is no longer wanted, it gives up, or stop()."""
+        attempt, wanted, undo = request
         tries = 0
         while not self._stopped.is_set() and wanted():
             tries += 1
