@@ -252,7 +252,9 @@ class BLEDevice:
             my_ble_device.char_write('a1e8f5b1-696b-4e4c-87c6-69dfe0b0093b',
                                      bytearray([0x00, 0xFF]))
         """
-        self.char_write_handle(self.get_handle(uuid), value, wait_for_response, timeout=timeout)
+        # timeout only when given: a subclass written for pygatt 5.0.0 overrides
+        # char_write_handle(handle, value, wait_for_response=True) without it
+        self.char_write_handle(self.get_handle(uuid), value, wait_for_response=wait_for_response, **_given(timeout))
 
     def char_write_handle(
         self, handle: int, value: BytesLike, wait_for_response: bool = True, *, timeout: Optional[float] = None
@@ -287,7 +289,9 @@ class BLEDevice:
             wait_for_response: accepted for compatibility; a long write is always acknowledged.
             timeout: seconds to wait; None for the backend's default.
         """
-        self.char_write_long_handle(self.get_handle(uuid), value, wait_for_response, timeout=timeout)
+        self.char_write_long_handle(
+            self.get_handle(uuid), value, wait_for_response=wait_for_response, **_given(timeout)
+        )
 
     def char_write_long_handle(
         self, handle: int, value: BytesLike, wait_for_response: bool = False, *, timeout: Optional[float] = None
@@ -577,6 +581,11 @@ class BLEDevice:
                     callback(handle, bytearray(value))
                 except Exception:
                     log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)
+
+
+def _given(timeout: Optional[float]) -> Dict[str, float]:
+    """``timeout`` as a keyword argument, or none at all when it is None (the callee's default)."""
+    return {} if timeout is None else {"timeout": timeout}
 
 
 def _deliver(callbacks: Tuple[NotificationCallback, ...], handle: int, value: BytesLike) -> None:

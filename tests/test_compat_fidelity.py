@@ -1,0 +1,49 @@
+"""Details of pygatt 5.0.0's behaviour that its listing does not show, found by a fidelity review.
+
+Each test is a piece of code written for pygatt 5.0.0 (a user's own ``BLEDevice`` subclass,
+a mocked timeout, ...) that must run unchanged here. No network, no adapter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Dict, List, Tuple
+
+from pygatt import BLEDevice
+from pygatt.backends import Characteristic
+
+SCRATCH = uuid.UUID("0000ff01-0000-1000-8000-00805f9b34fb")
+
+
+class DeviceOf500(BLEDevice):
+    """A device as a 5.0.0 user wrote one (a custom backend's device, or a test double): it
+    overrides the primitives with 5.0.0's signatures and relies on the base class for the rest.
+    """
+
+    def __init__(self, address: str) -> None:
+        super().__init__(address)
+        self.writes: List[Tuple[Any, ...]] = []
+
+    def discover_characteristics(self) -> Dict[uuid.UUID, Characteristic]:
+        return {SCRATCH: Characteristic(SCRATCH, 0x0010)}
+
+    def char_write_handle(self, handle: int, value: Any, wait_for_response: bool = True) -> None:  # type: ignore[override]
+        self.writes.append(("write", handle, bytes(value), wait_for_response))
+
+    def char_write_long_handle(self, handle: int, value: Any, wait_for_response: bool = False) -> None:  # type: ignore[override]
+        self.writes.append(("long", handle, bytes(value), wait_for_response))
+
+
+def test_base_char_write_calls_a_500_style_char_write_handle() -> None:
+    """5.0.0's ``BLEDevice.char_write`` called ``char_write_handle(handle, value, wait_for_response=...)``."""
+    device = DeviceOf500("11:22:33:44:55:66")
+    device.char_write(SCRATCH, bytearray([0x01]))
+    device.char_write(str(SCRATCH), bytearray([0x02]), False)
+    assert device.writes == [("write", 0x0010, b"\x01", True), ("write", 0x0010, b"\x02", False)]
+
+
+def test_base_char_write_long_calls_a_500_style_char_write_long_handle() -> None:
+    device = DeviceOf500("11:22:33:44:55:66")
+    device.char_write_long(SCRATCH, bytes(30))
+    device.char_write_long(SCRATCH, bytes(30), wait_for_response=True)
+    assert device.writes == [("long", 0x0010, bytes(30), False), ("long", 0x0010, bytes(30), True)]
