@@ -9,8 +9,11 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict, List, Tuple
 
+import pytest
+
 from pygatt import BLEDevice
 from pygatt.backends import Characteristic
+from pygatt.backends.bgapi.exceptions import BGAPIError, ExpectedResponseTimeout
 
 SCRATCH = uuid.UUID("0000ff01-0000-1000-8000-00805f9b34fb")
 
@@ -47,3 +50,14 @@ def test_base_char_write_long_calls_a_500_style_char_write_long_handle() -> None
     device.char_write_long(SCRATCH, bytes(30))
     device.char_write_long(SCRATCH, bytes(30), wait_for_response=True)
     assert device.writes == [("long", 0x0010, bytes(30), False), ("long", 0x0010, bytes(30), True)]
+
+
+@pytest.mark.parametrize(
+    "expected, timeout",
+    [("attclient_procedure_completed", None), (["gap_scan_response", 7], 1.5), (None, 2), ("x", 0)],
+)
+def test_expected_response_timeout_builds_as_in_500(expected: Any, timeout: Any) -> None:
+    """5.0.0 built the message with ``%s`` and ``timeout or 0``: any packets, a None timeout."""
+    error = ExpectedResponseTimeout(expected, timeout)
+    assert isinstance(error, BGAPIError)
+    assert "Timed out" in str(error)

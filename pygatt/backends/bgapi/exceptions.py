@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 from pygatt.backends.bgapi.error_codes import describe
 from pygatt.exceptions import BLEError, NotificationTimeout
@@ -32,9 +32,16 @@ class ExpectedResponseTimeout(BGAPIError):
     ``expected`` names what was awaited; ``timeout`` is the wait in seconds.
     """
 
-    def __init__(self, expected_packets: Union[str, Iterable[str]], timeout: float) -> None:
-        expected = expected_packets if isinstance(expected_packets, str) else " or ".join(expected_packets)
-        super().__init__(f"Timed out after {timeout:.3g} s waiting for {expected}")
+    def __init__(self, expected_packets: Union[str, Iterable[Any], Any], timeout: Optional[float]) -> None:
+        # as in pygatt 5.0.0, whose code (and its users' tests) passed packet-type enums or None,
+        # and None for the backend's default timeout
+        if isinstance(expected_packets, str):
+            expected = expected_packets
+        elif isinstance(expected_packets, Iterable):
+            expected = " or ".join(str(getattr(p, "name", p)) for p in expected_packets)
+        else:
+            expected = str(expected_packets)
+        super().__init__(f"Timed out after {timeout or 0:.3g} s waiting for {expected}")
         self.expected = expected
         self.timeout = timeout
 
