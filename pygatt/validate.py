@@ -146,6 +146,29 @@ def hci_device(value: object, name: str = "hci_device") -> str:
     return value
 
 
+def adapter(value: object, name: str = "hci_device") -> str:
+    """Check an adapter as BlueZ's command line tools take it: ``hciN`` or the adapter's address.
+
+    gatttool, hciconfig and hcitool (``-i``) accept both, and pygatt 5.0.0 passed the
+    value on as given.
+
+    Args:
+        value: ``hci0`` or ``00:1A:7D:DA:71:13``.
+        name: the argument's name, for the error message.
+
+    Returns:
+        The name, or the address in upper case.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if isinstance(value, str) and _ADDRESS.fullmatch(value):
+        return value.upper()
+    if not isinstance(value, str) or not _HCI_DEVICE.fullmatch(value):
+        raise ValueError(f"{name} must look like 'hci0' or be the adapter's address, got {value!r}")
+    return value
+
+
 def positive_timeout(value: object, name: str = "timeout") -> float:
     """Check a timeout in seconds.
 

@@ -11,9 +11,11 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
+import pygatt
 from pygatt import BLEDevice
 from pygatt.backends import Characteristic
 from pygatt.backends.bgapi.exceptions import BGAPIError, ExpectedResponseTimeout
+from tests.helpers import ADDRESS, FakeFactory
 
 SCRATCH = uuid.UUID("0000ff01-0000-1000-8000-00805f9b34fb")
 
@@ -61,3 +63,36 @@ def test_expected_response_timeout_builds_as_in_500(expected: Any, timeout: Any)
     error = ExpectedResponseTimeout(expected, timeout)
     assert isinstance(error, BGAPIError)
     assert "Timed out" in str(error)
+
+
+# -- GATTToolBackend(hci_device=<the adapter's address>) -------------------------------------------
+
+ADAPTER_ADDRESS = "00:1A:7D:DA:71:13"
+
+
+def test_gatttool_backend_takes_the_adapter_by_its_address(fake_spawn: FakeFactory) -> None:
+    """5.0.0 handed ``hci_device`` to ``gatttool -i`` as given, and gatttool (like hciconfig and
+    hcitool) takes an adapter's address as well as its ``hciN`` name: a script that names its
+    adapter by address, which stays the same when ``hciN`` numbers change, must still start.
+    """
+    backend = pygatt.GATTToolBackend(hci_device=ADAPTER_ADDRESS)
+    backend.start(reset_on_start=False)
+    try:
+        argv = fake_spawn.argv[0]
+        assert argv[argv.index("-i") + 1] == ADAPTER_ADDRESS
+        assert backend.connect(ADDRESS).char_read_handle(0x000C) == bytearray([0x5A])
+    finally:
+        backend.stop()
+
+
+@pytest.mark.parametrize("bad", ["hci", "00:1A:7D:DA:71", "hci0\n", "", "hci0 -I"])
+def test_gatttool_backend_still_refuses_other_adapter_names(bad: str) -> None:
+    with pytest.raises(ValueError):
+        pygatt.GATTToolBackend(hci_device=bad)
+
+
+def test_a_btmgmt_scan_needs_the_hci_name() -> None:
+    """btmgmt takes an adapter index only: named by address, the adapter cannot be scanned with it."""
+    backend = pygatt.GATTToolBackend(hci_device=ADAPTER_ADDRESS)
+    with pytest.raises(ValueError, match="hciN"):
+        backend.scan(timeout=1, tool="btmgmt")

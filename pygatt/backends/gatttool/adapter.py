@@ -67,6 +67,8 @@ class AdapterTools:
             argv = [*self._tools.hcitool, "-i", self._hci_device, "lescan"]
             parse = external.devices_from_lescan
         elif tool == "btmgmt":
+            if not self._hci_device.startswith("hci"):
+                raise ValueError(f"btmgmt needs the adapter as hciN, not its address {self._hci_device}")
             index = self._hci_device[3:]
             argv = [*self._tools.btmgmt, "--timeout", str(int(timeout) + 1), "--index", index, "find", "-l"]
             parse = external.devices_from_btmgmt

@@ -116,7 +116,7 @@ class GATTToolBackend(BLEBackend):
     """Backend to pygatt that uses BlueZ's interactive gatttool CLI prompt.
 
     Args:
-        hci_device: the adapter gatttool uses (``-i``).
+        hci_device: the adapter gatttool uses (``-i``): ``hci0``, or the adapter's address.
         gatttool_logfile: a file path (or an open text file) receiving gatttool's raw input and output.
         cli_options: more arguments for gatttool: a list, or one string split like a shell would.
         search_window_size: the longest unfinished output line kept while waiting for its end.
@@ -135,7 +135,7 @@ class GATTToolBackend(BLEBackend):
         *,
         tools: Optional[ToolCommands] = None,
     ) -> None:
-        self._hci_device = validate.hci_device(hci_device)
+        self._hci_device = validate.adapter(hci_device)
         self._cli_options = _cli_arguments(cli_options)
         for name, limit in (("search_window_size", search_window_size), ("max_read", max_read)):
             if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
