@@ -15,6 +15,7 @@ import pygatt
 from pygatt import BLEDevice
 from pygatt.backends import Characteristic
 from pygatt.backends.bgapi.exceptions import BGAPIError, ExpectedResponseTimeout
+from pygatt.backends.bgapi.util import USBSerialDeviceInfo
 from tests.helpers import ADDRESS, FakeFactory
 
 SCRATCH = uuid.UUID("0000ff01-0000-1000-8000-00805f9b34fb")
@@ -96,3 +97,17 @@ def test_a_btmgmt_scan_needs_the_hci_name() -> None:
     backend = pygatt.GATTToolBackend(hci_device=ADAPTER_ADDRESS)
     with pytest.raises(ValueError, match="hciN"):
         backend.scan(timeout=1, tool="btmgmt")
+
+
+# -- pygatt.backends.bgapi.util.USBSerialDeviceInfo as text -----------------------------------------
+
+
+def test_usb_serial_device_info_prints_as_in_500() -> None:
+    """5.0.0 scripts list dongles with ``print(info)``: ``<name> VID=0x.... PID=0x.... on <port>``."""
+    info = USBSerialDeviceInfo()
+    info.device_name, info.port_name, info.vendor_id, info.product_id = "Low Energy Dongle", "/dev/ttyACM0", 0x2458, 1
+    assert str(info) == "Low Energy Dongle VID=0x2458 PID=0x0001 on /dev/ttyACM0"
+    info.vendor_id = info.product_id = None
+    assert str(info) == "Low Energy Dongle VID=None PID=None on /dev/ttyACM0"
+    info.vendor_id = 0x2458  # a half-known port still has a repr (for logs)
+    assert repr(info) == "<USBSerialDeviceInfo /dev/ttyACM0 0x2458:None 'Low Energy Dongle'>"

@@ -27,8 +27,17 @@ class USBSerialDeviceInfo:
         self.product_id: Optional[int] = None
 
     def __repr__(self) -> str:
-        ids = f"{self.vendor_id:04x}:{self.product_id:04x}" if self.vendor_id is not None else "?"
+        ids = f"{_hex_id(self.vendor_id)}:{_hex_id(self.product_id)}"
         return f"<USBSerialDeviceInfo {self.port_name} {ids} {self.device_name!r}>"
+
+    def __str__(self) -> str:
+        """``"<device name> VID=0x2458 PID=0x0001 on <port>"``, the line pygatt 5.0.0 printed."""
+        return f"{self.device_name} VID={_hex_id(self.vendor_id)} PID={_hex_id(self.product_id)} on {self.port_name}"
+
+
+def _hex_id(usb_id: Optional[int]) -> str:
+    """A USB id as ``0x2458``, or ``None`` when unknown."""
+    return "None" if usb_id is None else f"0x{usb_id:04x}"
 
 
 def extract_vid_pid(info_string: str) -> Optional[Tuple[int, int]]:
