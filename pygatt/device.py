@@ -56,6 +56,10 @@ class BLEDevice:
         "disconnect": 2.0,
     }
 
+    #: Whether a zero-length value may be written with char_write_handle (ATT allows it; a
+    #: backend whose transport cannot send one, such as gatttool, leaves it False).
+    EMPTY_WRITES: ClassVar[bool] = False
+
     def __init__(self, address: str) -> None:
         self._address = address
         self._characteristics: Dict[uuid.UUID, Characteristic] = {}
@@ -272,7 +276,7 @@ class BLEDevice:
                 which a peer would receive cut short.
         """
         handle = validate.handle(handle)
-        data = validate.value_bytes(value)
+        data = validate.value_bytes(value, allow_empty=self.EMPTY_WRITES)
         seconds = self._timeout(timeout, "write")
         link = self._require_link()
         check_command_length(data, link.mtu, wait_for_response)

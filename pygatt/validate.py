@@ -100,20 +100,23 @@ def handle(value: object, name: str = "handle") -> int:
     return value
 
 
-def value_bytes(value: object, name: str = "value", limit: int = MAX_ATTRIBUTE_LENGTH) -> bytes:
+def value_bytes(
+    value: object, name: str = "value", limit: int = MAX_ATTRIBUTE_LENGTH, *, allow_empty: bool = False
+) -> bytes:
     """Check a value to write.
 
     Args:
         value: bytes, bytearray, memoryview or a list of ints 0..255.
         name: the argument's name, for the error message.
         limit: the largest length accepted (an attribute value holds at most 512 bytes).
+        allow_empty: accept a zero-length value (ATT allows one; gatttool cannot send it).
 
     Returns:
         The value as bytes.
 
     Raises:
         TypeError: not bytes-like (a str or a number is refused, not converted).
-        ValueError: empty, or longer than ``limit``.
+        ValueError: empty (unless ``allow_empty``), or longer than ``limit``.
     """
     if value is None or isinstance(value, (str, int, float)):
         raise TypeError(f"{name} must be bytes, bytearray or a list of ints, got {type(value).__name__}")
@@ -121,7 +124,7 @@ def value_bytes(value: object, name: str = "value", limit: int = MAX_ATTRIBUTE_L
         data = bytes(value)  # type: ignore[call-overload]
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be bytes-like or a list of ints 0..255: {exc}") from None
-    if not data:
+    if not data and not allow_empty:
         raise ValueError(f"{name} must not be empty")
     if len(data) > limit:
         raise ValueError(f"{name} is {len(data)} bytes long, more than the {limit} allowed")

@@ -10,13 +10,16 @@ import uuid
 from typing import Any, Dict, List, Tuple
 
 import pytest
+import serial
 
 import pygatt
 from pygatt import BLEDevice
 from pygatt.backends import Characteristic
 from pygatt.backends.bgapi.exceptions import BGAPIError, ExpectedResponseTimeout
 from pygatt.backends.bgapi.util import USBSerialDeviceInfo
+from tests.bgapi_fake import FakeDongle, FakeSerialPort, sample_peripheral
 from tests.helpers import ADDRESS, FakeFactory
+from tests.helpers import wait_for as helpers_wait_for
 
 SCRATCH = uuid.UUID("0000ff01-0000-1000-8000-00805f9b34fb")
 
@@ -111,3 +114,41 @@ def test_usb_serial_device_info_prints_as_in_500() -> None:
     assert str(info) == "Low Energy Dongle VID=None PID=None on /dev/ttyACM0"
     info.vendor_id = 0x2458  # a half-known port still has a repr (for logs)
     assert repr(info) == "<USBSerialDeviceInfo /dev/ttyACM0 0x2458:None 'Low Energy Dongle'>"
+
+
+# -- BGAPI: a zero-length write ----------------------------------------------------------------------
+
+BGAPI_PORT = "/dev/ttyFAKE0"
+BGAPI_ADDRESS = "01:23:45:67:89:AB"
+
+
+@pytest.fixture
+def dongle(monkeypatch: pytest.MonkeyPatch) -> FakeDongle:
+    fake = FakeDongle([sample_peripheral(BGAPI_ADDRESS)])
+    monkeypatch.setattr(FakeSerialPort, "registry", {BGAPI_PORT: fake})
+    monkeypatch.setattr(serial, "Serial", FakeSerialPort)
+    return fake
+
+
+def test_bgapi_writes_an_empty_value_as_500_did(dongle: FakeDongle) -> None:
+    """ATT allows a zero-length value, and 5.0.0's BGAPI device wrote ``bytearray()`` as given
+    (some peripherals take an empty write as a command); here it raised ValueError.
+    """
+    adapter = pygatt.BGAPIBackend(serial_port=BGAPI_PORT)
+    adapter.start(reset=False)
+    try:
+        device = adapter.connect(BGAPI_ADDRESS)
+        device.char_write_handle(3, bytearray())
+        assert dongle.peripherals[BGAPI_ADDRESS].attribute(3).value == b""  # type: ignore[union-attr]
+        device.char_write_handle(3, b"\x07")
+        device.char_write("2a19", bytearray(), wait_for_response=False)
+        assert helpers_wait_for(lambda: dongle.peripherals[BGAPI_ADDRESS].attribute(3).value == b"")  # type: ignore[union-attr]
+    finally:
+        adapter.stop()
+
+
+def test_gatttool_still_refuses_an_empty_value(backend: pygatt.GATTToolBackend) -> None:
+    """gatttool's char-write-req needs a value (it prints its usage), so 5.0.0 never wrote one there."""
+    device = backend.connect(ADDRESS)
+    with pytest.raises(ValueError, match="empty"):
+        device.char_write_handle(0x000D, bytearray())

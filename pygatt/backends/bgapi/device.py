@@ -46,6 +46,9 @@ class BGAPIBLEDevice(BLEDevice):
         "disconnect": 5.0,
     }
 
+    #: pygatt 5.0.0's BGAPI device wrote a zero-length value as given.
+    EMPTY_WRITES: ClassVar[bool] = True
+
     def __init__(self, address: str, handle: Optional[int], backend: BGAPIBackend) -> None:
         super().__init__(address)
         self._handle = handle
@@ -132,7 +135,8 @@ class BGAPIBLEDevice(BLEDevice):
 
         Args:
             char_handle: the attribute handle.
-            value: the bytes to write (at most 20; longer values need char_write_long_handle).
+            value: the bytes to write (at most 20, and it may be empty; longer values need
+                char_write_long_handle).
             wait_for_response: use an acknowledged write request.
             timeout: seconds to wait; None for the default (30 s).
         """
