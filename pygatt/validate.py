@@ -25,6 +25,9 @@ MAX_TIMEOUT_S = 1_000_000.0
 _ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _SHORT_UUID = re.compile(r"[0-9A-Fa-f]{4}|[0-9A-Fa-f]{8}")
 _LONG_UUID = re.compile(r"[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}")
+_URN_OR_BRACED_UUID = re.compile(
+    r"(?:urn:uuid:)?\{?(" + _LONG_UUID.pattern + r")\}?", re.IGNORECASE
+)  # "{...}", "urn:uuid:..."
 _HCI_DEVICE = re.compile(r"hci[0-9]{1,3}")
 
 
@@ -54,7 +57,8 @@ def characteristic_uuid(value: object, name: str = "uuid") -> uuid.UUID:
 
     Args:
         value: a :class:`uuid.UUID`, or a string in any case: the full 128-bit
-            form (with or without dashes) or a 16- or 32-bit assigned number such
+            form (with or without dashes, in braces or after ``urn:uuid:``, as
+            :class:`uuid.UUID` reads it) or a 16- or 32-bit assigned number such
             as ``"2a37"``, which is expanded on the Bluetooth base UUID.
         name: the argument's name, for the error message.
 
@@ -71,6 +75,9 @@ def characteristic_uuid(value: object, name: str = "uuid") -> uuid.UUID:
         raise TypeError(f"{name} must be a str or uuid.UUID, got {type(value).__name__}")
     if _LONG_UUID.fullmatch(value):
         return uuid.UUID(value)
+    long_form = _URN_OR_BRACED_UUID.fullmatch(value)  # as uuid.UUID() reads them, and 5.0.0 with it
+    if long_form:
+        return uuid.UUID(long_form.group(1))
     if _SHORT_UUID.fullmatch(value):
         number = int(value, 16)
         if number <= 0xFFFF:

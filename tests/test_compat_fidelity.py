@@ -152,3 +152,21 @@ def test_gatttool_still_refuses_an_empty_value(backend: pygatt.GATTToolBackend) 
     device = backend.connect(ADDRESS)
     with pytest.raises(ValueError, match="empty"):
         device.char_write_handle(0x000D, bytearray())
+
+
+# -- UUID strings in every form uuid.UUID() reads ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{0000ff01-0000-1000-8000-00805f9b34fb}",
+        "urn:uuid:0000ff01-0000-1000-8000-00805f9b34fb",
+        "URN:UUID:{0000FF01-0000-1000-8000-00805F9B34FB}",
+    ],
+)
+def test_get_handle_reads_uuid_strings_as_uuid_does(text: str) -> None:
+    """5.0.0's get_handle turned a string into ``uuid.UUID(char_uuid)``, which also reads the
+    braced and ``urn:uuid:`` forms (as Windows tools and RFC 4122 print UUIDs).
+    """
+    assert DeviceOf500("11:22:33:44:55:66").get_handle(text) == 0x0010
