@@ -266,6 +266,24 @@ def test_reset_rssi_bond_and_clear_bond(make_backend):
     backend.clear_bond(RANDOM_ADDRESS)  # no bond: nothing to do, no error
 
 
+def test_the_adapter_named_by_its_address_works_with_every_program(make_backend):
+    """gatttool, hcitool and hciconfig take an adapter's address as well as its hciN name
+    (pygatt 5.0.0 passed ``hci_device`` on as given), and so do their simulations."""
+    adapter_address = load_world("heart-rate").adapter.address
+    backend = make_backend(hci_device=adapter_address.lower())  # start() resets it with hciconfig
+    backend.reset()
+    assert {d["address"] for d in backend.scan(timeout=0.5)} == {HR_ADDRESS, RANDOM_ADDRESS}  # hcitool lescan
+    device = backend.connect(HR_ADDRESS)  # gatttool -i ADDRESS
+    assert device.char_read_handle(0x0003) == bytearray(b"Pulse HR")
+    assert device.get_rssi() == -58  # hcitool rssi
+
+
+def test_another_adapters_address_is_no_such_device():
+    backend = pygatt.GATTToolBackend(hci_device="00:1A:7D:DA:71:14", tools=ToolCommands.simulated("heart-rate"))
+    with pytest.raises(exceptions.ToolError, match="No such device"):
+        backend.scan(timeout=0.5)
+
+
 def test_bond_failure_is_a_clear_error(make_backend):
     device = make_backend(sensor(sec_level_error="setsockopt(BT_SECURITY): Operation not permitted (1)")).connect(
         HR_ADDRESS

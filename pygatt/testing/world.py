@@ -234,7 +234,7 @@ class Adapter:
     """The local adapter: its name and the failures to simulate.
 
     Attributes:
-        name: the adapter name the tools accept (``hci0``).
+        name: the adapter name the tools accept (``hci0``); they take ``address`` too.
         present: False makes every tool fail as on a machine without Bluetooth.
         scan_error: ``"permission"``, ``"busy"`` or ``"no-device"`` makes
             ``hcitool lescan`` fail that way; ``None`` scans.
@@ -243,9 +243,16 @@ class Adapter:
 
     name: str = "hci0"
     present: bool = True
-    address: str = "00:1A:7D:DA:71:13"  # the adapter's own address (simulated org.bluez)
+    address: str = "00:1A:7D:DA:71:13"  # the adapter's own address (the tools take it as -i; simulated org.bluez)
     scan_error: Optional[str] = None  # None, "permission", "busy", "no-device"
     reset_error: Optional[str] = None
+
+    def answers_to(self, adapter: str) -> bool:
+        """Whether a tool given ``adapter`` (``-i``, hciconfig's argument) opens this adapter.
+
+        gatttool, hcitool and hciconfig take the adapter's ``hciN`` name or its address.
+        """
+        return adapter == self.name or adapter.upper() == self.address.upper()
 
 
 @dataclass

@@ -249,7 +249,7 @@ class Simulator:
         if not self.world.adapter.present:
             self.terminal.error(NO_ADAPTER)
             return
-        if self.adapter != self.world.adapter.name:
+        if not self.world.adapter.answers_to(self.adapter):
             self.terminal.error("l2cap_bind: Cannot assign requested address (99)")
             return
         self.state = "connecting"

@@ -57,7 +57,7 @@ def hcitool(world: World, argv: List[str]) -> int:
     if not world.adapter.present:
         eprint("Invalid device: Address family not supported by protocol")
         return 1
-    if adapter != world.adapter.name:
+    if not world.adapter.answers_to(adapter):
         eprint("Could not open device: No such device")
         return 1
     if "rssi" in argv:
@@ -96,7 +96,7 @@ def hciconfig(world: World, argv: List[str]) -> int:
     if not world.adapter.present:
         eprint("Can't open HCI socket.: Address family not supported by protocol")
         return 1
-    if not argv or argv[0] != world.adapter.name:
+    if not argv or not world.adapter.answers_to(argv[0]):
         eprint("Can't get device info: No such device")
         return 1
     if world.adapter.reset_error:
