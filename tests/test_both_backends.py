@@ -108,6 +108,23 @@ def test_connect_public_and_random(make_backend: MakeBackend) -> None:
     assert device.char_read(BATTERY) == bytearray([0x21])
 
 
+def test_a_timeout_of_none_is_the_methods_default(make_backend: MakeBackend) -> None:
+    """pygatt 5.0.0 took ``timeout=None`` (no deadline with gatttool, its default with BGAPI);
+    here it is the default the signature shows, by keyword or by position, never a TypeError."""
+    backend = make_backend()
+    device = backend.connect(HR_ADDRESS, timeout=None)
+    assert device.char_read(BATTERY, timeout=None) == bytearray([0x5A])
+    assert device.char_read_handle(0x0010, timeout=None) == bytearray([0x5A])
+    device.char_write_handle(0x000D, bytearray([0x01]), True, timeout=None)
+    other = backend.connect(RANDOM_ADDRESS, None, BLEAddressType.random)
+    assert other.char_read(BATTERY) == bytearray([0x21])
+    if make_backend.kind == "gatttool":  # type: ignore[attr-defined]
+        # 5.0.0's device-first backend methods, by keyword and by position
+        assert backend.char_read_handle(device, 0x0010, None) == bytearray([0x5A])
+        assert backend.char_read(device, BATTERY, timeout=None) == bytearray([0x5A])
+        assert backend.exchange_mtu(device, 23, None) == 23
+
+
 def test_discover_read_by_uuid_and_handle(make_backend: MakeBackend) -> None:
     not_on(make_backend, "dbus", "BlueZ hides the Generic Access service (0x1800) from D-Bus clients")
     device = make_backend().connect(HR_ADDRESS)

@@ -45,6 +45,7 @@ from pygatt.backends.bgapi.ports import MAX_CONNECTION_ATTEMPTS, Candidates, Por
 from pygatt.backends.bgapi.protocol import DEFAULT_RESPONSE_TIMEOUT_S, BGAPIProtocol
 from pygatt.backends.bgapi.scanning import AdvertisingAndScanInfo, record_scan_response, scan_results
 from pygatt.backends.bgapi.transport import SerialTransport
+from pygatt.backends.timeouts import none_means_default
 from pygatt.dispatch import CallbackDispatcher
 from pygatt.exceptions import BLEError, NotConnectedError
 from pygatt.reconnect import Reconnector
@@ -334,6 +335,7 @@ class BGAPIBackend(BLEBackend):
 
     # -- scanning -------------------------------------------------------------------------------
 
+    @none_means_default
     def scan(
         self,
         timeout: float = 10,
@@ -402,6 +404,7 @@ class BGAPIBackend(BLEBackend):
 
     # -- connections -------------------------------------------------------------------------
 
+    @none_means_default
     def connect(  # type: ignore[override]
         self,
         address: str,
@@ -479,6 +482,7 @@ class BGAPIBackend(BLEBackend):
             if self._devices.get(device.address) is device:
                 del self._devices[device.address]
 
+    @none_means_default
     def reconnect(self, device: BGAPIBLEDevice, timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
         """Connect ``device`` again with its earlier parameters and resubscribe.
 
@@ -552,6 +556,7 @@ class BGAPIBackend(BLEBackend):
         self._require_running()
         self._protocol.command("gap_set_mode", check=True, discover=0, connect=0)
 
+    @none_means_default
     def discover_characteristics(self, connection_handle: int, timeout: float = 30) -> Dict[Any, Characteristic]:
         """Discover the characteristics of the device on ``connection_handle``.
 

@@ -21,6 +21,7 @@ from pygatt.backends.dbus.device import DBusBLEDevice
 from pygatt.backends.dbus.link import DBusLink
 from pygatt.backends.dbus.properties import ADAPTER, CHARACTERISTIC, DEVICE
 from pygatt.backends.dbus.simulation import Simulation
+from pygatt.backends.timeouts import none_means_default
 from pygatt.deadline import Deadline
 from pygatt.dispatch import CallbackDispatcher
 from pygatt.exceptions import BLEError, NotConnectedError
@@ -119,6 +120,7 @@ class DBusBackend(BLEBackend):
 
     # -- life cycle -------------------------------------------------------------------------
 
+    @none_means_default
     def start(self, timeout: float = CALL_TIMEOUT_S) -> None:
         """Connect to the bus, check that BlueZ and the adapter are there, register the pairing agent.
 
@@ -286,6 +288,7 @@ class DBusBackend(BLEBackend):
 
     # -- scanning ---------------------------------------------------------------------------------
 
+    @none_means_default
     def scan(self, timeout: float = 10, run_as_root: bool = False) -> List[Dict[str, Any]]:
         """Scan for BLE devices for ``timeout`` seconds (StartDiscovery with an LE filter).
 
@@ -364,6 +367,7 @@ class DBusBackend(BLEBackend):
 
     # -- connections ----------------------------------------------------------------------------
 
+    @none_means_default
     def connect(
         self,
         address: str,
@@ -616,6 +620,7 @@ class DBusBackend(BLEBackend):
                 if self._devices.get(device.address) is device:
                     del self._devices[device.address]
 
+    @none_means_default
     def reconnect(self, device: DBusBLEDevice, timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
         """Connect a device again after its link dropped, and resubscribe (as the other backends do).
 

@@ -46,6 +46,7 @@ from pygatt.backends.gatttool.pool import SessionPool
 from pygatt.backends.gatttool.session import GATTToolSession, Notifications
 from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.backends.gatttool.tracker import ATT_TIMEOUT_LOSS
+from pygatt.backends.timeouts import TimeoutSlot, none_means_default
 from pygatt.deadline import Deadline
 from pygatt.device import BLEDevice, check_command_length, validate_mtu
 from pygatt.dispatch import CallbackDispatcher
@@ -69,15 +70,19 @@ def _device_optional(func: F, known: bool = False) -> F:
     them without it, and its documentation calls them without it. The wrapper
     accepts ``method(device, ...)``, ``method(..., device=d)`` /
     ``connected_device=d``, and ``method(...)`` for the one connected device;
-    ``inspect.signature`` shows the parameters without the device.
+    ``inspect.signature`` shows the parameters without the device. ``timeout=None``
+    is the method's default (see :mod:`pygatt.backends.timeouts`).
     """
     signature = inspect.signature(func)
     parameters = list(signature.parameters.values())
     public = signature.replace(parameters=[parameters[0], *parameters[2:]])
+    timeout = TimeoutSlot(func, skip=2) if "timeout" in signature.parameters else None  # None: the default
 
     @functools.wraps(func)
     def wrapper(self: GATTToolBackend, *args: Any, **kwargs: Any) -> Any:
         device, args = self._device_for_call(func.__name__, args, kwargs, known)
+        if timeout is not None:
+            args = timeout.fill(args, kwargs)
         return func(self, device, *args, **kwargs)
 
     wrapper.__signature__ = public  # type: ignore[attr-defined]
@@ -272,6 +277,7 @@ class GATTToolBackend(BLEBackend):
         """
         self._adapter.reset()
 
+    @none_means_default
     def scan(self, timeout: float = 10, run_as_root: bool = False, *, tool: str = "hcitool") -> List[Dict[str, Any]]:
         """Scan for BLE devices.
 
@@ -386,6 +392,7 @@ class GATTToolBackend(BLEBackend):
 
     # -- connections ---------------------------------------------------------------
 
+    @none_means_default
     def connect(  # type: ignore[override]
         self,
         address: str,
