@@ -125,6 +125,16 @@ def test_a_timeout_of_none_is_the_methods_default(make_backend: MakeBackend) -> 
         assert backend.exchange_mtu(device, 23, None) == 23
 
 
+def test_the_backends_disconnect_ends_the_link_and_the_address_connects_again(make_backend: MakeBackend) -> None:
+    backend = make_backend()
+    device = backend.connect(HR_ADDRESS)
+    backend.disconnect(device)
+    with pytest.raises(exceptions.NotConnectedError):
+        device.char_read(BATTERY)
+    again = backend.connect(HR_ADDRESS)  # on BGAPI the dongle's link had stayed open: "wrong_state"
+    assert again is not device and again.char_read(BATTERY) == bytearray([0x5A])
+
+
 def test_discover_read_by_uuid_and_handle(make_backend: MakeBackend) -> None:
     not_on(make_backend, "dbus", "BlueZ hides the Generic Access service (0x1800) from D-Bus clients")
     device = make_backend().connect(HR_ADDRESS)

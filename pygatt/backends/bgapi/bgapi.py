@@ -474,7 +474,17 @@ class BGAPIBackend(BLEBackend):
         log.info("Connected to %s (connection %d)", device.address, link.connection)
 
     def disconnect(self, device: BGAPIBLEDevice) -> None:
-        """Forget ``device`` after its link was closed on purpose (called by the device)."""
+        """Disconnect ``device``, as ``device.disconnect()`` does (no disconnect callback runs).
+
+        Raises:
+            NotConnectedError: the device is not this backend's, or was disconnected already.
+        """
+        if not isinstance(device, BGAPIBLEDevice) or device.backend is not self:
+            raise NotConnectedError(f"{device!r} is not a device of this backend")
+        device.disconnect()
+
+    def forget(self, device: BGAPIBLEDevice) -> None:
+        """Forget ``device`` after its link was closed on purpose (the device's own hook)."""
         with self._lock:
             for handle, (_, known) in list(self._links.items()):
                 if known is device:
@@ -511,7 +521,7 @@ class BGAPIBackend(BLEBackend):
         device.link_down()
         if link is not None:
             link.disconnect(device.DEFAULT_TIMEOUTS["disconnect"])
-        self.disconnect(device)
+        self.forget(device)
 
     # -- bonds, adapter settings ---------------------------------------------------------------
 

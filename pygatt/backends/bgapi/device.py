@@ -181,4 +181,4 @@ class BGAPIBLEDevice(BLEDevice):
         try:
             super().disconnect()
         finally:
-            self._backend.disconnect(self)
+            self._backend.forget(self)
