@@ -297,6 +297,16 @@ def test_disconnect_while_an_auto_reconnect_connects_stays_disconnected(make_bac
         device.char_read_handle(0x0010)
 
 
+def test_a_slow_peer_answers_its_last_operation_before_it_hangs_up(make_backend: MakeBackend) -> None:
+    """``disconnect_after_ops`` drops the link right after the Nth answer, also when answers take a while
+    (the simulated gatttool dropped it before a slow answer; the simulated dongle could, under load)."""
+    device = make_backend(sensor(disconnect_after_ops=1, response_delay_s=0.2)).connect(HR_ADDRESS)
+    drops: List[Any] = []
+    device.register_disconnect_callback(drops.append)
+    assert device.char_read_handle(0x0010) == bytearray([0x5A])
+    assert wait_for(lambda: drops == [device], timeout=5)
+
+
 def test_reconnect_after_a_drop_by_hand(make_backend: MakeBackend) -> None:
     """adapter.reconnect(device) does nothing while the device is connected, and brings a dropped
     link back, on every backend."""

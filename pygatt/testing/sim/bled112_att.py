@@ -90,15 +90,24 @@ class AttClient:
             return None
         link.busy = link.busy or exclusive
         link.ops += 1
-        limit = link.peripheral.disconnect_after_ops
-        if limit and link.ops >= limit:
-            delay = link.peripheral.response_delay_s + 0.001  # after this operation's answer
-            self.later(delay, lambda: self.drop(link, REMOTE_USER_TERMINATED), link)
         return link
 
     def _answer(self, link: Connection, action: Callable[[], None]) -> None:
-        """Run the procedure's answer after the peripheral's response time."""
-        self.later(link.peripheral.response_delay_s, action, link)
+        """Run the procedure's answer after the peripheral's response time.
+
+        When the link has now served the peripheral's ``disconnect_after_ops``, the peer
+        drops it right after this answer: scheduled by the answer itself, so it can never
+        come first, however late the answer runs.
+        """
+        limit = link.peripheral.disconnect_after_ops
+        last = bool(limit) and link.ops >= limit
+
+        def answer_then_maybe_drop() -> None:
+            action()
+            if last:
+                self.later(0.001, lambda: self.drop(link, REMOTE_USER_TERMINATED), link)
+
+        self.later(link.peripheral.response_delay_s, answer_then_maybe_drop, link)
 
     def _complete(self, link: Connection, result: int, handle: int) -> None:
         link.busy = False

@@ -215,7 +215,9 @@ class Simulator:
         handler(args, words[0])
         if command in GATT_COMMANDS and self.peripheral and self.peripheral.disconnect_after_ops:
             if self.ops >= self.peripheral.disconnect_after_ops:
-                self.after(0.001, self.remote_disconnect)  # after() skips it if the link changed meanwhile
+                # just after the answer, which answer() scheduled response_delay_s from a moment before
+                # now (after() skips it if the link changed meanwhile)
+                self.after(self.peripheral.response_delay_s + 0.001, self.remote_disconnect)
 
     def answer(self, action: Callable[[], None]) -> None:
         """Send an ATT answer on a later turn of the loop (after the command's prompt).
