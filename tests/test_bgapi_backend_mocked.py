@@ -630,3 +630,23 @@ def test_stop_disconnects_every_device(backend: BGAPIBackend, dongle: FakeDongle
     backend.stop()
     assert dongle.connections == {}
     assert [m.name for m in dongle.received].count("connection_disconnect") == 2
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"",
+        b"\x00\x00\x06",  # shorter than a header
+        b"\x00\x05\x06\x03",  # the header promises 5 payload bytes, none follow
+        codec.encode_command("gap_end_procedure") + b"\x00",  # one byte more than the header says
+    ],
+)
+def test_send_command_refuses_a_raw_frame_that_is_not_one_whole_frame(
+    backend: BGAPIBackend, dongle: FakeDongle, frame: bytes
+) -> None:
+    port = dongle.port
+    before = list(port.writes)
+    with pytest.raises(ValueError, match="frame"):
+        backend.send_command(frame)
+    assert port.writes == before  # nothing half-sent: the dongle would take the next command's bytes as the rest
+    assert backend.get_mac() == "00:07:80:AA:BB:CC"

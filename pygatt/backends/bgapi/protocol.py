@@ -238,7 +238,19 @@ class BGAPIProtocol:
             self._write(frame, name)
 
     def send_raw(self, frame: bytes) -> None:
-        """Write a frame as given (5.0.0's ``send_command`` compatibility); its response is unclaimed."""
+        """Write a frame as given (5.0.0's ``send_command`` compatibility); its response is unclaimed.
+
+        Raises:
+            codec.CodecError: not exactly one whole frame (nothing is sent: the dongle would
+                take the bytes of the next command as the rest of a short one).
+        """
+        if len(frame) < codec.HEADER_SIZE:
+            raise codec.CodecError(f"a raw frame has at least {codec.HEADER_SIZE} bytes, got {len(frame)}")
+        size = codec.parse_header(frame)[2]
+        if len(frame) != codec.HEADER_SIZE + size:
+            raise codec.CodecError(
+                f"the raw frame's header says {size} payload bytes, it has {len(frame) - codec.HEADER_SIZE}"
+            )
         with self._command_lock:
             self._write(frame, "raw frame")
 
