@@ -16,6 +16,7 @@ from jeepney.bus_messages import message_bus
 from jeepney.io.blocking import open_dbus_connection
 
 from pygatt.backends.dbus.agent import Agent
+from pygatt.backends.dbus.backend import DBusBackend
 from pygatt.backends.dbus.bus import (
     BusClosed,
     BusConnection,
@@ -296,3 +297,13 @@ def test_agent_without_passkey_or_pin_refuses() -> None:
 def test_agent_refuses_bad_settings(kwargs: Any) -> None:
     with pytest.raises(ValueError):
         Agent(**kwargs)
+
+
+@pytest.mark.parametrize("pin", ["12\x0034", "0000\n", "00\r00", "\x00"])
+def test_a_pin_code_with_a_nul_or_line_break_is_refused_when_the_backend_is_built(pin: str) -> None:
+    # the PIN goes to bluetoothd in a D-Bus reply: a NUL makes the message invalid (the bus drops the
+    # connection that sent it), so it is refused before anything reaches the bus
+    with pytest.raises(ValueError, match="pin_code"):
+        Agent(pin_code=pin)
+    with pytest.raises(ValueError, match="pin_code"):
+        DBusBackend(pin_code=pin)

@@ -29,7 +29,8 @@ class Agent:
         pin_code: the PIN (legacy pairing) to give when asked, or None.
 
     Raises:
-        ValueError: an unknown capability, a passkey out of range, or a PIN that is not 1..16 characters.
+        ValueError: an unknown capability, a passkey out of range, or a PIN that is not 1..16 characters
+            or holds a control character.
     """
 
     def __init__(
@@ -43,6 +44,9 @@ class Agent:
             raise ValueError(f"passkey must be an int within 0..999999, got {passkey!r}")
         if pin_code is not None and (not isinstance(pin_code, str) or not 1 <= len(pin_code) <= 16):
             raise ValueError(f"pin_code must be a str of 1..16 characters, got {pin_code!r}")
+        if pin_code is not None and any(ord(c) < 0x20 or c == "\x7f" for c in pin_code):
+            # it goes to bluetoothd in a D-Bus reply, where a NUL is an invalid message
+            raise ValueError(f"pin_code must not contain control characters (NUL, line breaks), got {pin_code!r}")
         self.capability = capability
         self.passkey = passkey
         self.pin_code = pin_code
