@@ -196,3 +196,13 @@ def test_missing_or_unrunnable_tools_are_tool_errors(tmp_path):
             backend.reset()
         with pytest.raises(exceptions.ToolError):
             backend.clear_bond()
+
+
+@pytest.mark.parametrize("bad", [None, 5, b"Pulse"])
+def test_filtered_scan_refuses_a_filter_that_is_not_a_str_before_scanning(tmp_path, bad):
+    # a filter that cannot be compared with a name failed only after the whole scan had run (or, when
+    # no device answered, not at all); it is refused before hcitool starts
+    backend = pygatt.GATTToolBackend(tools=ToolCommands(hcitool=[script(tmp_path, "hcitool", LESCAN)]))
+    with pytest.raises(TypeError, match="name_filter"):
+        backend.filtered_scan(bad, timeout=0.3)
+    assert not (tmp_path / "hcitool.args").exists()

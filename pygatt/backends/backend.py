@@ -160,7 +160,12 @@ class BLEBackend:
 
         Returns:
             The matching scan results.
+
+        Raises:
+            TypeError: ``name_filter`` is not a str (refused before scanning).
         """
+        if not isinstance(name_filter, str):
+            raise TypeError(f"name_filter must be a str, got {type(name_filter).__name__}")
         devices = self.scan(*args, **kwargs)
         return [device for device in devices if name_filter in (device.get("name") or "")]
 
