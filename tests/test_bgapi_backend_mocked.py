@@ -650,3 +650,17 @@ def test_send_command_refuses_a_raw_frame_that_is_not_one_whole_frame(
         backend.send_command(frame)
     assert port.writes == before  # nothing half-sent: the dongle would take the next command's bytes as the rest
     assert backend.get_mac() == "00:07:80:AA:BB:CC"
+
+
+@pytest.mark.parametrize("delay", [float("nan"), float("inf")])
+def test_start_refuses_a_reset_delay_that_is_not_finite_before_touching_the_dongle(
+    dongle: FakeDongle, delay: float
+) -> None:
+    # NaN and inf failed in time.sleep() only after system_reset had gone out
+    adapter = BGAPIBackend(serial_port=PORT)
+    try:
+        with pytest.raises(ValueError, match="delay_after_reset_s"):
+            adapter.start(reset=True, delay_after_reset_s=delay)
+        assert dongle.names() == []
+    finally:
+        adapter.stop()

@@ -184,8 +184,10 @@ class BGAPIBackend(BLEBackend):
         """
         if isinstance(delay_after_reset_s, bool) or not isinstance(delay_after_reset_s, (int, float)):
             raise TypeError("delay_after_reset_s must be a number of seconds")
-        if delay_after_reset_s < 0:
-            raise ValueError("delay_after_reset_s must not be negative")
+        if not 0 <= delay_after_reset_s <= validate.MAX_TIMEOUT_S:  # NaN too
+            raise ValueError(
+                f"delay_after_reset_s must be within 0..{validate.MAX_TIMEOUT_S:.0f} s, got {delay_after_reset_s}"
+            )
         if self._running:
             self.stop()
         try:
