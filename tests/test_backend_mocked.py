@@ -828,3 +828,23 @@ def test_chunk_delivery_goes_through_an_overridden_or_patched_receive_notificati
     with mock.patch.object(plain, "receive_notification") as patched:
         deliver(plain)
     assert patched.call_args_list == [mock.call(*pair) for pair in expected]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "char-write-req 0x0001 01\x03",  # Ctrl-C: SIGINT on the pty, readline clears the line, nothing runs
+        "\x04",  # Ctrl-D on an empty line: EOF, gatttool exits
+        "sec-level\x15char-write-req 0x0001 00",  # Ctrl-U: readline drops the start of the line
+        "char-write-req 0x0001 0\x7f1",  # DEL: readline erases a character
+        "char\tread",  # TAB: readline completes
+        "sec-level\x1b#",  # ESC: readline key bindings (ESC # comments the line out)
+    ],
+)
+def test_sendline_refuses_terminal_control_characters(device, fake_spawn, line):
+    # gatttool reads its input through readline on a pty: these characters edit, discard or end the
+    # line instead of reaching gatttool as text, so the command would be half-sent or lost
+    before = list(fake_spawn.child.sent)
+    with pytest.raises(ValueError, match="control character"):
+        device._backend.sendline(line)
+    assert fake_spawn.child.sent == before

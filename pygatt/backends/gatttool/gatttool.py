@@ -314,7 +314,7 @@ class GATTToolBackend(BLEBackend):
         one is connected, the idle process when none is.
 
         Args:
-            command: the line (no line break).
+            command: the line (no line break or other control character).
         """
         if not isinstance(command, str):
             raise TypeError("command must be a str")

@@ -305,11 +305,15 @@ class GATTToolSession:
         """Send one raw line to gatttool.
 
         Raises:
-            ValueError: the line contains a line break.
+            ValueError: the line contains a line break or another control character (gatttool
+                reads through readline on a pty, where Ctrl-C, Ctrl-D, Ctrl-U, DEL, TAB or ESC
+                edit, discard or end the line instead of reaching gatttool).
             NotConnectedError: gatttool is not running.
         """
         if "\n" in line or "\r" in line or "\0" in line:
-            raise ValueError(f"refusing to send a command with a line break: {line!r}")
+            raise ValueError(f"refusing to send a command with a line break (a control character): {line!r}")
+        if any(c < " " or c == "\x7f" for c in line):
+            raise ValueError(f"refusing to send a command with a control character: {line!r}")
         if not self._alive or self._process is None:
             raise NotConnectedError("gatttool is not running")
         log.debug("gatttool <- %s", line)
