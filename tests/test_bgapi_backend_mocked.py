@@ -664,3 +664,11 @@ def test_start_refuses_a_reset_delay_that_is_not_finite_before_touching_the_dong
         assert dongle.names() == []
     finally:
         adapter.stop()
+
+
+@pytest.mark.parametrize("port", ["/dev/ttyACM0\x00", "/dev/ttyACM0\n", "socket://127.0.0.1:5000\r", "COM3\x1b"])
+def test_a_serial_port_with_a_control_character_is_refused_when_the_backend_is_built(port: str) -> None:
+    # no port name or pyserial URL holds one; such a name was tried MAX_CONNECTION_ATTEMPTS times
+    # by start() before a NotConnectedError (as the pygatt command's --port refuses it at once)
+    with pytest.raises(ValueError, match="serial_port"):
+        BGAPIBackend(serial_port=port)

@@ -101,8 +101,10 @@ class BGAPIBackend(BLEBackend):
         *,
         comports: Optional[util.ComportsFunction] = None,
     ) -> None:
-        if serial_port is not None and (not isinstance(serial_port, str) or not serial_port.strip()):
-            raise ValueError(f"serial_port must be a port name or URL, got {serial_port!r}")
+        if serial_port is not None and (
+            not isinstance(serial_port, str) or not serial_port.strip() or any(ord(c) < 32 for c in serial_port)
+        ):
+            raise ValueError(f"serial_port must be a port name or URL (no control characters), got {serial_port!r}")
         if comports is not None and not callable(comports):
             raise TypeError("comports must be callable")
         self._receive_queue_timeout = validate.positive_timeout(receive_queue_timeout, "receive_queue_timeout")
