@@ -206,3 +206,44 @@ def test_filtered_scan_refuses_a_filter_that_is_not_a_str_before_scanning(tmp_pa
     with pytest.raises(TypeError, match="name_filter"):
         backend.filtered_scan(bad, timeout=0.3)
     assert not (tmp_path / "hcitool.args").exists()
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_stop_ends_an_hcitool_rssi_still_running(fake_spawn, tmp_path):
+    # get_rssi's hcitool is given up to 5 s; stop() returned while it (and the caller) went on waiting
+    pid_file = tmp_path / "hcitool.pid"
+    hcitool = script(
+        tmp_path, "hcitool", f'#!/bin/sh\necho $$ > "{pid_file}.tmp"; mv "{pid_file}.tmp" "{pid_file}"\nexec sleep 30\n'
+    )
+    backend = pygatt.GATTToolBackend(tools=ToolCommands(hcitool=[hcitool]))
+    backend.start(reset_on_start=False)
+    device = backend.connect(ADDRESS)
+    errors = []
+
+    def read_rssi():
+        try:
+            device.get_rssi()
+        except exceptions.BLEError as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=read_rssi)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid = int(pid_file.read_text())
+        backend.stop()
+        assert not _running(pid), "hcitool outlived stop()"
+    finally:
+        backend.stop()
+        reader.join(10)
+    assert errors

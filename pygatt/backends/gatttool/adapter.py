@@ -37,6 +37,7 @@ class AdapterTools:
         self._hci_device = hci_device
         self._lock = threading.Lock()
         self._scanner: Optional[external.Scanner] = None
+        self._running = external.RunningTools()  # hciconfig, bluetoothctl, hcitool rssi
 
     def reset(self) -> None:
         """Run ``hciconfig <dev> reset`` (through ``sudo -n`` when not root).
@@ -45,7 +46,7 @@ class AdapterTools:
             ToolError: hciconfig failed; the error quotes it.
         """
         argv = external.with_privileges([*self._tools.hciconfig, self._hci_device, "reset"], as_root=True)
-        external.run_tool(argv, TOOL_TIMEOUT_S, f"reset {self._hci_device}")
+        external.run_tool(argv, TOOL_TIMEOUT_S, f"reset {self._hci_device}", self._running)
 
     def scan(self, timeout: float, run_as_root: bool, tool: str) -> List[Dict[str, Any]]:
         """Scan for BLE devices with ``hcitool lescan`` or ``btmgmt find -l``.
@@ -100,6 +101,11 @@ class AdapterTools:
         if scanner is not None:
             scanner.kill()
 
+    def stop(self) -> None:
+        """End a running scan and every short-lived program still running (the backend stops)."""
+        self.kill()
+        self._running.end_all()
+
     def clear_bond(self, address: Optional[str]) -> None:
         """Remove the bond with ``address`` (every bond when None) using bluetoothctl.
 
@@ -109,7 +115,7 @@ class AdapterTools:
         target = "*" if address is None else validate.address(address)
         argv = external.with_privileges([*self._tools.bluetoothctl, "remove", target], as_root=True)
         try:
-            output = external.run_tool(argv, TOOL_TIMEOUT_S, f"clear_bond {target}")
+            output = external.run_tool(argv, TOOL_TIMEOUT_S, f"clear_bond {target}", self._running)
         except ToolError as exc:
             if "not available" in exc.output:
                 log.info("No bond to clear for %s", target)
@@ -124,7 +130,7 @@ class AdapterTools:
             BLEError: hcitool gave no RSSI (it quotes hcitool).
         """
         argv = [*self._tools.hcitool, "-i", self._hci_device, "rssi", address]
-        output = external.run_tool(argv, min(timeout, TOOL_TIMEOUT_S), f"get_rssi {address}")
+        output = external.run_tool(argv, min(timeout, TOOL_TIMEOUT_S), f"get_rssi {address}", self._running)
         rssi = external.parse_rssi(output)
         if rssi is None:
             raise BLEError(f"get_rssi {address}: hcitool gave no RSSI: {output!r}")

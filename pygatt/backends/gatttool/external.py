@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from pygatt.backends.gatttool.parser import ANSI_REGEX, parse_lescan_line
 from pygatt.exceptions import PermissionDeniedError, ToolError
@@ -57,31 +57,87 @@ def clean(text: str) -> str:
     return ANSI_REGEX.sub("", text).replace("\r", "").strip()
 
 
-def run_tool(argv: Sequence[str], timeout: float, what: str) -> str:
+#: Seconds a program asked to end (SIGTERM, which ``sudo`` passes on) gets before it is killed.
+END_GRACE_S = 0.5
+
+
+class RunningTools:
+    """The short-lived programs running for one adapter, so that ``stop()`` can end them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: Set[subprocess.Popen[bytes]] = set()
+        self._ended: Set[subprocess.Popen[bytes]] = set()
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        """Track ``proc`` until :meth:`discard`."""
+        with self._lock:
+            self._running.add(proc)
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> bool:
+        """Stop tracking ``proc``; True when :meth:`end_all` ended it."""
+        with self._lock:
+            self._running.discard(proc)
+            ended = proc in self._ended
+            self._ended.discard(proc)
+        return ended
+
+    def end_all(self) -> None:
+        """End every program still running: SIGTERM, then SIGKILL after :data:`END_GRACE_S`."""
+        with self._lock:
+            procs = list(self._running)
+            self._ended.update(procs)
+        for proc in procs:
+            proc.terminate()  # does nothing for a process already reaped
+        deadline = time.monotonic() + END_GRACE_S
+        for proc in procs:
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if proc.poll() is None:
+                log.warning("%s ignored SIGTERM; killing it", proc.args)
+                proc.kill()
+
+
+def run_tool(argv: Sequence[str], timeout: float, what: str, running: Optional[RunningTools] = None) -> str:
     """Run a program to completion; return its combined output.
 
     Raises :class:`PermissionDeniedError` when it says it lacks privileges,
-    :class:`ToolError` when it cannot start, times out, or exits non-zero.
+    :class:`ToolError` when it cannot start, times out, exits non-zero, or was
+    ended by ``running.end_all()`` (the backend was stopped).
     """
     log.debug("Running %s", argv)
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            timeout=timeout,
             env=_env(),
-            check=False,
         )
     except FileNotFoundError as exc:
         raise ToolError(f"{what}: {argv[0]} is not installed ({exc.strerror}); install BlueZ (apt-get install bluez)")
     except OSError as exc:  # e.g. not executable
         raise ToolError(f"{what}: could not run {argv[0]}: {exc}")
-    except subprocess.TimeoutExpired as exc:
-        output = clean((exc.output or b"").decode("utf-8", "replace"))
-        raise ToolError(f"{what}: {argv[0]} gave no answer within {timeout} s: {output!r}", output, None)
-    output = clean(proc.stdout.decode("utf-8", "replace"))
+    if running is not None:
+        running.add(proc)
+    with proc:  # closes the pipe and reaps the process
+        try:
+            try:
+                stdout, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired as exc:
+                proc.kill()
+                output = clean((exc.output or b"").decode("utf-8", "replace"))
+                raise ToolError(
+                    f"{what}: {argv[0]} gave no answer within {timeout} s: {output!r}", output, None
+                ) from None
+            except BaseException:
+                proc.kill()
+                raise
+        finally:
+            ended_by_stop = running is not None and running.discard(proc)
+    output = clean(stdout.decode("utf-8", "replace"))
+    if ended_by_stop:
+        raise ToolError(f"{what}: {argv[0]} was ended because the backend was stopped", output, proc.returncode)
     if proc.returncode != 0:
         raise failure(what, argv, output, proc.returncode)
     return output

@@ -234,7 +234,7 @@ class GATTToolBackend(BLEBackend):
         for device in devices:
             device.auto_reconnect = False
             device.link_down()
-        self._adapter.kill()
+        self._adapter.stop()
         closers = [threading.Thread(target=s.close, name="pygatt-close", daemon=True) for s in sessions]
         for closer in closers:
             closer.start()
