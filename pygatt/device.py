@@ -140,7 +140,7 @@ class BLEDevice:
         for callback in callbacks:
             try:
                 callback(self)
-            except Exception:
+            except BaseException:  # sys.exit() in a callback too: the callback thread must go on
                 log.exception("Disconnect callback %r raised", callback)
 
     def listens_to(self, handle: int) -> bool:
@@ -583,7 +583,7 @@ class BLEDevice:
             for callback in callbacks_of(handle, ()):  # looked up per value: a callback may unsubscribe
                 try:
                     callback(handle, bytearray(value))
-                except Exception:
+                except BaseException:  # as in _deliver
                     log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)
 
 
@@ -597,7 +597,7 @@ def _deliver(callbacks: Tuple[NotificationCallback, ...], handle: int, value: By
     for callback in callbacks:
         try:
             callback(handle, bytearray(value))
-        except Exception:
+        except BaseException:  # sys.exit() or KeyboardInterrupt raised by a callback too: delivery goes on
             log.exception("Notification callback %r for handle 0x%04x raised", callback, handle)
 
 

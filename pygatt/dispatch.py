@@ -255,5 +255,5 @@ class CallbackDispatcher:
                     return
                 try:
                     function(*args)
-                except Exception:
+                except BaseException:  # not even sys.exit() in a callback may end this thread
                     log.exception("Callback %r raised", function)

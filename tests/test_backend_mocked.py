@@ -447,7 +447,7 @@ def test_remote_disconnect_fires_callbacks_once_and_fails_calls(device, fake_spa
     device.register_disconnect_callback(lambda d: fired.append(d))
     fake_spawn.child.remote_disconnect()
     fake_spawn.child.sync("\x1b[0;91mCommand Failed: \x1b[0mDisconnected")
-    assert wait_for(lambda: fired == [device])
+    assert wait_for(lambda: fired == [device], timeout=3)
     time.sleep(0.05)
     assert fired == [device]
     with pytest.raises(exceptions.NotConnectedError):
@@ -848,3 +848,26 @@ def test_sendline_refuses_terminal_control_characters(device, fake_spawn, line):
     with pytest.raises(ValueError, match="control character"):
         device._backend.sendline(line)
     assert fake_spawn.child.sent == before
+
+
+@pytest.mark.parametrize("escape", [SystemExit, KeyboardInterrupt, GeneratorExit])
+def test_a_callback_raising_a_base_exception_is_logged_and_delivery_goes_on(device, fake_spawn, caplog, escape):
+    # a callback calling sys.exit() (or raising another BaseException that is not an Exception) ended the
+    # callback thread silently: no notification and no lost link was ever delivered again
+    received = []
+    fired = []
+
+    def bad(handle, value):
+        if value == b"\x01":
+            raise escape("from a callback")
+
+    device.subscribe(HR, callback=bad)
+    device.subscribe(HR, callback=lambda h, v: received.append(bytes(v)))
+    device.register_disconnect_callback(fired.append)
+    fake_spawn.child.notify(0x0006, b"\x01")
+    fake_spawn.child.notify(0x0006, b"\x02")
+    assert wait_for(lambda: received == [b"\x01", b"\x02"], timeout=3)
+    assert "from a callback" in caplog.text
+    fake_spawn.child.remote_disconnect()
+    fake_spawn.child.sync("\x1b[0;91mCommand Failed: \x1b[0mDisconnected")
+    assert wait_for(lambda: fired == [device], timeout=3)
