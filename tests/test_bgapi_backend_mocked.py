@@ -672,3 +672,16 @@ def test_a_serial_port_with_a_control_character_is_refused_when_the_backend_is_b
     # by start() before a NotConnectedError (as the pygatt command's --port refuses it at once)
     with pytest.raises(ValueError, match="serial_port"):
         BGAPIBackend(serial_port=port)
+
+
+@pytest.mark.parametrize("bad", ["not an address", "01:23:45:67:89:AB\nx", 42])
+def test_clear_bond_refuses_a_bad_address_before_deleting_any_bond(
+    backend: BGAPIBackend, dongle: FakeDongle, bad: Any
+) -> None:
+    # the address was only logged, and every bond in the dongle deleted: a typo wiped them all
+    bonds = list(dongle.bonds)
+    sent = dongle.names()
+    assert bonds
+    with pytest.raises((ValueError, TypeError), match="address"):
+        backend.clear_bond(bad)
+    assert dongle.bonds == bonds and dongle.names() == sent

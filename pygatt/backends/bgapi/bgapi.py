@@ -533,8 +533,14 @@ class BGAPIBackend(BLEBackend):
         """Delete every bond stored in the dongle.
 
         Args:
-            address: ignored, as in pygatt 5.0.0: BGAPI does not say which bond belongs to whom.
+            address: checked, then ignored, as in pygatt 5.0.0: BGAPI does not say which bond
+                belongs to whom.
+
+        Raises:
+            ValueError, TypeError: ``address`` is not an address (no bond is deleted).
         """
+        if address is not None:
+            address = validate.address(address)
         self._require_running()
         if address is not None:
             log.info("clear_bond(%s): BGAPI deletes every bond, not one address's", address)
