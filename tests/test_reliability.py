@@ -331,3 +331,35 @@ def test_failed_start_leaves_no_thread(tmp_path):
     with pytest.raises(exceptions.BLEError, match="Could not start"):
         backend.start(reset_on_start=False)
     assert wait_for(lambda: set(threading.enumerate()) <= threads)
+
+
+def test_stop_during_a_start_waiting_for_the_prompt_returns_and_leaves_no_process(tmp_path):
+    # start() held the backend's lock while it waited for gatttool's first prompt, so stop() waited
+    # as long as initialization_timeout; and the start could then still leave the backend running
+    pid_file = tmp_path / "gatttool.pid"
+    gatttool = tmp_path / "gatttool"
+    gatttool.write_text(f'#!/bin/sh\necho $$ > "{pid_file}.tmp"; mv "{pid_file}.tmp" "{pid_file}"\nexec sleep 30\n')
+    gatttool.chmod(0o755)
+    threads = set(threading.enumerate())
+    backend = pygatt.GATTToolBackend(tools=ToolCommands(gatttool=[str(gatttool)]))
+    errors = []
+
+    def start():
+        try:
+            backend.start(reset_on_start=False, initialization_timeout=6)
+        except exceptions.BLEError as exc:
+            errors.append(exc)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    assert wait_for(pid_file.exists, timeout=5)
+    stopper = threading.Thread(target=backend.stop)
+    stopper.start()
+    stopper.join(4)
+    stopped_in_time = not stopper.is_alive()
+    starter.join(10)
+    stopper.join(10)
+    backend.stop()
+    assert stopped_in_time, "stop() waited for start()"
+    assert len(errors) == 1, "a start() that stop() interrupted must fail"
+    assert wait_for(lambda: set(threading.enumerate()) <= threads, timeout=3)

@@ -25,7 +25,7 @@ import shlex
 import threading
 import uuid
 import weakref
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union, cast
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar, Union, cast
 
 from pygatt import validate
 from pygatt.backends.backend import (
@@ -155,6 +155,9 @@ class GATTToolBackend(BLEBackend):
         self._reconnector = Reconnector()
         self._pool = SessionPool(self._new_session)
         self._lock = threading.RLock()
+        self._start_lock = threading.Lock()
+        self._stops = 0  # how many times stop() ran: a start() that sees it change fails
+        self._starting: Set[GATTToolSession] = set()  # sessions waiting for their first prompt
         self._running = False
         self._links: Dict[GATTToolBLEDevice, GATTToolLink] = {}
         self._device_of: Dict[GATTToolSession, GATTToolBLEDevice] = {}  # connected sessions only
@@ -196,12 +199,17 @@ class GATTToolBackend(BLEBackend):
 
         Raises:
             ToolError: gatttool could not be started.
+            BLEError: :meth:`stop` was called while starting.
         """
         timeout = validate.positive_timeout(initialization_timeout, "initialization_timeout")
-        with self._lock:
-            if self._running:
-                log.info("gatttool is already started")
-                return
+        # One start at a time; the backend's lock is not held while waiting for the tools, so a
+        # stop() meanwhile returns at once, ends what the start runs and makes the start fail.
+        with self._start_lock:
+            with self._lock:
+                if self._running:
+                    log.info("gatttool is already started")
+                    return
+                stops = self._stops
             if reset_on_start:
                 try:
                     self.reset()
@@ -210,27 +218,39 @@ class GATTToolBackend(BLEBackend):
             self._dispatcher.start()
             self._reconnector.start()
             try:
+                with self._lock:
+                    if self._stops != stops:
+                        raise BLEError("The backend was stopped while starting")
                 self._pool.open(timeout)
+                with self._lock:
+                    if self._stops == stops:
+                        self._running = True
+                        return
+                for session in self._pool.close():
+                    session.close()
+                raise BLEError("The backend was stopped while starting")
             except BaseException:
+                self._reconnector.stop(0.5)
                 self._dispatcher.stop(0.2)
                 raise
-            self._running = True
 
     def stop(self) -> None:
         """Stop the backend: disconnect every device, end gatttool and any scan.
 
-        Safe in every state (never started, scanning, connected, gatttool
-        already dead, called twice); returns within about two seconds, and no
+        Safe in every state (never started, starting, scanning, connected,
+        gatttool already dead, called twice); returns within about two seconds, and no
         callback runs after it returned.
         """
         with self._lock:
             self._running = False
+            self._stops += 1
             devices = list(self._links)
             sessions = [link.session for link in self._links.values()]
             self._links.clear()
             self._device_of.clear()
             self._options.clear()
             sessions.extend(self._pool.close())
+            sessions.extend(self._starting)  # still waiting for their first prompt: that wait ends now
         for device in devices:
             device.auto_reconnect = False
             device.link_down()
@@ -262,7 +282,18 @@ class GATTToolBackend(BLEBackend):
             search_window_size=self._search_window_size,
         )
         holder["session"] = session
-        session.start(timeout)
+        with self._lock:
+            self._starting.add(session)
+            stops = self._stops
+        try:
+            session.start(timeout)
+        except BLEError:
+            if self._stops != stops:
+                raise NotConnectedError("The backend was stopped while gatttool was starting") from None
+            raise
+        finally:
+            with self._lock:
+                self._starting.discard(session)
         return session
 
     # -- adapter-level operations -----------------------------------------------
