@@ -466,3 +466,35 @@ def test_bluetoothd_coming_back_gets_the_agent_again(rig: Rig) -> None:
     got = Collector()
     device.subscribe("2a19", callback=got)
     assert rig.bluez.notify(HR, "2a19", b"\x02") and got.wait(1)  # signals of the new bluetoothd count
+
+
+def test_stop_during_a_start_bluez_does_not_answer_returns_and_the_start_fails(rig: Rig) -> None:
+    # start() held the backend's lock across its calls to BlueZ, so a stop() meanwhile waited for them
+    # (up to start's timeout for each)
+    import pygatt
+
+    rig.bluez.hang("RegisterAgent")
+    registered = len(rig.bluez.calls_to("RegisterAgent"))  # the rig's own backend's
+    backend = pygatt.DBusBackend(bus_address=rig.bus.address)
+    errors: List[BaseException] = []
+
+    def start() -> None:
+        try:
+            backend.start(timeout=6)
+        except exceptions.BLEError as exc:
+            errors.append(exc)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    try:
+        assert wait_for(lambda: len(rig.bluez.calls_to("RegisterAgent")) > registered, timeout=5)
+        stopper = threading.Thread(target=backend.stop)
+        stopper.start()
+        stopper.join(4)
+        stopped_in_time = not stopper.is_alive()
+    finally:
+        starter.join(10)
+        backend.stop()
+        rig.bluez.hang("RegisterAgent", False)
+    assert stopped_in_time, "stop() waited for start()"
+    assert len(errors) == 1, "a start() that stop() interrupted must fail"

@@ -92,6 +92,8 @@ class DBusBackend(BLEBackend):
         self._bluez_owner = ""  # the unique bus name of bluetoothd: the only caller the agent answers
         self._dispatcher = CallbackDispatcher("pygatt-dbus-callbacks")
         self._lock = threading.RLock()
+        self._start_lock = threading.Lock()
+        self._stops = 0  # how many times stop() ran: a start() that sees it change fails
         self._bus: Optional[BusConnection] = None
         self._simulation: Optional[Simulation] = None
         self._running = False
@@ -132,48 +134,79 @@ class DBusBackend(BLEBackend):
         Raises:
             BluezNotAvailableError: no bus, bluetoothd not on it, or no such adapter (a ToolError).
             PermissionDeniedError: the bus policy refuses to let us talk to BlueZ.
+            BLEError: :meth:`stop` was called while starting.
         """
         timeout = validate.positive_timeout(timeout)
-        with self._lock:
-            if self._running:
-                log.info("The D-Bus backend is already started")
-                return
-            self._stopping.clear()
-            address = self._bus_address
-            if address is None:
-                if self._simulate is not None:
-                    self._simulation = Simulation(self._simulate, self._hci_device)
-                else:
-                    self._simulation = Simulation.from_environment(self._hci_device)
-                if self._simulation is not None:
-                    try:
-                        address = self._simulation.start()
-                    except BaseException:
-                        self._simulation = None
-                        raise
-            bus = BusConnection(address, self._on_signal, self._on_bus_closed)
+        # One start at a time; the backend's lock is not held across the calls to the bus, so a
+        # stop() meanwhile returns at once: it closes the bus, which fails the start.
+        with self._start_lock:
+            with self._lock:
+                if self._running:
+                    log.info("The D-Bus backend is already started")
+                    return
+                self._stopping.clear()
+                stops = self._stops
             try:
-                try:
-                    bus.open(timeout)
-                except ConnectionError as exc:
-                    raise errors.BluezNotAvailableError(f"Cannot reach the system D-Bus: {exc}") from exc
-                self._bus = bus
-                for rule in MATCH_RULES:
-                    self._bus_call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", (rule,), timeout=timeout)
-                self._check_adapter(timeout)
-                self._dispatcher.start()
-                self._reconnector.start()
-                self._register_agent(timeout)
+                self._start(timeout, stops)
             except BaseException:
-                bus.close()
-                self._bus = None
+                with self._lock:
+                    bus = self._bus if self._stops == stops else None
+                    simulation = self._simulation if self._stops == stops else None
+                    if bus is not None:
+                        self._bus = None
+                    if simulation is not None:
+                        self._simulation = None
+                if bus is not None:
+                    bus.close()
+                self._reconnector.stop(0.5)
                 self._dispatcher.stop(0.2)
-                if self._simulation is not None:
-                    self._simulation.stop()
-                    self._simulation = None
+                if simulation is not None:
+                    simulation.stop()
                 raise
-            self._running = True
         log.info("D-Bus backend started on %s", self._hci_device)
+
+    def _start(self, timeout: float, stops: int) -> None:
+        """:meth:`start`'s work; raises BLEError when :meth:`stop` ran meanwhile (``stops`` changed)."""
+
+        def not_stopped() -> None:
+            if self._stops != stops:
+                raise BLEError("The backend was stopped while starting")
+
+        address = self._bus_address
+        if address is None:
+            if self._simulate is not None:
+                simulation: Optional[Simulation] = Simulation(self._simulate, self._hci_device)
+            else:
+                simulation = Simulation.from_environment(self._hci_device)
+            if simulation is not None:
+                address = simulation.start()
+                with self._lock:
+                    if self._stops != stops:
+                        simulation.stop()
+                    not_stopped()
+                    self._simulation = simulation
+        bus = BusConnection(address, self._on_signal, self._on_bus_closed)
+        try:
+            bus.open(timeout)
+        except BaseException as exc:
+            bus.close()
+            if isinstance(exc, ConnectionError):
+                raise errors.BluezNotAvailableError(f"Cannot reach the system D-Bus: {exc}") from exc
+            raise
+        with self._lock:
+            if self._stops != stops:
+                bus.close()
+            not_stopped()
+            self._bus = bus
+        for rule in MATCH_RULES:
+            self._bus_call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", (rule,), timeout=timeout)
+        self._check_adapter(timeout)
+        self._dispatcher.start()
+        self._reconnector.start()
+        self._register_agent(timeout)
+        with self._lock:
+            not_stopped()
+            self._running = True
 
     def _check_adapter(self, timeout: float) -> None:
         try:
@@ -238,6 +271,7 @@ class DBusBackend(BLEBackend):
         self._stopping.set()
         with self._lock:
             self._running = False
+            self._stops += 1
             devices = list(self._devices.values())
             links = list(self._links.values())
             self._devices.clear()
