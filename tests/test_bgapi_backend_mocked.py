@@ -685,3 +685,30 @@ def test_clear_bond_refuses_a_bad_address_before_deleting_any_bond(
     with pytest.raises((ValueError, TypeError), match="address"):
         backend.clear_bond(bad)
     assert dongle.bonds == bonds and dongle.names() == sent
+
+
+def test_stop_during_a_start_ends_it_and_leaves_no_reader(dongle: FakeDongle) -> None:
+    # stop() while start() waited out delay_after_reset_s found no transport to close; the start then
+    # reopened the dongle and left the backend running, its reader thread alive, after stop() returned
+    adapter = BGAPIBackend(serial_port=PORT)
+    errors: List[BaseException] = []
+
+    def start() -> None:
+        try:
+            adapter.start(reset=True, delay_after_reset_s=1.5)
+        except BLEError as exc:
+            errors.append(exc)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    try:
+        assert wait_for(lambda: "system_reset" in dongle.names())
+        adapter.stop()
+        starter.join(5)
+        assert not starter.is_alive()
+        assert len(errors) == 1, "a start() that stop() interrupted must fail"
+        assert adapter.transport is None
+        assert not [t for t in threading.enumerate() if t.name.startswith("pygatt-bgapi-reader")]
+    finally:
+        starter.join(5)
+        adapter.stop()

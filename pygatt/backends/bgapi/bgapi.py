@@ -122,6 +122,8 @@ class BGAPIBackend(BLEBackend):
         self._dispatcher = CallbackDispatcher("pygatt-bgapi-callbacks")
         self._reconnector = Reconnector()
         self._lock = threading.RLock()
+        self._stops = 0  # how many times stop() ran
+        self._stopped = threading.Condition(self._lock)  # notified by stop()
         self._connect_lock = threading.Lock()
         self._devices: Dict[str, BGAPIBLEDevice] = {}
         self._links: Dict[int, Tuple[BGAPILink, BGAPIBLEDevice]] = {}
@@ -183,6 +185,7 @@ class BGAPIBackend(BLEBackend):
             DongleNotFoundError: no port given and no dongle in the port list (a BGAPIError).
             NotConnectedError: the port could not be opened (again).
             ExpectedResponseTimeout: the dongle did not answer.
+            BLEError: :meth:`stop` was called while starting.
         """
         if isinstance(delay_after_reset_s, bool) or not isinstance(delay_after_reset_s, (int, float)):
             raise TypeError("delay_after_reset_s must be a number of seconds")
@@ -192,6 +195,8 @@ class BGAPIBackend(BLEBackend):
             )
         if self._running:
             self.stop()
+        with self._lock:
+            stops = self._stops  # a stop() meanwhile changes it: this start then fails
         try:
             if self._simulated_world is not None:
                 self._start_simulator()
@@ -209,7 +214,9 @@ class BGAPIBackend(BLEBackend):
                 self._protocol.detach()
                 transport.close()
                 log.info("Reset the dongle at %s; reopening in %g s", port, delay_after_reset_s)
-                time.sleep(delay_after_reset_s)
+                with self._stopped:  # the wait ends early when stop() is called
+                    self._stopped.wait_for(lambda: self._stops != stops, delay_after_reset_s)
+                self._check_not_stopped(stops)
                 transport = self._open(self._ports.after_reset(port, before))
                 if transport.port_name != port:
                     # worth a warning on a real dongle; the simulated one comes back on a new socket every time
@@ -217,15 +224,22 @@ class BGAPIBackend(BLEBackend):
                     log.log(level, "The dongle came back as %s (was %s)", transport.port_name, port)
                     if self._ports.serial_port is not None:
                         self._ports.serial_port = transport.port_name
-            self._transport = transport
             self._dispatcher.start()
             self._reconnector.start()
-            self._running = True
+            with self._lock:
+                self._check_not_stopped(stops)
+                self._transport = transport
+                self._running = True
         except BaseException:
             transport.close()
             self.stop()
             raise
         log.info("BGAPI backend started on %s", transport.port_name)
+
+    def _check_not_stopped(self, stops: int) -> None:
+        """Raise BLEError when stop() ran since a start() read ``stops``."""
+        if self._stops != stops:
+            raise BLEError("The backend was stopped while starting")
 
     def _initialise(self) -> None:
         """Stop advertising, refuse new bonds, end any procedure left running."""
@@ -244,6 +258,8 @@ class BGAPIBackend(BLEBackend):
         deadline = time.monotonic() + STOP_DISCONNECT_TIMEOUT_S
         with self._lock:
             self._running = False
+            self._stops += 1
+            self._stopped.notify_all()
             links = list(self._links.values())
         for link, device in links:
             device.auto_reconnect = False
