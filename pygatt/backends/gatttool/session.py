@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from typing import IO, TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union, cast
@@ -45,6 +46,8 @@ NotificationHandler = Callable[[Notifications], None]
 LinkLostHandler = Callable[[str], None]
 #: The decoder's events that carry notifications.
 _NOTIFICATION_EVENTS = frozenset({parser.Notification, parser.NotificationRun})
+#: What must never reach gatttool's readline: line breaks, NUL, Ctrl-C/D/U, TAB, ESC, DEL.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 
 
 class RecentOutput:
@@ -310,10 +313,9 @@ class GATTToolSession:
                 edit, discard or end the line instead of reaching gatttool).
             NotConnectedError: gatttool is not running.
         """
-        if "\n" in line or "\r" in line or "\0" in line:
-            raise ValueError(f"refusing to send a command with a line break (a control character): {line!r}")
-        if any(c < " " or c == "\x7f" for c in line):
-            raise ValueError(f"refusing to send a command with a control character: {line!r}")
+        # every command's path: isprintable() is false for each control character, and cheap
+        if not line.isprintable() and _CONTROL_CHARACTER.search(line) is not None:
+            raise ValueError(f"refusing to send a command with a line break or another control character: {line!r}")
         if not self._alive or self._process is None:
             raise NotConnectedError("gatttool is not running")
         log.debug("gatttool <- %s", line)
