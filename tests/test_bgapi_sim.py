@@ -318,14 +318,31 @@ def test_active_scan_reports_advertisements_and_scan_responses(host: Client) -> 
     assert (tag["address_type"], tag["rssi"], tag["data"]) == (1, -90, bytes.fromhex("020106020afc"))
     assert not [m for m in packets if m["sender"] == TAG and m["packet_type"] == 4]  # no name: no scan response
     beacon = [m for m in packets if m["sender"] == BEACON]
-    assert beacon[0]["packet_type"] == 2  # non-connectable
+    assert beacon[0]["packet_type"] == 6  # non-connectable, scannable (it has a scan response)
     # after gap_end_procedure's response nothing more is reported
     assert host.request("system_address_get")["address"] == "00:07:80:AA:BB:CC"
 
 
 def test_passive_scan_has_no_scan_responses(host: Client) -> None:
     packets = scan(host, active=0)
-    assert {m["packet_type"] for m in packets} == {0, 2}
+    assert {m["packet_type"] for m in packets} == {0, 6}  # the beacon is scannable: it has a name to give
+
+
+def test_only_scannable_advertisements_get_scan_responses(host: Client) -> None:
+    # bgapi-protocol.md §2 "scan packet_type": 0 connectable advertisement, 2 non-connectable,
+    # 4 scan response, 6 discoverable (scannable). A non-connectable advertisement (2, ADV_NONCONN_IND)
+    # is not scannable (Bluetooth Core spec, Vol 6 Part B §2.3.1.3: no SCAN_REQ may answer it), so
+    # no scan response can follow one; a non-connectable peripheral with a scan response advertises
+    # as scannable (6, ADV_SCAN_IND).
+    packets = scan(host, active=1)
+    beacon = [m for m in packets if m["sender"] == BEACON]
+    kinds = {m["packet_type"] for m in beacon}
+    assert 4 in kinds, "the beacon's name comes in a scan response"
+    assert kinds == {6, 4}, f"a non-connectable advertisement was followed by a scan response: {kinds}"
+    for sender in {m["sender"] for m in packets}:
+        advertised = {m["packet_type"] for m in packets if m["sender"] == sender and m["packet_type"] != 4}
+        answered = any(m["sender"] == sender and m["packet_type"] == 4 for m in packets)
+        assert not (answered and advertised == {2}), f"{sender}: scan response to ADV_NONCONN_IND"
 
 
 def test_scan_refusals(host: Client, world: World) -> None:

@@ -10,7 +10,8 @@ What it models, from the world:
 
 - scanning: each peripheral advertises every ``advertising_interval_s`` (its
   flags, service UUIDs, TX power, manufacturer data), followed by a scan
-  response with its name when the scan is active;
+  response with its name when the scan is active; a non-connectable one
+  advertises as scannable (6) when it has a scan response, else as 2;
 - connections: ``connect_delay_s`` until ``connection_status`` (flags 0x05);
   a peripheral that is absent, not connectable or of another address type is
   tried until ``gap_end_procedure``; ``connect_error`` fails the attempt with
@@ -59,6 +60,7 @@ from .bled112_link import (
     PAIRING_NOT_SUPPORTED,
     REMOTE_USER_TERMINATED,
     SCAN_RESPONSE,
+    SCANNABLE_ADVERTISEMENT,
     SECURITY_DELAY_S,
     SUCCESS,
     VALUE_NOTIFY,
@@ -226,9 +228,14 @@ class Firmware:
             "address_type": 1 if peripheral.address_type == "random" else 0,
             "bond": self._bond_of(peripheral.address),
         }
-        kind = CONNECTABLE_ADVERTISEMENT if peripheral.connectable else NON_CONNECTABLE_ADVERTISEMENT
-        self.host.event("gap_scan_response", packet_type=kind, data=advertising_data(peripheral), **common)
         response = scan_response_data(peripheral)
+        # ADV_IND (0) is scannable; a non-connectable advertiser with a scan response must be
+        # scannable too (ADV_SCAN_IND, 6): ADV_NONCONN_IND (2) gets no scan request
+        if peripheral.connectable:
+            kind = CONNECTABLE_ADVERTISEMENT
+        else:
+            kind = SCANNABLE_ADVERTISEMENT if response else NON_CONNECTABLE_ADVERTISEMENT
+        self.host.event("gap_scan_response", packet_type=kind, data=advertising_data(peripheral), **common)
         if self.scan_active and response:
             self.host.event("gap_scan_response", packet_type=SCAN_RESPONSE, data=response, **common)
 
