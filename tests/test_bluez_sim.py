@@ -301,6 +301,28 @@ def test_a_client_leaving_ends_its_discovery_and_temporary_devices_go(bus: Priva
 # =====================================================================================
 # connect, disconnect, remove
 # =====================================================================================
+def test_a_temporary_device_goes_after_its_link_ends(bus: PrivateBus, make_sim: Any) -> None:
+    # bluez-dbus.md §1 "Lifetime": unpaired, untrusted, unconnected ("temporary") devices are
+    # removed TemporaryTimeout after they stop being needed. A link that ends while no discovery
+    # runs leaves such a device unneeded, just as the end of a discovery does.
+    make_sim(temporary_timeout_s=0.2)
+    client = Client(bus.address)
+    try:
+        client.call(ADAPTER_PATH, ADAPTER, "StartDiscovery").ok()
+        client.wait_signal(lambda e: e.member == "InterfacesAdded" and e.body[0] == TAG_PATH)
+        client.connect(TAG_PATH)
+        client.call(ADAPTER_PATH, ADAPTER, "StopDiscovery").ok()
+        client.pump(0.4)  # past the timeout: still connected, so it stays
+        assert not [e for e in client.signals("InterfacesRemoved") if e.body[0] == TAG_PATH]
+        client.call(TAG_PATH, DEVICE, "Disconnect").ok()
+        removed = client.wait_signal(lambda e: e.member == "InterfacesRemoved" and e.body[0] == TAG_PATH)
+        assert removed.body[1] == [DEVICE]
+        assert TAG_PATH not in client.managed_objects()
+        assert HR_PATH in client.managed_objects()  # bonded devices stay
+    finally:
+        client.close()
+
+
 def test_connect_order_connected_reply_objects_mtu_resolved(client: Client) -> None:
     client.call(HR_PATH, DEVICE, "Connect").ok()
     client.wait_signal(lambda e: e.path == HR_PATH and e.body[1].get("ServicesResolved") == ("b", True))

@@ -122,6 +122,19 @@ def test_connect_to_a_device_never_scanned(rig: Rig) -> None:
     assert rig.bluez.calls_to("StartDiscovery") and rig.bluez.calls_to("StopDiscovery")
 
 
+def test_reconnect_after_bluez_dropped_the_temporary_device(rig: Rig) -> None:
+    """bluez-dbus.md §1 "Lifetime": an unpaired, untrusted device that is no longer connected is
+    removed after TemporaryTimeout; connecting again must find it again (§3: scan, then Connect)."""
+    rig.bluez.temporary_timeout_s = 0.2
+    device = rig.backend.connect(TAG, address_type="random")
+    device.disconnect()
+    tag = rig.bluez.devices[rig.bluez.device_path(TAG)]
+    assert wait_for(lambda: not tag.on_bus, timeout=5)
+    again = rig.backend.connect(TAG, address_type="random")
+    assert again.char_read("2a19") == bytearray(b"\x21")
+    again.disconnect()
+
+
 def test_connect_to_a_device_never_scanned_with_connect_device() -> None:
     rig = make_rig(experimental=True)
     try:

@@ -746,6 +746,7 @@ class SimulatedBluez:
             device.paired = False
             changed["Paired"] = ("b", False)
         self._changed(device.path, bz.DEVICE, changed)
+        self._schedule_temporary_removal(device)  # an unneeded temporary device goes after the timeout
 
     def _remote_disconnect(self, device: DeviceState, link: int) -> None:
         """The peer disconnects (the world's disconnect_after_*), unless the link changed meanwhile."""
