@@ -187,6 +187,41 @@ def test_gatt_paths_carry_the_worlds_handles(client: Client) -> None:
     assert full_uuid("1800") in objects[HR_PATH][DEVICE]["UUIDs"][1]
 
 
+@pytest.mark.parametrize(
+    ("uuid", "name"),
+    [("1800", "GAP"), ("1812", "HID"), ("1813", "Scan Parameters"), ("1850", "PACS"), ("1844", "VCS")],
+)
+def test_services_claimed_by_plugins_get_no_objects(bus: PrivateBus, make_sim: Any, uuid: str, name: str) -> None:
+    # bluez-dbus.md §1 "Hidden services": plugins claim GAP 0x1800, HID 0x1812, Scan Parameters
+    # 0x1813, MIDI, PACS (0x1850) and VCS (0x1844), so these get no objects; Battery 0x180F stays.
+    world = World.from_dict(
+        {
+            "peripherals": [
+                {
+                    "address": HR_ADDRESS,
+                    "bonded": True,
+                    "services": [
+                        {"uuid": uuid, "characteristics": [{"uuid": "2a4d", "properties": ["read"], "value": "01"}]},
+                        {"uuid": "180f", "characteristics": [{"uuid": "2a19", "properties": ["read"], "value": "64"}]},
+                    ],
+                }
+            ]
+        }
+    )
+    make_sim(world)
+    client = Client(bus.address)
+    try:
+        client.connect()
+        services = {
+            interfaces["org.bluez.GattService1"]["UUID"][1]
+            for path, interfaces in client.managed_objects().items()
+            if "org.bluez.GattService1" in interfaces
+        }
+        assert services == {full_uuid("180f")}, f"{name} should be claimed by a plugin"
+    finally:
+        client.close()
+
+
 def test_introspection_lists_children_and_methods(client: Client) -> None:
     xml = client.call("/org", "org.freedesktop.DBus.Introspectable", "Introspect").ok()[0]
     assert '<node name="bluez"/>' in xml

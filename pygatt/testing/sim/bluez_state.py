@@ -24,9 +24,17 @@ if TYPE_CHECKING:
 
 Properties = Dict[str, Tuple[str, Any]]
 
-#: Services a bluetoothd plugin claims, so they get no D-Bus objects (GAP, HID, Scan Parameters, MIDI).
+#: Services a bluetoothd plugin claims, so they get no D-Bus objects (GAP, HID, Scan Parameters, MIDI,
+#: Published Audio Capabilities, Volume Control).
 HIDDEN_SERVICES = frozenset(
-    {full_uuid("1800"), full_uuid("1812"), full_uuid("1813"), "03b80e5a-ede8-4b33-a751-6ce34ec4c700"}
+    {
+        full_uuid("1800"),
+        full_uuid("1812"),
+        full_uuid("1813"),
+        "03b80e5a-ede8-4b33-a751-6ce34ec4c700",
+        full_uuid("1850"),
+        full_uuid("1844"),
+    }
 )
 #: The ATT MTU BlueZ asks for.
 BLUEZ_MTU = 517
