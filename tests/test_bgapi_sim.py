@@ -519,6 +519,25 @@ def test_read_by_group_type_lists_services(linked: Client) -> None:
     ]
 
 
+def test_read_by_type_is_answered(linked: Client) -> None:
+    # bgapi-protocol.md §1 "Responses and events": exactly one response per command (except
+    # system_reset); §2 "Defined but not used by U": 4/2 read_by_type (connection, start, end, uuid)
+    # answers with its results as 4/5 type 3, then 4/1.
+    response = linked.request("attclient_read_by_type", connection=0, start=1, end=0xFFFF, uuid=bytes([0x38, 0x2A]))
+    assert (response["connection"], response["result"]) == (0, 0)
+    linked.expect("attclient_attribute_value", connection=0, atthandle=6, type=3, value=b"\x01")
+    linked.expect("attclient_procedure_completed", connection=0, result=0)
+    # a type no attribute has: ATT "attribute not found" (0x0400 + 0x0A, §4)
+    linked.request("attclient_read_by_type", connection=0, start=1, end=0xFFFF, uuid=bytes([0x99, 0x2A]))
+    linked.expect("attclient_procedure_completed", connection=0, result=0x040A)
+    # an unreadable one: its ATT error (2a3b at handle 12 answers error 5)
+    linked.request("attclient_read_by_type", connection=0, start=1, end=0xFFFF, uuid=bytes([0x3B, 0x2A]))
+    linked.expect("attclient_procedure_completed", connection=0, result=0x0405, chrhandle=12)
+    # an unknown connection gets 0x0186 like every attclient command
+    refused = linked.request("attclient_read_by_type", connection=5, start=1, end=0xFFFF, uuid=b"\x38\x2a")
+    assert refused["result"] == 0x0186
+
+
 def test_one_att_procedure_at_a_time(world: World, kind: str) -> None:
     world.peripherals[0].response_delay_s = 0.3
     with SimulatedDongle(world) as dongle:

@@ -1,7 +1,7 @@
 """The ATT client commands of the simulated BLED112 (``attclient_*``) and notification streams.
 
 Every procedure answers against the peripheral's attribute table after its
-``response_delay_s``: attribute values (type 0 read, 4 read blob, 1 notify,
+``response_delay_s``: attribute values (type 0 read, 3 read by type, 4 read blob, 1 notify,
 2 indicate), ``attclient_procedure_completed`` with 0 or ``0x0400 + ATT error``.
 One procedure runs at a time per link (another is refused with 0x0181);
 ``attclient_write_command`` is not a procedure. A peripheral with
@@ -32,6 +32,7 @@ from .bled112_link import (
     MAX_PREPARE,
     MAX_PREPARED,
     MAX_READ,
+    MAX_READ_BY_TYPE,
     MAX_WRITE,
     NOT_CONNECTED,
     REMOTE_USER_TERMINATED,
@@ -41,6 +42,7 @@ from .bled112_link import (
     VALUE_NOTIFY,
     VALUE_READ,
     VALUE_READ_BLOB,
+    VALUE_READ_BY_TYPE,
     WRONG_STATE,
     Connection,
     Host,
@@ -154,6 +156,29 @@ class AttClient:
                 self.host.event("attclient_group_found", connection=link.handle, start=first, end=last,
                                 uuid=uuid_bytes(service_uuid))  # fmt: skip
             self._complete(link, SUCCESS, end)
+
+        self._answer(link, answer)
+
+    def cmd_attclient_read_by_type(self, connection: int, start: int, end: int, uuid: bytes) -> None:
+        """Read By Type: the first attribute of type ``uuid`` in the range as a value of type 3
+        (read_by_type), then completed; 0x040A when none matches, or the attribute's ATT error."""
+        link = self._start_procedure("attclient_read_by_type", connection)
+        if link is None:
+            return
+
+        def answer() -> None:
+            if start == 0 or start > end:
+                return self._complete(link, ATT_BASE + ATT_INVALID_HANDLE, start)
+            match = next((a for a in link.table.in_range(start, end) if uuid_bytes(a.uuid) == bytes(uuid)), None)
+            if match is None:
+                return self._complete(link, ATT_BASE + ATT_NOT_FOUND, start)
+            error = access_error(match, writing=False)
+            if error is not None:
+                return self._complete(link, ATT_BASE + error, match.handle)
+            value = bytes(match.value[:MAX_READ_BY_TYPE])
+            self.host.event("attclient_attribute_value", connection=link.handle, atthandle=match.handle,
+                            type=VALUE_READ_BY_TYPE, value=value)  # fmt: skip
+            self._complete(link, SUCCESS, match.handle)
 
         self._answer(link, answer)
 
