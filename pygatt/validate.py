@@ -23,6 +23,7 @@ MAX_ATTRIBUTE_LENGTH = 512
 MAX_TIMEOUT_S = 1_000_000.0
 
 _ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+_BARE_ADDRESS = re.compile(r"[0-9A-Fa-f]{12}")
 _SHORT_UUID = re.compile(r"[0-9A-Fa-f]{4}|[0-9A-Fa-f]{8}")
 _LONG_UUID = re.compile(r"[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}")
 _URN_OR_BRACED_UUID = re.compile(
@@ -35,11 +36,12 @@ def address(value: object, name: str = "address") -> str:
     """Check a Bluetooth device address.
 
     Args:
-        value: the address, ``AA:BB:CC:DD:EE:FF`` in any case.
+        value: the address, ``AA:BB:CC:DD:EE:FF`` in any case, or its twelve hex
+            digits alone (``AABBCCDDEEFF``, as pygatt 5.0.0's BGAPI backend took it).
         name: the argument's name, for the error message.
 
     Returns:
-        The address in upper case.
+        The address in upper case, with colons.
 
     Raises:
         TypeError: not a str.
@@ -47,6 +49,8 @@ def address(value: object, name: str = "address") -> str:
     """
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str like 'AA:BB:CC:DD:EE:FF', got {type(value).__name__}")
+    if _BARE_ADDRESS.fullmatch(value):  # pygatt 5.0.0's BGAPI backend took the hex digits alone
+        value = ":".join(value[i : i + 2] for i in range(0, 12, 2))
     if not _ADDRESS.fullmatch(value):
         raise ValueError(f"{name} must look like 'AA:BB:CC:DD:EE:FF', got {value!r}")
     return value.upper()
@@ -125,7 +129,7 @@ def value_bytes(
         TypeError: not bytes-like (a str or a number is refused, not converted).
         ValueError: empty (unless ``allow_empty``), or longer than ``limit``.
     """
-    if value is None or isinstance(value, (str, int, float)):
+    if value is None or isinstance(value, (str, int, float, set, frozenset, dict)):  # a set has no order
         raise TypeError(f"{name} must be bytes, bytearray or a list of ints, got {type(value).__name__}")
     try:
         data = bytes(value)  # type: ignore[call-overload]

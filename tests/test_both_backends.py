@@ -135,6 +135,12 @@ def test_the_backends_disconnect_ends_the_link_and_the_address_connects_again(ma
     assert again is not device and again.char_read(BATTERY) == bytearray([0x5A])
 
 
+def test_an_address_of_hex_digits_alone_connects(make_backend: MakeBackend) -> None:
+    """pygatt 5.0.0's BGAPI backend took ``C47C8D6A3E01`` (it removed the colons itself)."""
+    device = make_backend().connect(HR_ADDRESS.replace(":", "").lower())
+    assert device.address == HR_ADDRESS and device.char_read(BATTERY) == bytearray([0x5A])
+
+
 def test_discover_read_by_uuid_and_handle(make_backend: MakeBackend) -> None:
     not_on(make_backend, "dbus", "BlueZ hides the Generic Access service (0x1800) from D-Bus clients")
     device = make_backend().connect(HR_ADDRESS)

@@ -32,6 +32,10 @@ def test_uuid16_to_uuid():
         "AA-BB-CC-DD-EE-FF",
         "GG:BB:CC:DD:EE:FF",
         "AA:BB:CC:DD:EE:FF random",
+        "AABBCCDDEEF",
+        "AABBCCDDEEFF0",
+        "AABBCCDDEEFG",
+        "AABBCC:DDEEFF",
     ],
 )
 def test_bad_addresses(bad):
@@ -43,6 +47,8 @@ def test_address_types():
     with pytest.raises(TypeError, match="address"):
         validate.address(None)
     assert validate.address("aa:bb:cc:dd:ee:ff") == "AA:BB:CC:DD:EE:FF"
+    # pygatt 5.0.0's BGAPI backend took the twelve hex digits alone (it removed the colons itself)
+    assert validate.address("aabbccddeeff") == "AA:BB:CC:DD:EE:FF"
 
 
 @pytest.mark.parametrize(
@@ -98,6 +104,8 @@ def test_bad_handles(bad, error):
         (bytes(513), ValueError),
         ([256], TypeError),
         (object(), TypeError),
+        ({1, 2}, TypeError),  # a set has no order: bytes() of it would be any of its orders
+        ({1: 2}, TypeError),  # bytes() of a dict is its keys
     ],
 )
 def test_bad_values(bad, error):
