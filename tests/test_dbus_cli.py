@@ -102,3 +102,18 @@ def test_demo_as_a_subprocess() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Pulse HR" in done.stdout and "00 48" in done.stdout
+
+
+def test_a_name_with_control_characters_is_printed_escaped(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A device's name is whatever it advertises: an escape sequence or a line break in it must not
+    reach the terminal (or fake a row of the table); ``--json`` keeps the name as it is."""
+    data = world_dict()
+    data["peripherals"][0]["name"] = "Pulse\x1b[2J\nHR"
+    world = str(World.from_dict(data).write(tmp_path / "world.json"))
+    status, out, _ = run(capsys, "--backend", "dbus", "--simulate", world, "scan", "--timeout", "0.5")
+    assert status == 0 and "\x1b" not in out
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines()[1:]}
+    assert rows[HR].split()[0] == "Pulse\\x1b[2J\\nHR"
+    status, out, _ = run(capsys, "--backend", "dbus", "--simulate", world, "--json", "scan", "--timeout", "0.5")
+    names = {d["address"]: d["name"] for d in json.loads(out)["devices"]}
+    assert status == 0 and names[HR] == "Pulse\x1b[2J\nHR"

@@ -162,20 +162,36 @@ def interpretation(value: bytes) -> str:
     return json.dumps(text) if text and text.isprintable() else ""
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: each character that is not printable as its escape.
+
+    A device's name comes from whatever it advertises; printed raw, an escape sequence in it
+    would reach the terminal, and a line break would fake a row of the table.
+
+    Args:
+        text: the text.
+
+    Returns:
+        ``text`` as it is when it is all printable, else with ``\\x1b``, ``\\n``... in place.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
     """Lay out a table with columns two spaces apart, left aligned, without trailing blanks.
 
     Args:
         headers: the column titles.
-        rows: the cells, row by row.
+        rows: the cells, row by row (a cell that is not printable is shown escaped).
 
     Returns:
         The lines of the table.
     """
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    return [
-        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [headers, *rows]
-    ]
+    cells = [[printable(str(cell)) for cell in line] for line in [headers, *rows]]
+    widths = [max(len(cell) for cell in column) for column in zip(*cells)]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
 
 
 class Output:
