@@ -102,7 +102,7 @@ class AttClient:
         come first, however late the answer runs.
         """
         limit = link.peripheral.disconnect_after_ops
-        last = bool(limit) and link.ops >= limit
+        last = limit is not None and 0 < limit <= link.ops
 
         def answer_then_maybe_drop() -> None:
             action()
