@@ -17,8 +17,8 @@ import uuid
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 from pygatt import validate
-from pygatt.backends.backend import DEFAULT_ATT_MTU, Characteristic, GATTLink
-from pygatt.exceptions import BLEError, NotConnectedError
+from pygatt.backends.backend import DEFAULT_ATT_MTU, Characteristic, GATTLink, no_such_characteristic
+from pygatt.exceptions import NotConnectedError
 from pygatt.util import uuid16_to_uuid
 from pygatt.validate import BytesLike, UUIDLike
 
@@ -395,7 +395,8 @@ class BLEDevice:
             The value handle.
 
         Raises:
-            BLEError: no characteristic has this UUID.
+            AttributeNotFoundError: no characteristic has this UUID (a :class:`BLEError`, as
+                pygatt 5.0.0 raised; ``att_error`` 0x0A, as a peer answers a read of it).
         """
         return self._characteristic(char_uuid).handle
 
@@ -403,7 +404,8 @@ class BLEDevice:
         key = validate.characteristic_uuid(char_uuid, "char_uuid")
         characteristic = self._find_characteristic(key)
         if characteristic is None:
-            raise BLEError(f"No characteristic found matching {key}")
+            # pygatt 5.0.0's words, in the error a peer gives for a read of it
+            raise no_such_characteristic("get_handle", key, f"No characteristic found matching {key}")
         return characteristic
 
     def _find_characteristic(self, char_uuid: UUIDLike) -> Optional[Characteristic]:

@@ -154,22 +154,24 @@ def test_discover_read_by_uuid_and_handle(make_backend: MakeBackend) -> None:
 
 
 def test_a_uuid_the_device_lacks(make_backend: MakeBackend) -> None:
-    """char_read of a UUID the device does not have is AttributeNotFoundError (ATT 0x0a) on every
-    backend, as gatttool's char-read-uuid gets it from the peer; the calls that look the UUID up in
-    discovery first (write, subscribe, long read) raise a plain BLEError, the same on every backend."""
+    """A UUID the device does not have is AttributeNotFoundError (ATT 0x0a, a BLEError) on every
+    backend and for every call: char_read, as gatttool's char-read-uuid gets it from the peer, and
+    the calls that look the UUID up in discovery first (write, subscribe, long read, get_handle)."""
     device = make_backend().connect(HR_ADDRESS)
     with pytest.raises(exceptions.AttributeNotFoundError) as missing:
         device.char_read("2a6e")
     assert isinstance(missing.value, exceptions.BLEError)
     assert missing.value.att_error == 0x0A
     assert missing.value.target == str(uuid16_to_uuid(0x2A6E))
-    for call in (
+    for call in (  # looked up in the discovered characteristics: the same error, in 5.0.0's words
         lambda: device.char_write("2a6e", bytearray([0x01])),
         lambda: device.subscribe("2a6e"),
         lambda: device.char_read_long("2a6e"),
+        lambda: device.get_handle("2a6e"),
     ):
-        with pytest.raises(exceptions.BLEError, match="No characteristic found matching"):
+        with pytest.raises(exceptions.AttributeNotFoundError, match="No characteristic found matching") as info:
             call()
+        assert info.value.att_error == 0x0A and info.value.target == str(uuid16_to_uuid(0x2A6E))
     assert device.char_read(BATTERY) == bytearray([0x5A])  # the link is still up
 
 

@@ -147,6 +147,28 @@ def test_bgapi_writes_an_empty_value_as_500_did(dongle: FakeDongle) -> None:
         adapter.stop()
 
 
+def test_bgapi_char_read_looks_the_handle_up_with_get_handle(dongle: FakeDongle) -> None:
+    """5.0.0's BGAPI ``char_read`` called ``self.get_handle``: a device whose handles a program
+    knows (get_handle overridden or patched, to skip discovery) read them; here the lookup went
+    around it."""
+    adapter = pygatt.BGAPIBackend(serial_port=BGAPI_PORT)
+    adapter.start(reset=False)
+    try:
+        device = adapter.connect(BGAPI_ADDRESS)
+        asked: List[Any] = []
+
+        def known_handles(char_uuid: Any) -> int:
+            asked.append(char_uuid)
+            return 3
+
+        device.get_handle = known_handles  # type: ignore[method-assign]
+        expected = dongle.peripherals[BGAPI_ADDRESS].attribute(3).value  # type: ignore[union-attr]
+        assert device.char_read("0000abcd-0000-1000-8000-00805f9b34fb") == bytearray(expected)
+        assert asked == ["0000abcd-0000-1000-8000-00805f9b34fb"]
+    finally:
+        adapter.stop()
+
+
 def test_gatttool_still_refuses_an_empty_value(backend: pygatt.GATTToolBackend) -> None:
     """gatttool's char-write-req needs a value (it prints its usage), so 5.0.0 never wrote one there."""
     device = backend.connect(ADDRESS)

@@ -85,22 +85,22 @@ def resubscribe_or_close(device: BLEDevice, close: Callable[[], None]) -> None:
         raise
 
 
-def no_such_characteristic(operation: str, char_uuid: UUID) -> AttributeNotFoundError:
-    """The error for a read by UUID of a characteristic the device lacks, for backends that look it up.
+def no_such_characteristic(operation: str, char_uuid: UUID, message: Optional[str] = None) -> AttributeNotFoundError:
+    """The error for a characteristic the device lacks, where it is looked up instead of asked for.
 
-    gatttool gets "Attribute Not Found" (0x0a) from the peer for such a read; the BGAPI and D-Bus
-    backends, which find the UUID in the discovered characteristics instead of asking, raise the
-    same error with their own operation's name.
+    gatttool gets "Attribute Not Found" (0x0a) from the peer for a read by UUID; looking the UUID
+    up in the discovered characteristics (``get_handle``, the D-Bus backend) raises the same error.
 
     Args:
         operation: what was attempted, as the backend names it.
         char_uuid: the UUID looked for.
+        message: the error's text; by default it names ``operation`` and ``char_uuid``.
 
     Returns:
         The error, to raise.
     """
     return AttributeNotFoundError(
-        f"{operation} {char_uuid} failed: no characteristic with this UUID (Attribute Not Found)",
+        message or f"{operation} {char_uuid} failed: no characteristic with this UUID (Attribute Not Found)",
         operation=operation,
         target=str(char_uuid),
         reason="Attribute Not Found",

@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, ClassVar, Dict, Optional
 
-from pygatt import validate
-from pygatt.backends.backend import GATTLink, no_such_characteristic
+from pygatt.backends.backend import GATTLink
 from pygatt.device import BLEDevice
 from pygatt.exceptions import NotConnectedError
 from pygatt.validate import BytesLike, UUIDLike
@@ -83,14 +82,10 @@ class BGAPIBLEDevice(BLEDevice):
             The value.
 
         Raises:
-            AttributeNotFoundError: the device has no characteristic with this UUID (as the
-                GATTTool and D-Bus backends raise, where the peer or BlueZ says "Attribute Not Found").
+            AttributeNotFoundError: the device has no characteristic with this UUID (from
+                :meth:`get_handle`; the GATTTool backend gets it from the peer).
         """
-        key = validate.characteristic_uuid(uuid)
-        characteristic = self._find_characteristic(key)
-        if characteristic is None:
-            raise no_such_characteristic("read", key)
-        return self.char_read_handle(characteristic.handle, timeout)
+        return self.char_read_handle(self.get_handle(uuid), timeout)  # as 5.0.0: an overridden get_handle counts
 
     def char_read_handle(self, handle: int, timeout: Optional[float] = None) -> bytearray:
         """Read an attribute by handle (``attclient_read_by_handle``).
