@@ -396,6 +396,18 @@ def test_a_bad_world_is_a_usage_error_on_every_backend(capsys, monkeypatch, tmp_
             assert err.count("\n") == 1, (argv, err)
 
 
+@pytest.mark.parametrize("world", ["list.json", "directory.json"])
+def test_a_world_file_of_the_wrong_shape_is_a_usage_error(capsys, tmp_path, world: str) -> None:
+    """Exit status 2 for a bad world file (docs/cli.md) also when the file is JSON but not a
+    world object, or is a directory: these used to end in a traceback and exit status 1."""
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "directory.json").mkdir()
+    path = str(tmp_path / world)
+    status, out, err = run(capsys, f"--simulate={path}", "scan", "--timeout", "0.5")
+    assert (status, out) == (2, ""), err
+    assert err.startswith(f"pygatt: error: --simulate: cannot use world {path!r}: ") and err.count("\n") == 1, err
+
+
 def test_usage_error_nothing_is_started(capsys, monkeypatch):
     started = []
     monkeypatch.setattr(GATTToolBackend, "start", lambda self, *a, **k: started.append(self))

@@ -7,9 +7,12 @@ runs here against :mod:`pygatt.testing`'s simulated peripheral instead.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
+from pathlib import Path
+from typing import Any, Type
 
 import pytest
 
@@ -312,6 +315,33 @@ def test_a_bad_pygatt_simulate_world_is_refused_when_the_backend_is_built(monkey
         monkeypatch.setenv("PYGATT_SIMULATE", world)
         with pytest.raises(ValueError, match=words):
             backend()
+
+
+@pytest.mark.parametrize("backend", [pygatt.GATTToolBackend, pygatt.BGAPIBackend])
+def test_a_json_file_that_is_not_a_world_is_a_value_error_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: Type[Any]
+) -> None:
+    """docs/simulator.md: a world that cannot be loaded ("no such file or shipped name, or not a
+    world") makes the backend's constructor raise ValueError. Valid JSON that is not laid out as a
+    world (a misspelt key, a missing one, a list, a directory) used to escape as TypeError,
+    KeyError, AttributeError or IsADirectoryError."""
+    cases = {
+        "misspelt.json": '{"peripherals": [{"adress": "AA:BB:CC:DD:EE:FF"}]}',
+        "missing.json": '{"peripherals": [{"address": "AA:BB:CC:DD:EE:FF", "services": [{}]}]}',
+        "list.json": "[1, 2]",
+    }
+    worlds = []
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        worlds.append(str(tmp_path / name))
+    (tmp_path / "directory.json").mkdir()
+    worlds.append(str(tmp_path / "directory.json"))
+    for world in worlds:
+        monkeypatch.setenv("PYGATT_SIMULATE", world)
+        with pytest.raises(ValueError, match=re.escape(repr(world))):
+            backend()
+        with pytest.raises(ValueError):
+            load_world(world)
 
 
 def test_pygatt_simulate_environment_variable_points_unchanged_code_at_the_simulator(monkeypatch):

@@ -61,6 +61,13 @@ def load_world(spec: str) -> World:
     """
     path = example_world_path(spec) if spec in EXAMPLES else Path(spec)
     try:
-        return World.from_json(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ValueError(f"no world file {spec!r} (and no shipped example of that name)") from None
+    except OSError as exc:  # a directory, no permission
+        raise ValueError(f"cannot read world file {spec!r}: {exc.strerror or exc}") from None
+    try:
+        return World.from_json(text)  # not JSON: a ValueError already
+    except (TypeError, KeyError, AttributeError) as exc:  # JSON, but not laid out as a world
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"world file {spec!r} does not describe a world: {what}") from None
