@@ -304,20 +304,24 @@ def test_reset_failure_quotes_hciconfig(make_backend):
         make_backend(world).reset()
 
 
-@pytest.mark.parametrize("backend", [pygatt.GATTToolBackend, pygatt.BGAPIBackend])
+@pytest.mark.parametrize("backend", [pygatt.GATTToolBackend, pygatt.BGAPIBackend, pygatt.DBusBackend])
 def test_a_bad_pygatt_simulate_world_is_refused_when_the_backend_is_built(monkeypatch, tmp_path, backend):
-    """A missing or broken world is a ValueError from the constructor on the GATTTool backend as on
-    the BGAPI one, before any program runs (the GATTTool backend used to start a simulated gatttool
-    that could not load it, and fail with a ToolError after waiting for its prompt)."""
+    """A missing or broken world is a ValueError from the constructor on every backend, before any
+    program or bus runs (the GATTTool backend used to start a simulated gatttool that could not load
+    it, and fail with a ToolError after waiting for its prompt; the D-Bus backend refused it only
+    in start())."""
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     for world, words in ((str(tmp_path / "missing.json"), "no world file"), (str(broken), "Expecting property name")):
         monkeypatch.setenv("PYGATT_SIMULATE", world)
         with pytest.raises(ValueError, match=words):
             backend()
+    if backend is pygatt.DBusBackend:  # given as an argument, the same
+        with pytest.raises(ValueError, match="no world file"):
+            backend(simulate=str(tmp_path / "missing.json"))
 
 
-@pytest.mark.parametrize("backend", [pygatt.GATTToolBackend, pygatt.BGAPIBackend])
+@pytest.mark.parametrize("backend", [pygatt.GATTToolBackend, pygatt.BGAPIBackend, pygatt.DBusBackend])
 def test_a_json_file_that_is_not_a_world_is_a_value_error_too(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: Type[Any]
 ) -> None:

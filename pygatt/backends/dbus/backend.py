@@ -49,8 +49,9 @@ class DBusBackend(BLEBackend):
     """Backend to pygatt that talks to bluetoothd over D-Bus: no gatttool, no root where the
     system's D-Bus policy lets the user talk to BlueZ (Debian's does).
 
-    When ``PYGATT_SIMULATE`` names a simulated world and no ``bus_address`` is
-    given, :meth:`start` runs a private bus with a simulated BlueZ instead.
+    When ``PYGATT_SIMULATE`` names a simulated world (read when the backend is built)
+    and no ``bus_address`` is given, :meth:`start` runs a private bus with a simulated
+    BlueZ instead.
 
     Args:
         hci_device: the adapter to use, e.g. ``"hci0"``.
@@ -85,7 +86,14 @@ class DBusBackend(BLEBackend):
         if simulate is not None and bus_address is not None:
             raise ValueError("bus_address and simulate exclude each other")
         self._bus_address = bus_address
-        self._simulate = simulate
+        # chosen and checked now, as the other backends do: a world that cannot be loaded is a ValueError here
+        self._simulated: Optional[Simulation] = None
+        if simulate is not None:
+            self._simulated = Simulation(simulate, self._hci_device)
+        elif bus_address is None:
+            self._simulated = Simulation.from_environment(self._hci_device)
+        if self._simulated is not None:
+            self._simulated.check()
         self._agent = Agent(agent_capability, passkey, pin_code)
         self._agent_path = AGENT_PATH.format(id(self))
         self._agent_registered = False
@@ -174,10 +182,7 @@ class DBusBackend(BLEBackend):
 
         address = self._bus_address
         if address is None:
-            if self._simulate is not None:
-                simulation: Optional[Simulation] = Simulation(self._simulate, self._hci_device)
-            else:
-                simulation = Simulation.from_environment(self._hci_device)
+            simulation = self._simulated and Simulation(self._simulated.world, self._hci_device)  # anew for each start
             if simulation is not None:
                 address = simulation.start()
                 with self._lock:

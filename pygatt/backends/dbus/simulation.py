@@ -35,6 +35,14 @@ class Simulation:
         world = env.get(SIMULATE_ENV, "").strip()
         return cls(world, hci_device) if world else None
 
+    def check(self) -> None:
+        """Load the world once, so that one that cannot be loaded is refused before anything starts.
+
+        Raises:
+            ValueError: no such world, or not a world.
+        """
+        importlib.import_module("pygatt.testing").load_world(self.world)
+
     def start(self) -> str:
         """Start the bus and the simulated BlueZ; returns the bus address.
 
