@@ -485,12 +485,16 @@ class BGAPIBackend(BLEBackend):
     def _open_link(self, device: BGAPIBLEDevice, seconds: float, params: ConnectionParams) -> None:
         """Connect ``device`` (new or reconnecting) and register its link; the caller holds ``_connecting``."""
         link = open_connection(self._protocol, device.address, params, seconds, self)
-        device.handle = link.connection
-        device.connection_params = params
         with self._lock:
+            # lost() runs on the reader thread after the link marked itself down, and finds it only
+            # once registered: a link that went down before this point is not registered at all.
+            if not link.connected:
+                raise NotConnectedError(f"The link to {device.address} dropped while it was being opened")
+            device.handle = link.connection
+            device.connection_params = params
             self._links[link.connection] = (link, device)
             self._devices[device.address] = device
-        device.link_up(link)
+            device.link_up(link)  # under the lock: a lost() for this link comes after it
         log.info("Connected to %s (connection %d)", device.address, link.connection)
 
     def disconnect(self, device: BGAPIBLEDevice) -> None:

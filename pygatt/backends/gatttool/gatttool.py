@@ -498,9 +498,16 @@ class GATTToolBackend(BLEBackend):
             if not self._running:
                 session.close()
                 raise NotConnectedError("The backend was stopped while connecting")
-            self._links[device] = link
-            self._device_of[session] = device
-        device.link_up()
+            # A drop seen before this point was reported while no device owned the session, so
+            # _link_lost ignored it: such a link is never registered. A later drop finds it registered.
+            dropped = not link.connected
+            if not dropped:
+                self._links[device] = link
+                self._device_of[session] = device
+                device.link_up()  # under the lock: a _link_lost for this link comes after it
+        if dropped:
+            session.close()  # as _link_lost would have, were the link registered (the cause is unknown here)
+            raise NotConnectedError(f"The link to {device.address} dropped while it was being opened")
 
     @_device_optional
     def disconnect(self, device: GATTToolBLEDevice) -> None:

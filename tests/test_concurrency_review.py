@@ -1,0 +1,117 @@
+"""Races between threads found in a concurrency review, each against the simulators.
+
+Every scenario that could hang runs its action on a thread joined with a deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, List
+
+import pytest
+
+import pygatt
+from pygatt import exceptions
+from pygatt.backends.gatttool.tools import ToolCommands
+from pygatt.testing import World, load_world
+from pygatt.testing.sim.bgapi import SimulatedDongle
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.simulator
+
+HR_ADDRESS = "C4:7C:8D:6A:3E:01"
+
+MakeBackend = Callable[..., Any]
+
+
+@pytest.fixture(params=["gatttool", "bgapi"])
+def make_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeBackend]:
+    backends: List[Any] = []
+    dongles: List[SimulatedDongle] = []
+
+    def make(world: World) -> Any:
+        if request.param == "gatttool":
+            path = str(world.write(tmp_path / f"world{len(backends)}.json"))
+            backend: Any = pygatt.GATTToolBackend(tools=ToolCommands.simulated(path))
+        else:
+            dongle = SimulatedDongle(world)
+            dongles.append(dongle)
+            backend = pygatt.BGAPIBackend(dongle.open_pty(), comports=dongle.comports)
+        backend.start()
+        backends.append(backend)
+        return backend
+
+    make.kind = request.param  # type: ignore[attr-defined]
+    yield make
+    for backend in backends:
+        backend.stop()
+    for dongle in dongles:
+        dongle.close()
+
+
+def sensor(**overrides: Any) -> World:
+    world = load_world("heart-rate")
+    for key, value in overrides.items():
+        setattr(world.peripherals[0], key, value)
+    return world
+
+
+def _hold_until_dropped(make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch, backend: Any) -> None:
+    """Hold each connect between "the link is up" and "the backend registered it" until the peer has
+    dropped that link and the loss was handled as far as it goes without the registration."""
+    if make_backend.kind == "gatttool":  # type: ignore[attr-defined]
+        import pygatt.backends.gatttool.gatttool as module
+
+        real_link = module.GATTToolLink
+
+        def held_link(session: Any, *args: Any) -> Any:
+            assert wait_for(lambda: not session.connected, 3)
+            assert wait_for(lambda: backend._dispatcher.pending() == 0, 3)
+            time.sleep(0.1)  # the callback thread finishes the loss it took
+            return real_link(session, *args)
+
+        monkeypatch.setattr(module, "GATTToolLink", held_link)
+    else:
+        import pygatt.backends.bgapi.bgapi as module
+
+        real_open = module.open_connection
+
+        def held_open(*args: Any, **kwargs: Any) -> Any:
+            link = real_open(*args, **kwargs)
+            assert wait_for(lambda: not link.connected, 3)
+            return link
+
+        monkeypatch.setattr(module, "open_connection", held_open)
+
+
+def test_a_link_dropped_before_connect_registered_it_is_not_reported_up(
+    make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The peer drops the link right after it came up, before connect() registered it: connect() fails,
+    or the device learns of the loss. It never stays "connected" over a dead link, unheard of."""
+    backend = make_backend(sensor(disconnect_after_s=0.2))
+    _hold_until_dropped(make_backend, monkeypatch, backend)
+    try:
+        device = backend.connect(HR_ADDRESS)
+    except exceptions.NotConnectedError:
+        return
+    assert wait_for(lambda: not device.connected, 2), "the device says it is connected over a dead link"
+
+
+def test_a_link_dropped_before_reconnect_registered_it_is_not_reported_up(
+    make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for reconnect(): it fails, or the device hears of the loss (its disconnect callback)."""
+    backend = make_backend(sensor(disconnect_after_s=0.2))
+    device = backend.connect(HR_ADDRESS)
+    drops: List[Any] = []
+    device.register_disconnect_callback(drops.append)
+    assert wait_for(lambda: drops == [device], 3)
+    _hold_until_dropped(make_backend, monkeypatch, backend)
+    try:
+        backend.reconnect(device, 5)
+    except exceptions.NotConnectedError:
+        assert not device.connected
+        return
+    assert wait_for(lambda: not device.connected and len(drops) == 2, 2), "reconnected over a dead link, unheard of"
