@@ -5,6 +5,7 @@ Every scenario that could hang runs its action on a thread joined with a deadlin
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, List
@@ -115,3 +116,26 @@ def test_a_link_dropped_before_reconnect_registered_it_is_not_reported_up(
         assert not device.connected
         return
     assert wait_for(lambda: not device.connected and len(drops) == 2, 2), "reconnected over a dead link, unheard of"
+
+
+def test_two_threads_connecting_one_address_get_one_device(make_backend: MakeBackend) -> None:
+    """connect() of an address already connected returns its device; so does a connect() racing another
+    to the same address: one link, one device (gatttool opened a process and a device for each)."""
+    world = sensor(connect_delay_s=0.3)
+    backend = make_backend(world)
+    results: List[Any] = [None, None]
+
+    def connect(index: int) -> None:
+        try:
+            results[index] = backend.connect(HR_ADDRESS, timeout=5)
+        except BaseException as exc:  # noqa: BLE001 -- reported by the assertion below
+            results[index] = exc
+
+    threads = [threading.Thread(target=connect, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads), "a connect hung"
+    assert results[0] is results[1], results
+    assert results[0].char_read_handle(0x0010) == bytearray([0x5A])

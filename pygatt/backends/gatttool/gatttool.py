@@ -164,6 +164,8 @@ class GATTToolBackend(BLEBackend):
         self._options: Dict[GATTToolBLEDevice, Tuple[BLEAddressType, float]] = {}
         # each device's reconnect turn (see reconnect); weak: a forgotten device takes its lock along
         self._reconnecting: weakref.WeakKeyDictionary[GATTToolBLEDevice, threading.Lock] = weakref.WeakKeyDictionary()
+        # each address's connect turn (see connect)
+        self._connecting: Dict[str, threading.Lock] = {}
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} hci_device={self._hci_device}>"
@@ -456,12 +458,28 @@ class GATTToolBackend(BLEBackend):
         with self._lock:
             if not self._running:
                 raise BLEError("The backend is not started; call start() first")
+            turn = self._connecting.setdefault(address, threading.Lock())
+        # one connect per address at a time: a second one waits, then finds the first one's device
+        if not turn.acquire(timeout=deadline.remaining()):
+            raise NotConnectedError(f"Timed out connecting to {address}: another connect to it went on")
+        try:
+            return self._connect_once(address, kind, deadline, bool(auto_reconnect))
+        finally:
+            turn.release()
+
+    def _connect_once(
+        self, address: str, kind: BLEAddressType, deadline: Deadline, auto_reconnect: bool
+    ) -> GATTToolBLEDevice:
+        """:meth:`connect`'s work, with the address's connect turn held."""
+        with self._lock:
+            if not self._running:
+                raise BLEError("The backend is not started; call start() first")
             for device in self._links:
                 if device.address == address:
                     log.info("Already connected to %s", address)
                     return device
         device = GATTToolBLEDevice(address, self)
-        device.auto_reconnect = bool(auto_reconnect)
+        device.auto_reconnect = auto_reconnect
         with self._lock:
             self._options[device] = (kind, deadline.seconds)
         try:
