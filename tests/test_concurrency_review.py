@@ -139,3 +139,22 @@ def test_two_threads_connecting_one_address_get_one_device(make_backend: MakeBac
     assert not any(thread.is_alive() for thread in threads), "a connect hung"
     assert results[0] is results[1], results
     assert results[0].char_read_handle(0x0010) == bytearray([0x5A])
+
+
+def test_connect_while_the_address_auto_reconnects_leaves_one_link(make_backend: MakeBackend) -> None:
+    """connect() to an address whose device is auto-reconnecting: afterwards one device holds the link,
+    not two (gatttool's connect did not wait for the reconnect, and opened a second link beside it)."""
+    world = sensor(disconnect_after_ops=1, connect_delay_s=0.5)
+    backend = make_backend(world)
+    device = backend.connect(HR_ADDRESS, timeout=5, auto_reconnect=True)
+    drops: List[Any] = []
+    device.register_disconnect_callback(drops.append)
+    device.char_read_handle(0x0010)  # the peer drops the link after this; the reconnect starts at once
+    assert wait_for(lambda: drops == [device], 3)
+    time.sleep(0.1)  # the reconnect attempt is inside its 0.5 s connect
+    other = backend.connect(HR_ADDRESS, timeout=5)
+    for thread in [t for t in threading.enumerate() if t.name.startswith("pygatt-reconnect-")]:
+        thread.join(10)
+        assert not thread.is_alive()
+    connected = {id(d): d for d in (device, other) if d.connected}
+    assert len(connected) == 1, f"two devices hold a link to {HR_ADDRESS}"

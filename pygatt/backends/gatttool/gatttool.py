@@ -17,6 +17,7 @@ connected (``adapter.char_read(uuid, timeout=2)``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -24,8 +25,7 @@ import os
 import shlex
 import threading
 import uuid
-import weakref
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar, Union, cast
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar, Union, cast
 
 from pygatt import validate
 from pygatt.backends.backend import (
@@ -162,9 +162,7 @@ class GATTToolBackend(BLEBackend):
         self._links: Dict[GATTToolBLEDevice, GATTToolLink] = {}
         self._device_of: Dict[GATTToolSession, GATTToolBLEDevice] = {}  # connected sessions only
         self._options: Dict[GATTToolBLEDevice, Tuple[BLEAddressType, float]] = {}
-        # each device's reconnect turn (see reconnect); weak: a forgotten device takes its lock along
-        self._reconnecting: weakref.WeakKeyDictionary[GATTToolBLEDevice, threading.Lock] = weakref.WeakKeyDictionary()
-        # each address's connect turn (see connect)
+        # each address's connect turn, taken by connect() and reconnect() (see connect)
         self._connecting: Dict[str, threading.Lock] = {}
 
     def __repr__(self) -> str:
@@ -458,12 +456,19 @@ class GATTToolBackend(BLEBackend):
         with self._lock:
             if not self._running:
                 raise BLEError("The backend is not started; call start() first")
-            turn = self._connecting.setdefault(address, threading.Lock())
-        # one connect per address at a time: a second one waits, then finds the first one's device
-        if not turn.acquire(timeout=deadline.remaining()):
-            raise NotConnectedError(f"Timed out connecting to {address}: another connect to it went on")
-        try:
+        # one connect or reconnect per address at a time: a second one waits, then finds the first one's device
+        with self._connect_turn(address, deadline):
             return self._connect_once(address, kind, deadline, bool(auto_reconnect))
+
+    @contextlib.contextmanager
+    def _connect_turn(self, address: str, deadline: Deadline) -> Iterator[None]:
+        """Hold ``address``'s connect turn (shared by connect and reconnect), or raise NotConnectedError."""
+        with self._lock:
+            turn = self._connecting.setdefault(address, threading.Lock())
+        if not turn.acquire(timeout=deadline.remaining()):
+            raise NotConnectedError(f"Timed out connecting to {address}: another connect or reconnect of it went on")
+        try:
+            yield
         finally:
             turn.release()
 
@@ -478,6 +483,12 @@ class GATTToolBackend(BLEBackend):
                 if device.address == address:
                     log.info("Already connected to %s", address)
                     return device
+            for device in self._options:
+                if device.address == address and device.auto_reconnect:
+                    # its link dropped and it waits to reconnect: the new device takes over, or the
+                    # address would end up with two links (a reconnect that still comes is undone)
+                    log.info("A new connect to %s stops the auto-reconnect of its earlier device", address)
+                    device.auto_reconnect = False
         device = GATTToolBLEDevice(address, self)
         device.auto_reconnect = auto_reconnect
         with self._lock:
@@ -559,16 +570,10 @@ class GATTToolBackend(BLEBackend):
                 the new link is closed again, so a later attempt connects and resubscribes anew.
         """
         deadline = Deadline(validate.positive_timeout(timeout))
-        with self._lock:
-            turn = self._reconnecting.setdefault(device, threading.Lock())
-        # one reconnect of a device at a time (the reconnector's and the caller's may meet): the
-        # second finds the device connected, instead of opening a second link and orphaning one
-        if not turn.acquire(timeout=deadline.remaining()):
-            raise NotConnectedError(f"Timed out reconnecting to {device.address}: another reconnect of it went on")
-        try:
+        # one connect or reconnect of an address at a time (the reconnector's, the caller's and a connect()
+        # may meet): the second finds the device connected, instead of opening a second link beside it
+        with self._connect_turn(device.address, deadline):
             self._reconnect_once(device, deadline)
-        finally:
-            turn.release()
 
     def _reconnect_once(self, device: GATTToolBLEDevice, deadline: Deadline) -> None:
         """:meth:`reconnect`'s work, with the device's reconnect turn held."""
