@@ -109,6 +109,7 @@ class DBusBackend(BLEBackend):
         self._links: Dict[str, DBusLink] = {}  # by device object path, while up
         self._taken_over: Set[DBusLink] = set()  # lost links a new connect() replaced before _link_lost ran
         self._options: Dict[str, Tuple[BLEAddressType, float]] = {}  # by address: how to reconnect
+        self._reopening: Dict[str, threading.Lock] = {}  # by address: one reconnect at a time (see _reopen)
         self._scan: Optional[Dict[str, Dict[str, Any]]] = None  # device path -> properties seen while scanning
         self._awaited: Dict[str, threading.Event] = {}  # device paths a connect waits to appear
         self._discovery_lock = threading.Lock()
@@ -687,7 +688,23 @@ class DBusBackend(BLEBackend):
         self._reopen(device, kind, Deadline(timeout), reconnect=True)
 
     def _reopen(self, device: DBusBLEDevice, kind: BLEAddressType, deadline: Deadline, reconnect: bool) -> None:
-        """Open ``device``'s link again and resubscribe, unless it is up already."""
+        """Open ``device``'s link again and resubscribe, unless it is up already.
+
+        One reconnect of an address at a time (the caller's and the reconnector's may meet): the
+        second waits for the first, then finds the device connected, instead of failing on the link
+        the first is opening.
+        """
+        with self._lock:
+            turn = self._reopening.setdefault(device.address, threading.Lock())
+        if not turn.acquire(timeout=deadline.remaining()):
+            raise NotConnectedError(f"Timed out reconnecting to {device.address}: another reconnect of it went on")
+        try:
+            self._reopen_once(device, kind, deadline, reconnect)
+        finally:
+            turn.release()
+
+    def _reopen_once(self, device: DBusBLEDevice, kind: BLEAddressType, deadline: Deadline, reconnect: bool) -> None:
+        """:meth:`_reopen`'s work, with the address's reconnect turn held."""
         path = paths.device_path(self._hci_device, device.address)
         with self._lock:
             link = self._links.get(path)
