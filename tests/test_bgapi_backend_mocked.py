@@ -400,6 +400,26 @@ def test_compat_send_command_and_expect(backend: BGAPIBackend) -> None:
     assert bgapi_address_to_hex(bytes.fromhex("AB8967452301")) == ADDRESS
 
 
+@pytest.mark.parametrize("name", ["gap_scan_respons", "ble_evt_no_such_event", "", "gap_scan_response\n"])
+def test_expect_of_a_name_no_message_has_is_refused_at_once(backend: BGAPIBackend, name: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="no BGAPI response or event"):
+        backend.expect(name, timeout=5)
+    with pytest.raises(ValueError, match="no BGAPI response or event"):
+        backend.expect_any(["gap_end_procedure", name], timeout=5)
+    assert time.monotonic() - started < 4  # refused, not waited out (5.0.0's expect waited the timeout)
+
+
+def test_expect_takes_names_with_5_0_0_prefixes_and_objects_with_a_name(backend: BGAPIBackend) -> None:
+    class Packet:
+        name = "ble_rsp_system_address_get"
+
+    backend.send_command("system_address_get")
+    assert backend.expect(Packet())[0] == "system_address_get"
+    backend.send_command("system_address_get")
+    assert backend.expect("ble_rsp_system_address_get")[0] == "system_address_get"
+
+
 # -- disconnects, lost links, dead ports --------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from pygatt.backends.bgapi.device import BGAPIBLEDevice
 from pygatt.backends.bgapi.error_codes import describe
 from pygatt.backends.bgapi.exceptions import BGAPIError, CommandFailed, ExpectedResponseTimeout
 from pygatt.backends.bgapi.link import BGAPILink
+from pygatt.backends.bgapi.messages import Kind, message_specs
 from pygatt.backends.bgapi.ports import MAX_CONNECTION_ATTEMPTS, Candidates, PortFinder, open_first
 from pygatt.backends.bgapi.protocol import DEFAULT_RESPONSE_TIMEOUT_S, BGAPIProtocol
 from pygatt.backends.bgapi.scanning import AdvertisingAndScanInfo, record_scan_response, scan_results
@@ -71,13 +72,26 @@ def bgapi_address_to_hex(address: Union[bytes, bytearray, Sequence[int]]) -> str
     return ":".join(f"{b:02X}" for b in reversed(list(address)))
 
 
+#: Every name :meth:`BGAPIBackend.expect` can wait for: the responses' and the events'.
+_EXPECTABLE = frozenset(spec.name for kind in (Kind.RESPONSE, Kind.EVENT) for spec in message_specs(kind))
+
+
 def _message_name(expected: Any) -> str:
+    """The message name ``expected`` stands for.
+
+    Raises:
+        TypeError: ``expected`` is neither a name nor has one.
+        ValueError: no response or event has that name (a typo would otherwise wait out the timeout).
+    """
     name = expected if isinstance(expected, str) else getattr(expected, "name", None)
     if not isinstance(name, str):
         raise TypeError(f"expect a message name such as 'gap_scan_response', got {expected!r}")
     for prefix in ("ble_rsp_", "ble_evt_", "ble_cmd_"):
         if name.startswith(prefix):
-            return name[len(prefix) :]
+            name = name[len(prefix) :]
+            break
+    if name not in _EXPECTABLE:
+        raise ValueError(f"no BGAPI response or event is named {name!r} (e.g. 'gap_scan_response')")
     return name
 
 
