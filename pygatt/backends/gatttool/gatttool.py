@@ -576,7 +576,7 @@ class GATTToolBackend(BLEBackend):
             self._reconnect_once(device, deadline)
 
     def _reconnect_once(self, device: GATTToolBLEDevice, deadline: Deadline) -> None:
-        """:meth:`reconnect`'s work, with the device's reconnect turn held."""
+        """:meth:`reconnect`'s work, with the address's connect turn held (see connect)."""
         with self._lock:
             if not self._running:
                 raise BLEError("The backend is not started; call start() first")
