@@ -22,6 +22,7 @@ from pygatt.backends.dbus.link import DBusLink
 from pygatt.backends.dbus.properties import ADAPTER, CHARACTERISTIC, DEVICE
 from pygatt.backends.dbus.simulation import Simulation
 from pygatt.backends.timeouts import none_means_default
+from pygatt.backends.turns import Turns
 from pygatt.deadline import Deadline
 from pygatt.dispatch import CallbackDispatcher
 from pygatt.exceptions import BLEError, NotConnectedError
@@ -109,7 +110,7 @@ class DBusBackend(BLEBackend):
         self._links: Dict[str, DBusLink] = {}  # by device object path, while up
         self._taken_over: Set[DBusLink] = set()  # lost links a new connect() replaced before _link_lost ran
         self._options: Dict[str, Tuple[BLEAddressType, float]] = {}  # by address: how to reconnect
-        self._reopening: Dict[str, threading.Lock] = {}  # by address: one reconnect at a time (see _reopen)
+        self._reopen_turns = Turns()  # by address: one reconnect at a time (see _reopen)
         self._scan: Optional[Dict[str, Dict[str, Any]]] = None  # device path -> properties seen while scanning
         self._awaited: Dict[str, threading.Event] = {}  # device paths a connect waits to appear
         self._discovery_lock = threading.Lock()
@@ -694,14 +695,9 @@ class DBusBackend(BLEBackend):
         second waits for the first, then finds the device connected, instead of failing on the link
         the first is opening.
         """
-        with self._lock:
-            turn = self._reopening.setdefault(device.address, threading.Lock())
-        if not turn.acquire(timeout=deadline.remaining()):
-            raise NotConnectedError(f"Timed out reconnecting to {device.address}: another reconnect of it went on")
-        try:
+        busy = f"Timed out reconnecting to {device.address}: another reconnect of it went on"
+        with self._reopen_turns.hold(device.address, deadline.remaining(), busy):
             self._reopen_once(device, kind, deadline, reconnect)
-        finally:
-            turn.release()
 
     def _reopen_once(self, device: DBusBLEDevice, kind: BLEAddressType, deadline: Deadline, reconnect: bool) -> None:
         """:meth:`_reopen`'s work, with the address's reconnect turn held."""

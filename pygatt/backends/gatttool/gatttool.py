@@ -17,7 +17,6 @@ connected (``adapter.char_read(uuid, timeout=2)``).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import logging
@@ -25,7 +24,7 @@ import os
 import shlex
 import threading
 import uuid
-from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar, Union, cast
+from typing import IO, Any, Callable, ContextManager, Dict, List, Optional, Sequence, Set, Tuple, TypeVar, Union, cast
 
 from pygatt import validate
 from pygatt.backends.backend import (
@@ -47,6 +46,7 @@ from pygatt.backends.gatttool.session import GATTToolSession, Notifications
 from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.backends.gatttool.tracker import ATT_TIMEOUT_LOSS
 from pygatt.backends.timeouts import TimeoutSlot, none_means_default
+from pygatt.backends.turns import Turns
 from pygatt.deadline import Deadline
 from pygatt.device import BLEDevice, check_command_length, validate_mtu
 from pygatt.dispatch import CallbackDispatcher
@@ -162,8 +162,7 @@ class GATTToolBackend(BLEBackend):
         self._links: Dict[GATTToolBLEDevice, GATTToolLink] = {}
         self._device_of: Dict[GATTToolSession, GATTToolBLEDevice] = {}  # connected sessions only
         self._options: Dict[GATTToolBLEDevice, Tuple[BLEAddressType, float]] = {}
-        # each address's connect turn, taken by connect() and reconnect() (see connect)
-        self._connecting: Dict[str, threading.Lock] = {}
+        self._connect_turns = Turns()  # each address's, taken by connect() and reconnect() (see connect)
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} hci_device={self._hci_device}>"
@@ -453,24 +452,14 @@ class GATTToolBackend(BLEBackend):
         address = validate.address(address)
         deadline = Deadline(validate.positive_timeout(timeout))
         kind = address_type_of(address_type)
-        with self._lock:
-            if not self._running:
-                raise BLEError("The backend is not started; call start() first")
         # one connect or reconnect per address at a time: a second one waits, then finds the first one's device
         with self._connect_turn(address, deadline):
             return self._connect_once(address, kind, deadline, bool(auto_reconnect))
 
-    @contextlib.contextmanager
-    def _connect_turn(self, address: str, deadline: Deadline) -> Iterator[None]:
+    def _connect_turn(self, address: str, deadline: Deadline) -> ContextManager[None]:
         """Hold ``address``'s connect turn (shared by connect and reconnect), or raise NotConnectedError."""
-        with self._lock:
-            turn = self._connecting.setdefault(address, threading.Lock())
-        if not turn.acquire(timeout=deadline.remaining()):
-            raise NotConnectedError(f"Timed out connecting to {address}: another connect or reconnect of it went on")
-        try:
-            yield
-        finally:
-            turn.release()
+        busy = f"Timed out connecting to {address}: another connect or reconnect of it went on"
+        return self._connect_turns.hold(address, deadline.remaining(), busy)
 
     def _connect_once(
         self, address: str, kind: BLEAddressType, deadline: Deadline, auto_reconnect: bool
