@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable, List
 
@@ -18,6 +19,25 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.005)
     return predicate()
+
+
+def run_at_once(action: Callable[[], object], threads: int, timeout: float = 10.0) -> List[BaseException]:
+    """Run ``action`` on ``threads`` threads at once; return what they raised (fails if one hangs)."""
+    raised: List[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the caller, which asserts on it
+            raised.append(exc)
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in started), f"{action!r} hung for {timeout} s"
+    return raised
 
 
 class FakeFactory:

@@ -15,7 +15,7 @@ from pygatt import exceptions
 from pygatt.backends import BLEAddressType
 from pygatt.testing.sim.gatttool import notification_line
 from pygatt.util import uuid16_to_uuid
-from tests.helpers import ADDRESS, wait_for
+from tests.helpers import ADDRESS, run_at_once, wait_for
 
 HR = uuid16_to_uuid(0x2A37)
 BATTERY = uuid16_to_uuid(0x2A19)
@@ -586,19 +586,7 @@ def test_two_reconnects_at_once_open_one_link_and_leave_no_process(backend, fake
     fake_spawn.child.peripheral.connect_delay_s = 0.3  # a connect that takes a while, so the two overlap
     fake_spawn.child.remote_disconnect()
     assert wait_for(lambda: not device.connected, timeout=3)
-    errors = []
-
-    def reconnect():
-        try:
-            backend.reconnect(device, timeout=5)
-        except BaseException as exc:  # checked below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=reconnect) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    errors = run_at_once(lambda: backend.reconnect(device, timeout=5), threads=2)
     assert errors == [] and device.connected
     connected = [child for child in fake_spawn.children if child.alive and child.connected]
     assert len(connected) == 1

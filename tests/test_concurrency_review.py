@@ -18,7 +18,7 @@ from pygatt import exceptions
 from pygatt.backends.gatttool.tools import ToolCommands
 from pygatt.testing import World, load_world
 from pygatt.testing.sim.bgapi import SimulatedDongle
-from tests.helpers import wait_for
+from tests.helpers import run_at_once, wait_for
 
 pytestmark = pytest.mark.simulator
 
@@ -190,20 +190,5 @@ def test_reconnects_of_one_device_from_several_threads_all_succeed(any_backend: 
     device = backend.connect(HR_ADDRESS)
     device.char_read_handle(0x0010)  # the peer drops the link after this
     assert wait_for(lambda: not device.connected, 5)
-    results: List[Any] = []
-
-    def reconnect() -> None:
-        try:
-            backend.reconnect(device, 5)
-            results.append("ok")
-        except BaseException as exc:  # noqa: BLE001 -- reported by the assertion below
-            results.append(exc)
-
-    threads = [threading.Thread(target=reconnect) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert not any(thread.is_alive() for thread in threads), "a reconnect hung"
-    assert results == ["ok"] * 3
+    assert run_at_once(lambda: backend.reconnect(device, 5), threads=3) == []
     assert device.connected
